@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# boxvirt nested host: the ONE set of libvirt configuration edits, shared by
+# the Debian and the Rocky image.
+#
+#   libvirt-config.sh build
+#       At image build time: apply the edits to /etc/libvirt, then snapshot
+#       pristine copies of /etc/libvirt and /var/lib/libvirt/qemu into
+#       /usr/share/boxvirt/seed/ (the entrypoint seeds empty or half-filled
+#       bind mounts from them).
+#   libvirt-config.sh runtime GROUP
+#       At container start (entrypoint): re-assert the same keys on the
+#       bind-mounted /etc/libvirt (it may come from an older image or be hand
+#       edited) and set the socket group to GROUP (the group with the host
+#       user's GID). Only these keys are touched; a key already at its value
+#       leaves the file untouched.
+#
+# The edits, and why:
+#   qemu.conf    cgroup_controllers = [ ]   the container's cgroup fs is
+#                read-only: "Failed to create v1 controller cpu for group"
+#   libvirtd.conf
+#     unix_sock_group    = GROUP    host user's GID: non-root host access
+#     unix_sock_rw_perms = "0770"   owner + that group only
+#     auth_unix_rw/ro    = "none"   polkit needs a system bus the container
+#                                   has not got ("Unable to get system bus")
+#     listen_tcp = 0, listen_tls = 0  no network listener at all (the
+#                                   original published 16509/16514 with
+#                                   nothing behind them); libvirtd runs
+#                                   without --listen anyway
+set -euo pipefail
+
+LIBVIRT_ETC=${BOXVIRT_LIBVIRT_ETC:-/etc/libvirt}
+QEMU_STATE=${BOXVIRT_QEMU_STATE:-/var/lib/libvirt/qemu}
+SEED_DIR=${BOXVIRT_SEED_DIR:-/usr/share/boxvirt/seed}
+
+log() { echo "libvirt-config: $*" >&2; }
+
+# set_key FILE KEY VALUE
+# Makes KEY = VALUE the one active assignment of KEY in FILE (libvirt's
+# config syntax). Removes every uncommented assignment of KEY, including a
+# multi-line list value, and appends the new one. Does not rewrite the file
+# when KEY already has exactly VALUE. Keeps the file's inode and mode.
+set_key() {
+  local file=$1 key=$2 value=$3 current tmp
+  [ -f "$file" ] || : >"$file"
+  current=$(awk -v k="$key" '
+      $0 ~ "^[ \t]*" k "[ \t]*=" { n++; line = $0 }
+      END { if (n == 1) { sub("^[ \t]*" k "[ \t]*=[ \t]*", "", line); sub("[ \t]*#.*$", "", line); sub("[ \t]+$", "", line); print line } }
+    ' "$file")
+  if [ "$current" = "$value" ]; then
+    return 0
+  fi
+  tmp=$(mktemp)
+  awk -v k="$key" '
+      skipping {                      # inside a removed multi-line [ ... ]
+        if ($0 ~ /\]/) skipping = 0
+        next
+      }
+      $0 ~ "^[ \t]*" k "[ \t]*=" {
+        rest = $0; sub("^[^=]*=", "", rest)
+        if (rest ~ /\[/ && rest !~ /\]/) skipping = 1
+        next
+      }
+      { print }
+    ' "$file" >"$tmp"
+  printf '%s = %s  # set by boxvirt\n' "$key" "$value" >>"$tmp"
+  cat "$tmp" >"$file"
+  rm -f "$tmp"
+  log "$file: $key = $value"
+}
+
+apply_edits() {
+  local group=$1
+  mkdir -p "$LIBVIRT_ETC"
+  set_key "$LIBVIRT_ETC/qemu.conf" cgroup_controllers '[ ]'
+  set_key "$LIBVIRT_ETC/libvirtd.conf" unix_sock_group "\"$group\""
+  set_key "$LIBVIRT_ETC/libvirtd.conf" unix_sock_rw_perms '"0770"'
+  set_key "$LIBVIRT_ETC/libvirtd.conf" auth_unix_rw '"none"'
+  set_key "$LIBVIRT_ETC/libvirtd.conf" auth_unix_ro '"none"'
+  set_key "$LIBVIRT_ETC/libvirtd.conf" listen_tcp 0
+  set_key "$LIBVIRT_ETC/libvirtd.conf" listen_tls 0
+}
+
+snapshot_seed() {
+  mkdir -p "$SEED_DIR"
+  rm -rf "$SEED_DIR/etc-libvirt" "$SEED_DIR/var-lib-libvirt-qemu"
+  cp -a "$LIBVIRT_ETC" "$SEED_DIR/etc-libvirt"
+  mkdir -p "$QEMU_STATE"
+  cp -a "$QEMU_STATE" "$SEED_DIR/var-lib-libvirt-qemu"
+  log "seed snapshot in $SEED_DIR"
+}
+
+case "${1:-}" in
+  build)
+    # "libvirt" exists on both distributions (created by the libvirt
+    # packages); the entrypoint replaces it with the host GID's group.
+    apply_edits libvirt
+    snapshot_seed
+    ;;
+  runtime)
+    [ -n "${2:-}" ] || { log "usage: $0 runtime GROUP"; exit 2; }
+    apply_edits "$2"
+    ;;
+  *)
+    log "usage: $0 build | runtime GROUP"
+    exit 2
+    ;;
+esac

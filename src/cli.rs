@@ -1,0 +1,298 @@
+//! What the user can type: clap definitions only, with their help text.
+//! Resolution of flags + environment + `.env` happens in `settings.rs`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "boxvirt",
+    version,
+    about = "Disposable libvirt/KVM infrastructure: a nested libvirt host in Docker and a native libvirt client",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Args, Default, Clone)]
+pub struct GlobalArgs {
+    /// libvirt URI; wins over LIBVIRT_DEFAULT_URI and the instance socket
+    #[arg(short = 'c', long = "connect", global = true, value_name = "URI")]
+    pub connect: Option<String>,
+    /// How to reach the instance's libvirtd when no URI is given
+    #[arg(long, global = true, value_enum)]
+    pub via: Option<Via>,
+    /// Nested-host instance name [env: BOXMAN_INSTANCE_NAME] [default: default]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub instance: Option<String>,
+    /// Instance data directory [env: BOXMAN_DATA_DIR] [default: ./data]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub data_dir: Option<PathBuf>,
+    /// Directory of user templates overriding the built-in ones [env: BOXVIRT_TEMPLATE_DIR]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub template_dir: Option<PathBuf>,
+    /// Output format of listings and reports
+    #[arg(short = 'o', long, global = true, value_enum)]
+    pub output: Option<OutputFormat>,
+    /// More output (repeatable)
+    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less output: only errors and requested data
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
+    /// Do not ask before deleting
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+    /// Host SSH port of the instance [env: BOXMAN_SSH_PORT] [default: 2222]
+    #[arg(long, global = true, value_name = "PORT")]
+    pub ssh_port: Option<u16>,
+    /// Reserved libvirt TCP port [env: BOXMAN_LIBVIRT_TCP_PORT] [default: 16509]
+    #[arg(long, global = true, value_name = "PORT")]
+    pub libvirt_tcp_port: Option<u16>,
+    /// Reserved libvirt TLS port [env: BOXMAN_LIBVIRT_TLS_PORT] [default: 16514]
+    #[arg(long, global = true, value_name = "PORT")]
+    pub libvirt_tls_port: Option<u16>,
+    /// Host user id mapped into the nested host [env: HOST_UID] [default: yours]
+    #[arg(long, global = true, value_name = "UID")]
+    pub host_uid: Option<u32>,
+    /// Host group id owning the libvirt socket [env: HOST_GID] [default: yours]
+    #[arg(long, global = true, value_name = "GID")]
+    pub host_gid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Via {
+    #[default]
+    Socket,
+    Ssh,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    #[default]
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Accel {
+    Kvm,
+    Qemu,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Base {
+    #[default]
+    Debian,
+    Rocky9,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build (when needed) and start the nested libvirt host, wait for libvirt, write SSH keys and config
+    Up(UpArgs),
+    /// Stop and remove the instance's container (data is kept)
+    Down,
+    /// down, then up
+    Restart(UpArgs),
+    /// Build the nested-host image
+    Build(BuildArgs),
+    /// Build the nested-host image without cache
+    Rebuild(BuildArgs),
+    /// Show the container's logs
+    Logs(LogsArgs),
+    /// Container, supervised programs, sshd, ports, socket and key permissions
+    Status,
+    /// SSH into the nested host as qemu_user
+    Ssh(SshArgs),
+    /// List all domains through the instance socket (the old `make virsh`), natively
+    Virsh,
+    /// Link the instance's ssh config into ~/.ssh/config.d/boxman/
+    LinkSsh,
+    /// Remove the ssh config link
+    UnlinkSsh,
+    /// Remove instance data, images or containers
+    Clean(CleanArgs),
+    /// Print the URIs for virsh, virt-manager and qemu+ssh of this instance
+    Uri,
+    /// Check KVM, devices, libvirt, networks and pools; exit 0 only if nothing fails
+    Doctor,
+    /// Virtual networks
+    #[command(subcommand)]
+    Net(NetCommand),
+    /// XML templates (built-in and user)
+    #[command(subcommand)]
+    Template(TemplateCommand),
+    /// Virtual machines
+    #[command(subcommand)]
+    Vm(VmCommand),
+    /// Print shell completions
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct UpArgs {
+    /// Image base
+    #[arg(long, value_enum)]
+    pub base: Option<Base>,
+    /// Rebuild the image without cache before starting
+    #[arg(long)]
+    pub rebuild: bool,
+    /// Run the container --privileged instead of the explicit capability list
+    #[arg(long)]
+    pub privileged: bool,
+    /// Pick free ports when the configured ones are taken
+    #[arg(long)]
+    pub auto_ports: bool,
+    /// Do not link the ssh config into ~/.ssh/config.d/boxman/
+    #[arg(long)]
+    pub no_link_ssh: bool,
+    /// Seconds to wait for libvirt to answer
+    #[arg(long, default_value_t = 180)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct BuildArgs {
+    /// Image base
+    #[arg(long, value_enum)]
+    pub base: Option<Base>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LogsArgs {
+    /// Follow the log
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Lines from the end
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u64>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SshArgs {
+    /// ssh -vvv
+    #[arg(long)]
+    pub debug: bool,
+    /// Command to run instead of a shell
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CleanArgs {
+    #[arg(value_enum)]
+    pub what: CleanTarget,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CleanTarget {
+    Data,
+    Volumes,
+    Images,
+    Containers,
+    All,
+    Dangling,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetCommand {
+    /// Define (from xml-templates/network/NAME.xml), start and autostart a network
+    Ensure { name: String },
+    /// List networks
+    List,
+    /// Print a network's XML
+    Show { name: String },
+    /// Stop and undefine a network
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// List templates (built-in and user)
+    List,
+    /// Render a template with defaults and --set values
+    Show {
+        /// domain, network or pool template name (e.g. rocky9, default)
+        name: String,
+        /// KEY=VALUE parameter
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Template kind when a name exists in several kinds
+        #[arg(long, value_enum)]
+        kind: Option<TemplateKindArg>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TemplateKindArg {
+    Domain,
+    Network,
+    Pool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct VmCreateArgs {
+    /// Domain template (see `boxvirt template list`)
+    #[arg(long, short = 't')]
+    pub template: String,
+    /// VM name [default: <template>-<n>, the first free]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Memory in MiB
+    #[arg(long, value_name = "MiB")]
+    pub memory: Option<u64>,
+    /// Virtual CPUs
+    #[arg(long)]
+    pub vcpus: Option<u32>,
+    /// Disk size in GiB
+    #[arg(long, value_name = "GiB")]
+    pub disk_size: Option<u64>,
+    /// Network to attach
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Accelerator (default: kvm where a KVM guest can really run, else qemu)
+    #[arg(long, value_enum)]
+    pub accel: Option<Accel>,
+    /// Extra template parameter KEY=VALUE (e.g. kernel=/path for tiny)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Start the VM after defining it
+    #[arg(long)]
+    pub start: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VmCommand {
+    /// Create a VM from a domain template
+    Create(VmCreateArgs),
+    /// List VMs
+    List,
+    /// Start a VM
+    Start { name: String },
+    /// Gracefully shut a VM down (waits up to --timeout; --force destroys)
+    Stop {
+        name: String,
+        #[arg(long)]
+        force: bool,
+        #[arg(long, default_value_t = 60, value_name = "S")]
+        timeout: u64,
+    },
+    /// Power a VM off at once
+    Destroy { name: String },
+    /// Remove a VM and the volumes boxvirt created for it
+    Delete { name: String },
+    /// Show a VM's details
+    Info { name: String },
+    /// Print a VM's XML
+    Xml { name: String },
+}

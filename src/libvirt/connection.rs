@@ -1,0 +1,140 @@
+//! Opening a libvirt connection with a bounded wait and a one-line error
+//! that names the URI and the next step.
+
+use std::sync::mpsc;
+use std::sync::Once;
+use std::time::Duration;
+
+use virt::connect::Connect;
+
+use super::errors;
+use crate::error::{Failure, Result};
+
+static QUIET: Once = Once::new();
+
+/// A connection plus the URI it was opened with (for messages).
+pub struct Libvirt {
+    pub(super) conn: Connect,
+    uri: String,
+}
+
+/// How long a daemon may take to answer the connection handshake. A socket
+/// can exist and accept while nothing serves it (LESSONS: stale bind mounts).
+fn connect_timeout() -> Duration {
+    std::env::var("BOXVIRT_CONNECT_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(20))
+}
+
+impl Libvirt {
+    /// Opens `uri` read-write. `next_step` is appended to connection errors,
+    /// e.g. "run 'boxvirt up' or 'boxvirt doctor'".
+    pub fn open(uri: &str, next_step: &str) -> Result<Libvirt> {
+        // libvirt prints every error to stderr unless told otherwise.
+        QUIET.call_once(virt::error::clear_error_callback);
+        let fail = |reason: String| Failure::connect(format!("cannot reach libvirt at {uri} ({reason}); {next_step}"));
+
+        if let Some(socket) = socket_param(uri) {
+            match std::fs::metadata(&socket) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(fail(format!("no socket at {socket}"))),
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    return Err(fail(format!("permission denied on {socket}")))
+                }
+                _ => {}
+            }
+        }
+
+        let (tx, rx) = mpsc::channel();
+        let owned = uri.to_string();
+        std::thread::spawn(move || {
+            let _ = tx.send(Connect::open(Some(&owned)));
+        });
+        let wait = connect_timeout();
+        match rx.recv_timeout(wait) {
+            Ok(Ok(conn)) => Ok(Libvirt { conn, uri: uri.to_string() }),
+            Ok(Err(e)) => Err(fail(summarize(e.message()))),
+            Err(_) => Err(fail(format!("no answer within {} s", wait.as_secs()))),
+        }
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// (library version, daemon/hypervisor version) as "major.minor.micro".
+    pub fn versions(&self) -> Result<(String, String)> {
+        let lib = self.conn.lib_version().map_err(|e| errors::failure(e, "reading the libvirt version"))?;
+        let hyp = self.conn.hyp_version().map_err(|e| errors::failure(e, "reading the hypervisor version"))?;
+        Ok((version_string(lib), version_string(hyp)))
+    }
+
+    /// The connected driver, e.g. "QEMU" or "TEST".
+    pub fn driver(&self) -> Result<String> {
+        self.conn.driver_type().map_err(|e| errors::failure(e, "reading the driver type"))
+    }
+
+    /// Whether the hypervisor runs on this machine's kernel (a local socket,
+    /// including the nested host's bind-mounted one), so local /dev/kvm and
+    /// /proc checks describe it.
+    pub fn is_local(&self) -> bool {
+        is_local_uri(&self.uri)
+    }
+}
+
+pub fn is_local_uri(uri: &str) -> bool {
+    let scheme_end = uri.find("://").unwrap_or(0);
+    let scheme = &uri[..scheme_end];
+    let rest = &uri[(scheme_end + 3).min(uri.len())..];
+    let host_empty = rest.starts_with('/');
+    (scheme == "qemu" || scheme == "qemu+unix") && host_empty
+}
+
+/// The `socket=` parameter of a URI, if any.
+pub fn socket_param(uri: &str) -> Option<String> {
+    let query = uri.split_once('?')?.1;
+    query.split('&').find_map(|kv| kv.strip_prefix("socket=")).map(str::to_string)
+}
+
+/// libvirt's connection errors are long; keep the part a user can act on.
+fn summarize(message: &str) -> String {
+    let msg = errors::clean(message);
+    if msg.contains("No such file or directory") {
+        "no such socket".to_string()
+    } else if msg.contains("Permission denied") {
+        "permission denied".to_string()
+    } else if msg.contains("Connection refused") {
+        "connection refused: nothing serves the socket".to_string()
+    } else {
+        msg
+    }
+}
+
+fn version_string(v: u32) -> String {
+    format!("{}.{}.{}", v / 1_000_000, (v / 1000) % 1000, v % 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_uris_are_recognised() {
+        assert!(is_local_uri("qemu:///system"));
+        assert!(is_local_uri("qemu+unix:///system?socket=/x/libvirt-sock"));
+        assert!(!is_local_uri("qemu+ssh://u@127.0.0.1:2222/system"));
+        assert!(!is_local_uri("test:///default"));
+    }
+
+    #[test]
+    fn socket_param_is_extracted() {
+        assert_eq!(socket_param("qemu+unix:///system?socket=/d/s").as_deref(), Some("/d/s"));
+        assert_eq!(socket_param("qemu:///system"), None);
+    }
+
+    #[test]
+    fn versions_read_as_dotted() {
+        assert_eq!(version_string(11_003_000), "11.3.0");
+    }
+}

@@ -1,0 +1,16 @@
+//! The only place that talks to libvirt (the `virt` crate, libvirt's C API).
+//! Everything here works against any URI: the nested host's socket,
+//! qemu+ssh, a real host, or the test driver.
+
+mod connection;
+mod domains;
+mod errors;
+mod host;
+mod networks;
+mod storage;
+
+pub use connection::Libvirt;
+pub use domains::{DomainState, DomainSummary, DomainDetails};
+
+
+

@@ -1,0 +1,295 @@
+//! One resolved [`Settings`] value: flag > environment > `.env` in the working
+//! directory > built-in default. Everything else reads paths, ports, names and
+//! libvirt URIs from here, so the precedence rule lives in one place.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::cli::{GlobalArgs, OutputFormat, Via};
+use crate::error::{Failure, Result};
+use crate::names;
+
+pub const DEFAULT_INSTANCE: &str = "default";
+pub const DEFAULT_DATA_DIR: &str = "./data";
+pub const DEFAULT_SSH_PORT: u16 = 2222;
+pub const DEFAULT_TCP_PORT: u16 = 16509;
+pub const DEFAULT_TLS_PORT: u16 = 16514;
+/// The SSH user inside the nested host.
+pub const NESTED_SSH_USER: &str = "qemu_user";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// `--connect` or `LIBVIRT_DEFAULT_URI`; `None` means "the instance".
+    pub explicit_uri: Option<String>,
+    pub via: Via,
+    pub instance: String,
+    /// Always absolute (LESSONS: relative paths ended up in ssh configs).
+    pub data_dir: PathBuf,
+    pub template_dir: Option<PathBuf>,
+    pub output: OutputFormat,
+    pub verbose: u8,
+    pub quiet: bool,
+    pub yes: bool,
+    pub ssh_port: u16,
+    pub libvirt_tcp_port: u16,
+    pub libvirt_tls_port: u16,
+    pub host_uid: u32,
+    pub host_gid: u32,
+}
+
+/// Where settings come from besides flags: the process environment and the
+/// `.env` file. Kept as plain maps so tests can resolve without touching the
+/// real environment.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    pub env: HashMap<String, String>,
+    pub dotenv: HashMap<String, String>,
+    pub cwd: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Sources {
+    /// The real process: environment, `./.env`, current directory and ids.
+    pub fn from_process() -> Result<Sources> {
+        let cwd = std::env::current_dir()
+            .map_err(|e| Failure::failed(format!("cannot read the current directory: {e}")))?;
+        let dotenv = match std::fs::read_to_string(cwd.join(".env")) {
+            Ok(text) => parse_dotenv(&text),
+            Err(_) => HashMap::new(),
+        };
+        // SAFETY: getuid/getgid cannot fail and touch no memory.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        Ok(Sources { env: std::env::vars().collect(), dotenv, cwd, uid, gid })
+    }
+
+    /// Environment first, then `.env`; empty values count as unset.
+    fn get(&self, key: &str) -> Option<&str> {
+        self.env
+            .get(key)
+            .or_else(|| self.dotenv.get(key))
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// `KEY=VALUE` lines as docker compose reads them: `#` comments, optional
+/// `export `, optional single or double quotes around the value.
+pub fn parse_dotenv(text: &str) -> HashMap<String, String> {
+    let mut map = HashMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else { continue };
+        let mut value = value.trim();
+        if value.len() >= 2
+            && ((value.starts_with('"') && value.ends_with('"'))
+                || (value.starts_with('\'') && value.ends_with('\'')))
+        {
+            value = &value[1..value.len() - 1];
+        } else if let Some(i) = value.find(" #") {
+            value = value[..i].trim_end();
+        }
+        map.insert(key.trim().to_string(), value.to_string());
+    }
+    map
+}
+
+fn parse_port(key: &str, value: &str) -> Result<u16> {
+    match value.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(Failure::usage(format!("{key}={value:?} is not a TCP port; use a number from 1 to 65535"))),
+    }
+}
+
+fn parse_id(key: &str, value: &str) -> Result<u32> {
+    value
+        .parse::<u32>()
+        .map_err(|_| Failure::usage(format!("{key}={value:?} is not a numeric id; use e.g. $(id -u)")))
+}
+
+impl Settings {
+    pub fn resolve(flags: &GlobalArgs, src: &Sources) -> Result<Settings> {
+        let instance = flags
+            .instance
+            .clone()
+            .or_else(|| src.get("BOXMAN_INSTANCE_NAME").map(str::to_string))
+            .unwrap_or_else(|| DEFAULT_INSTANCE.to_string());
+        names::validate("instance", &instance)?;
+
+        let data_dir = flags
+            .data_dir
+            .clone()
+            .or_else(|| src.get("BOXMAN_DATA_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let data_dir = absolute(&src.cwd, &data_dir);
+
+        let port = |flag: Option<u16>, key: &str, default: u16| -> Result<u16> {
+            match (flag, src.get(key)) {
+                (Some(p), _) => Ok(p),
+                (None, Some(v)) => parse_port(key, v),
+                (None, None) => Ok(default),
+            }
+        };
+        let id = |flag: Option<u32>, key: &str, default: u32| -> Result<u32> {
+            match (flag, src.get(key)) {
+                (Some(v), _) => Ok(v),
+                (None, Some(v)) => parse_id(key, v),
+                (None, None) => Ok(default),
+            }
+        };
+
+        Ok(Settings {
+            explicit_uri: flags.connect.clone().or_else(|| src.get("LIBVIRT_DEFAULT_URI").map(str::to_string)),
+            via: flags.via.unwrap_or_default(),
+            instance,
+            data_dir,
+            template_dir: flags
+                .template_dir
+                .clone()
+                .or_else(|| src.get("BOXVIRT_TEMPLATE_DIR").map(PathBuf::from))
+                .map(|p| absolute(&src.cwd, &p)),
+            output: flags.output.unwrap_or_default(),
+            verbose: flags.verbose,
+            quiet: flags.quiet,
+            yes: flags.yes,
+            ssh_port: port(flags.ssh_port, "BOXMAN_SSH_PORT", DEFAULT_SSH_PORT)?,
+            libvirt_tcp_port: port(flags.libvirt_tcp_port, "BOXMAN_LIBVIRT_TCP_PORT", DEFAULT_TCP_PORT)?,
+            libvirt_tls_port: port(flags.libvirt_tls_port, "BOXMAN_LIBVIRT_TLS_PORT", DEFAULT_TLS_PORT)?,
+            host_uid: id(flags.host_uid, "HOST_UID", src.uid)?,
+            host_gid: id(flags.host_gid, "HOST_GID", src.gid)?,
+        })
+    }
+
+    /// The libvirt URI every libvirt command uses.
+    pub fn libvirt_uri(&self) -> String {
+        match (&self.explicit_uri, self.via) {
+            (Some(uri), _) => uri.clone(),
+            (None, Via::Socket) => self.socket_uri(),
+            (None, Via::Ssh) => self.ssh_uri(),
+        }
+    }
+
+    /// True when the URI is the nested host's (so `boxvirt up` is the fix).
+    pub fn uses_instance(&self) -> bool {
+        self.explicit_uri.is_none()
+    }
+
+    pub fn socket_path(&self) -> PathBuf {
+        self.data_dir.join("libvirt-run").join("libvirt-sock")
+    }
+
+    pub fn socket_uri(&self) -> String {
+        format!("qemu+unix:///system?socket={}", self.socket_path().display())
+    }
+
+    /// qemu+ssh through the container's sshd, with the instance key and the
+    /// pinned host key (known_hosts in the data dir).
+    pub fn ssh_uri(&self) -> String {
+        format!(
+            "qemu+ssh://{NESTED_SSH_USER}@127.0.0.1:{}/system?keyfile={}&known_hosts={}&known_hosts_verify=normal",
+            self.ssh_port,
+            self.ssh_key_path().display(),
+            self.known_hosts_path().display(),
+        )
+    }
+
+    pub fn ssh_dir(&self) -> PathBuf {
+        self.data_dir.join("ssh")
+    }
+    pub fn ssh_key_path(&self) -> PathBuf {
+        self.ssh_dir().join("id_ed25519")
+    }
+    pub fn known_hosts_path(&self) -> PathBuf {
+        self.ssh_dir().join("known_hosts")
+    }
+    pub fn ssh_config_path(&self) -> PathBuf {
+        self.ssh_dir().join("boxman.conf")
+    }
+    /// `Host` alias in the ssh config, as in the original.
+    pub fn ssh_host_alias(&self) -> String {
+        format!("boxman-{}", self.instance)
+    }
+    pub fn container_name(&self) -> String {
+        format!("boxman-libvirt-{}", self.instance)
+    }
+}
+
+fn absolute(cwd: &Path, p: &Path) -> PathBuf {
+    let joined = if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
+    // Drop `.` components so paths in configs read cleanly.
+    joined.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(env: &[(&str, &str)], dotenv: &str) -> Sources {
+        Sources {
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            dotenv: parse_dotenv(dotenv),
+            cwd: PathBuf::from("/home/u/proj"),
+            uid: 1000,
+            gid: 1001,
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_original_tool() {
+        let s = Settings::resolve(&GlobalArgs::default(), &sources(&[], "")).unwrap();
+        assert_eq!(s.instance, "default");
+        assert_eq!(s.data_dir, PathBuf::from("/home/u/proj/data"));
+        assert_eq!((s.ssh_port, s.libvirt_tcp_port, s.libvirt_tls_port), (2222, 16509, 16514));
+        assert_eq!((s.host_uid, s.host_gid), (1000, 1001));
+        assert_eq!(s.container_name(), "boxman-libvirt-default");
+        assert_eq!(s.libvirt_uri(), "qemu+unix:///system?socket=/home/u/proj/data/libvirt-run/libvirt-sock");
+    }
+
+    #[test]
+    fn flag_beats_env_beats_dotenv() {
+        let src = sources(
+            &[("BOXMAN_INSTANCE_NAME", "fromenv"), ("BOXMAN_SSH_PORT", "2300")],
+            "BOXMAN_INSTANCE_NAME=fromdotenv\nBOXMAN_SSH_PORT=2400\nBOXMAN_DATA_DIR=\"./data-x\" \n# c\nexport HOST_UID=5",
+        );
+        let s = Settings::resolve(&GlobalArgs::default(), &src).unwrap();
+        assert_eq!(s.instance, "fromenv");
+        assert_eq!(s.ssh_port, 2300);
+        assert_eq!(s.data_dir, PathBuf::from("/home/u/proj/data-x"));
+        assert_eq!(s.host_uid, 5);
+        let flags = GlobalArgs { instance: Some("flag".into()), ssh_port: Some(2500), ..Default::default() };
+        let s = Settings::resolve(&flags, &src).unwrap();
+        assert_eq!((s.instance.as_str(), s.ssh_port), ("flag", 2500));
+    }
+
+    #[test]
+    fn connect_flag_beats_libvirt_default_uri() {
+        let src = sources(&[("LIBVIRT_DEFAULT_URI", "test:///default")], "");
+        let s = Settings::resolve(&GlobalArgs::default(), &src).unwrap();
+        assert_eq!(s.libvirt_uri(), "test:///default");
+        let flags = GlobalArgs { connect: Some("qemu:///system".into()), ..Default::default() };
+        assert_eq!(Settings::resolve(&flags, &src).unwrap().libvirt_uri(), "qemu:///system");
+    }
+
+    #[test]
+    fn ssh_uri_uses_port_key_and_pinned_known_hosts() {
+        let flags = GlobalArgs { via: Some(Via::Ssh), ssh_port: Some(2223), ..Default::default() };
+        let s = Settings::resolve(&flags, &sources(&[], "")).unwrap();
+        assert_eq!(
+            s.libvirt_uri(),
+            "qemu+ssh://qemu_user@127.0.0.1:2223/system?keyfile=/home/u/proj/data/ssh/id_ed25519&known_hosts=/home/u/proj/data/ssh/known_hosts&known_hosts_verify=normal"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors_naming_the_variable() {
+        let err = Settings::resolve(&GlobalArgs::default(), &sources(&[("BOXMAN_SSH_PORT", "abc")], "")).unwrap_err();
+        assert_eq!(err.exit, crate::error::Exit::Usage);
+        assert!(err.message.contains("BOXMAN_SSH_PORT"), "{}", err.message);
+        let err = Settings::resolve(&GlobalArgs::default(), &sources(&[("BOXMAN_INSTANCE_NAME", "a b")], "")).unwrap_err();
+        assert!(err.message.contains("instance"), "{}", err.message);
+    }
+}
