@@ -45,9 +45,11 @@ done
 kpkg=$(grep -o '^linux-image-[0-9][^=]*-cloud-amd64' <<<"$versions") ||
   die "cannot tell which kernel linux-image-cloud-amd64 depends on"
 
+mapfile -t pins <<<"$versions"   # pkg=version, as apt-get download takes them
+mapfile -t srcs < <(cd "$HERE" && find tiny-guest -type f | LC_ALL=C sort)
 inputs=$(
   echo "$versions"
-  cd "$HERE" && sha256sum build-tiny-guest.sh $(find tiny-guest -type f | LC_ALL=C sort)
+  cd "$HERE" && sha256sum build-tiny-guest.sh "${srcs[@]}"
 )
 
 if [ -s "$OUT/vmlinuz" ] && [ -s "$OUT/initrd.img" ] && [ -f "$OUT/stamp" ] &&
@@ -63,8 +65,8 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/debs" "$work/x" "$work/root"
 chmod 0755 "$work"
 chown _apt "$work/debs" 2>/dev/null || true   # apt's download sandbox user
-log "downloading $(echo $versions)"
-(cd "$work/debs" && apt-get download -q=2 $versions) >&2 ||
+log "downloading ${pins[*]}"
+(cd "$work/debs" && apt-get download -q=2 "${pins[@]}") >&2 ||
   die "apt-get download failed"
 for deb in "$work"/debs/*.deb; do dpkg -x "$deb" "$work/x"; done
 

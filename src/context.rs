@@ -1,0 +1,40 @@
+//! What every command gets: resolved settings, the template catalog, output.
+
+use crate::error::Result;
+use crate::libvirt::Libvirt;
+use crate::output::Output;
+use crate::settings::Settings;
+use crate::template::Catalog;
+
+pub struct Ctx {
+    pub settings: Settings,
+    pub catalog: Catalog,
+    pub out: Output,
+}
+
+impl Ctx {
+    pub fn new(settings: Settings) -> Ctx {
+        let out = Output { format: settings.output, quiet: settings.quiet, verbose: settings.verbose };
+        let catalog = Catalog::new(settings.template_dir.clone());
+        Ctx { settings, catalog, out }
+    }
+
+    /// The next step a connection error suggests.
+    pub fn connect_hint(&self) -> String {
+        if self.settings.uses_instance() {
+            format!(
+                "run 'boxvirt up' (instance '{}') or 'boxvirt doctor', or pass -c URI",
+                self.settings.instance
+            )
+        } else {
+            "check the URI and that libvirtd runs there; 'boxvirt doctor' shows the details".to_string()
+        }
+    }
+
+    /// A read-write libvirt connection on the resolved URI.
+    pub fn libvirt(&self) -> Result<Libvirt> {
+        let uri = self.settings.libvirt_uri();
+        self.out.detail(format!("connecting to {uri}"));
+        Libvirt::open(&uri, &self.connect_hint())
+    }
+}

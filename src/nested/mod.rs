@@ -1,0 +1,1 @@
+//! The nested libvirt host: the only place that talks to Docker (bollard).

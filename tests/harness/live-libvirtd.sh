@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Runs a real libvirtd (+ virtlogd) for boxvirt's live tests, inside the
+# network namespace "boxvirt-live", so that libvirt's bridges, dnsmasq and
+# firewall rules never touch the machine's own network. Clients on the host
+# reach it through the unix socket /run/libvirt/libvirt-sock as usual.
+#
+# Usage: live-libvirtd.sh start|stop|status|env|teardown
+#   start     create the netns (if missing) and start the daemons in it
+#             (no-op if they already answer); make sure the "default" network
+#             is defined (it is not started: tests do that)
+#   stop      destroy the domains and networks still running on this daemon,
+#             then stop the daemons this script started (by its pid files);
+#             the netns stays (empty, removable)
+#   status    say whether the daemon answers (exit 0) or not (exit 1)
+#   env       print KEY=VALUE lines for tests (LIBVIRT_DEFAULT_URI, ...)
+#   teardown  stop, then delete the netns
+# Logs: ${BOXVIRT_TEST_CACHE:-/var/cache/boxvirt-test}/live/. Needs root.
+# There is no systemd here: the daemons are started directly with -d.
+set -euo pipefail
+
+NS=${BOXVIRT_LIVE_NETNS:-boxvirt-live}
+CACHE=${BOXVIRT_TEST_CACHE:-/var/cache/boxvirt-test}
+LOGDIR=$CACHE/live
+RUNDIR=/run/boxvirt-live           # pid files (gone after a reboot, like the daemons)
+URI=qemu:///system
+SOCK=/run/libvirt/libvirt-sock
+
+log() { echo "live-libvirtd: $*" >&2; }
+die() { echo "live-libvirtd: error: $*" >&2; exit 1; }
+
+answers() { timeout 10 virsh -c "$URI" version >/dev/null 2>&1; }
+
+# pid in FILE if that process is alive and is NAME
+pid_of() { # FILE NAME
+  local pid
+  pid=$(cat "$1" 2>/dev/null) || return 1
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] && echo "$pid"
+}
+
+in_ns() { ip netns identify "$1" 2>/dev/null | grep -qx "$NS"; }   # PID in our netns?
+
+ns_exists() { ip netns list | awk '{ print $1 }' | grep -qx "$NS"; }
+
+# libvirtd's own configuration (the system one would ask polkit, which needs
+# a D-Bus system bus that is not here): root and group "libvirt" may connect.
+write_conf() {
+  cat > "$LOGDIR/libvirtd.conf" <<EOF
+# written by tests/harness/live-libvirtd.sh
+unix_sock_group = "libvirt"
+unix_sock_ro_perms = "0777"
+unix_sock_rw_perms = "0770"
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+log_outputs = "3:file:$LOGDIR/libvirtd.log"
+EOF
+  cat > "$LOGDIR/virtlogd.conf" <<EOF
+# written by tests/harness/live-libvirtd.sh
+log_outputs = "3:file:$LOGDIR/virtlogd.log"
+EOF
+}
+
+fail_with_log() {
+  echo "live-libvirtd: error: $*" >&2
+  for f in "$LOGDIR/libvirtd.log" "$LOGDIR/libvirtd.out" "$LOGDIR/virtlogd.log" "$LOGDIR/virtlogd.out"; do
+    [ -s "$f" ] && { echo "--- tail of $f" >&2; tail -n 30 "$f" >&2; }
+  done
+  exit 1
+}
+
+cmd_start() {
+  [ "$(id -u)" -eq 0 ] || die "run as root"
+  command -v libvirtd >/dev/null || die "libvirtd is not installed (tests/harness/install-deps.sh)"
+  mkdir -p "$LOGDIR" "$RUNDIR"
+
+  # 1. the network namespace, with loopback up
+  ns_exists || ip netns add "$NS"
+  ip netns exec "$NS" ip link set lo up
+
+  # 2. refuse a libvirtd that is not ours to manage: one outside the netns
+  #    (e.g. started by a package's postinst) would put bridges and firewall
+  #    rules on the host's own network
+  local ours p
+  ours=$(pid_of "$RUNDIR/libvirtd.pid" libvirtd || true)
+  for p in $(pgrep -x libvirtd || true); do
+    [ "$p" = "$ours" ] && continue
+    if in_ns "$p"; then
+      log "note: libvirtd $p runs in $NS but was not started by this script"
+      ours=$p
+    else
+      die "a libvirtd (pid $p: $(tr '\0' ' ' < "/proc/$p/cmdline")) runs outside netns $NS; stop it first (this script stops only daemons it started)"
+    fi
+  done
+  if [ -n "$ours" ] && answers; then
+    log "libvirtd already running in $NS (pid $ours)"
+    ensure_default_network
+    return 0
+  fi
+  [ -n "$ours" ] && fail_with_log "libvirtd $ours runs in $NS but $SOCK does not answer"
+
+  write_conf
+  # 3. virtlogd (serial/console logs go through it); any running one will do
+  if [ -z "$(pgrep -x virtlogd || true)" ]; then
+    ip netns exec "$NS" virtlogd -d --pid-file "$RUNDIR/virtlogd.pid" \
+      --config "$LOGDIR/virtlogd.conf" >>"$LOGDIR/virtlogd.out" 2>&1 ||
+      fail_with_log "virtlogd did not start"
+  elif [ -z "$(pid_of "$RUNDIR/virtlogd.pid" virtlogd || true)" ]; then
+    log "note: using a virtlogd not started by this script (pid $(pgrep -x virtlogd | tr '\n' ' '))"
+  fi
+
+  # 4. libvirtd, then wait up to 30 s for its socket to answer
+  ip netns exec "$NS" libvirtd -d --pid-file "$RUNDIR/libvirtd.pid" \
+    --config "$LOGDIR/libvirtd.conf" >>"$LOGDIR/libvirtd.out" 2>&1 ||
+    fail_with_log "libvirtd did not start"
+  local i
+  for i in $(seq 60); do
+    answers && break
+    [ -z "$(pid_of "$RUNDIR/libvirtd.pid" libvirtd || true)" ] && [ "$i" -gt 4 ] &&
+      fail_with_log "libvirtd exited"
+    sleep 0.5
+  done
+  answers || fail_with_log "$SOCK did not answer within 30 s"
+  log "libvirtd running in netns $NS (pid $(cat "$RUNDIR/libvirtd.pid")), logs in $LOGDIR"
+  ensure_default_network
+}
+
+# libvirt's own "default" NAT network must be defined; tests start it.
+ensure_default_network() {
+  virsh -c "$URI" net-info default >/dev/null 2>&1 && return 0
+  local xml=/usr/share/libvirt/networks/default.xml
+  [ -f "$xml" ] || die "network 'default' is not defined and $xml is missing"
+  virsh -c "$URI" net-define "$xml" >/dev/null || die "could not define network 'default'"
+  log "defined network 'default' from $xml"
+}
+
+stop_pid() { # FILE NAME
+  local pid i
+  pid=$(pid_of "$1" "$2") || { rm -f "$1"; return 0; }
+  kill -TERM "$pid"
+  for i in $(seq 50); do
+    [ -d "/proc/$pid" ] || break
+    sleep 0.2
+  done
+  if [ -d "/proc/$pid" ]; then
+    log "$2 $pid ignored SIGTERM for 10 s; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$1"
+  log "stopped $2 ($pid)"
+}
+
+cmd_stop() {
+  [ "$(id -u)" -eq 0 ] || die "run as root"
+  local d n
+  if [ -n "$(pid_of "$RUNDIR/libvirtd.pid" libvirtd || true)" ] && answers; then
+    # what tests left running (qemu, dnsmasq) would outlive the daemon
+    for d in $(virsh -c "$URI" list --name); do
+      virsh -c "$URI" destroy "$d" >/dev/null && log "destroyed leftover domain $d"
+    done
+    for n in $(virsh -c "$URI" net-list --name); do
+      virsh -c "$URI" net-destroy "$n" >/dev/null && log "stopped network $n"
+    done
+  fi
+  stop_pid "$RUNDIR/libvirtd.pid" libvirtd
+  stop_pid "$RUNDIR/virtlogd.pid" virtlogd
+}
+
+cmd_status() {
+  local pid
+  pid=$(pid_of "$RUNDIR/libvirtd.pid" libvirtd || true)
+  if answers; then
+    echo "libvirtd answers on $SOCK (pid ${pid:-unknown: not started by this script}, netns $NS)"
+    return 0
+  fi
+  echo "libvirtd does not answer on $SOCK${pid:+ (pid $pid is running)}"
+  return 1
+}
+
+cmd_env() {
+  echo "LIBVIRT_DEFAULT_URI=$URI"
+  echo "BOXVIRT_LIVE_URI=$URI"
+  echo "BOXVIRT_LIVE_NETNS=$NS"
+  echo "BOXVIRT_LIVE_LOGDIR=$LOGDIR"
+  echo "BOXVIRT_TEST_CACHE=$CACHE"
+  echo "BOXVIRT_TINY_DIR=$CACHE/tiny"
+}
+
+cmd_teardown() {
+  cmd_stop
+  if ns_exists; then
+    ip netns del "$NS"
+    log "deleted netns $NS"
+  fi
+}
+
+case "${1:-}" in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  status) cmd_status ;;
+  env) cmd_env ;;
+  teardown) cmd_teardown ;;
+  *) echo "usage: $0 start|stop|status|env|teardown" >&2; exit 2 ;;
+esac
