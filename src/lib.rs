@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod confirm;
 pub mod context;
 pub mod doctor;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod nested;
 pub mod output;
 pub mod settings;
 pub mod template;
+pub mod vm;
 pub mod xml;
 
 use clap::Parser;

@@ -36,8 +36,9 @@ fn attrs_of(e: &BytesStart) -> BTreeMap<String, String> {
 }
 
 /// Every element whose path from the root equals `path` (e.g.
-/// `["capabilities", "guest", "arch", "domain"]`). Malformed XML yields what
-/// was read before the error.
+/// `["capabilities", "guest", "arch", "domain"]`), comparing local names
+/// (`boxvirt:vm` matches `vm`). Malformed XML yields what was read before
+/// the error.
 pub fn find_all(xml: &str, path: &[&str]) -> Vec<Element> {
     let mut reader = Reader::from_str(xml);
     let mut stack: Vec<String> = Vec::new();
@@ -50,14 +51,14 @@ pub fn find_all(xml: &str, path: &[&str]) -> Vec<Element> {
         };
         match event {
             Event::Start(e) => {
-                stack.push(e.name().as_ref().to_string());
+                stack.push(e.local_name().as_ref().to_string());
                 if stack == path {
                     found.push(Element { attrs: attrs_of(&e), text: String::new() });
                     open = Some(found.len() - 1);
                 }
             }
             Event::Empty(e) => {
-                stack.push(e.name().as_ref().to_string());
+                stack.push(e.local_name().as_ref().to_string());
                 if stack == path {
                     found.push(Element { attrs: attrs_of(&e), text: String::new() });
                 }

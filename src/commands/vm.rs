@@ -1,2 +1,205 @@
-use crate::{cli::VmCommand, context::Ctx, error::{Exit, Failure, Result}};
-pub fn run(_ctx: &Ctx, _c: VmCommand) -> Result<Exit> { Err(Failure::failed("not implemented yet")) }
+//! `boxvirt vm ...`: create from templates and manage the lifecycle.
+
+use std::time::{Duration, Instant};
+
+use tabled::Tabled;
+
+use crate::cli::{VmCommand, VmCreateArgs};
+use crate::confirm::confirm;
+use crate::context::Ctx;
+use crate::error::{Exit, Failure, Result};
+use crate::libvirt::{DomainState, Libvirt};
+use crate::names;
+use crate::template::parse_sets;
+use crate::vm::create::{self, Request};
+use crate::vm::metadata::VmMetadata;
+
+#[derive(Tabled)]
+struct Row {
+    #[tabled(rename = "NAME")]
+    name: String,
+    #[tabled(rename = "STATE")]
+    state: &'static str,
+    #[tabled(rename = "VCPUS")]
+    vcpus: u32,
+    #[tabled(rename = "MEMORY (MiB)")]
+    memory: u64,
+    #[tabled(rename = "AUTOSTART")]
+    autostart: &'static str,
+}
+
+pub fn run(ctx: &Ctx, cmd: VmCommand) -> Result<Exit> {
+    match cmd {
+        VmCommand::Create(args) => create_vm(ctx, args),
+        VmCommand::List => list(ctx),
+        VmCommand::Start { name } => {
+            let conn = open_for(ctx, &name)?;
+            conn.start_domain(&name)?;
+            ctx.out.note(format!("started vm '{name}'"));
+            Ok(Exit::Ok)
+        }
+        VmCommand::Stop { name, force, timeout } => stop(ctx, &name, force, timeout),
+        VmCommand::Destroy { name } => {
+            let conn = open_for(ctx, &name)?;
+            if conn.destroy_domain(&name)? {
+                ctx.out.note(format!("powered off vm '{name}'"));
+            } else {
+                ctx.out.note(format!("vm '{name}' is not running; nothing to do"));
+            }
+            Ok(Exit::Ok)
+        }
+        VmCommand::Delete { name } => delete(ctx, &name),
+        VmCommand::Info { name } => {
+            let details = open_for(ctx, &name)?.domain_details(&name)?;
+            if ctx.out.is_json() {
+                ctx.out.json(&details)?;
+            } else {
+                let s = &details.summary;
+                let meta = details.boxvirt_metadata.as_deref().map(VmMetadata::parse);
+                let lines = [
+                    ("Name", s.name.clone()),
+                    ("UUID", details.uuid.clone()),
+                    ("Id", details.id.map(|i| i.to_string()).unwrap_or_else(|| "-".into())),
+                    ("State", s.state.as_str().to_string()),
+                    ("Type", details.domain_type.clone()),
+                    ("vCPUs", s.vcpus.to_string()),
+                    ("Memory", format!("{} MiB", s.memory_mib)),
+                    ("CPU time", format!("{:.1} s", details.cpu_time_s)),
+                    ("Autostart", if s.autostart { "yes" } else { "no" }.into()),
+                    ("Persistent", if s.persistent { "yes" } else { "no" }.into()),
+                    ("Template", meta.as_ref().map(|m| m.template.clone()).unwrap_or_else(|| "- (not made by boxvirt)".into())),
+                    (
+                        "Volumes",
+                        meta.map(|m| m.volumes.iter().map(|(p, v)| format!("{p}/{v}")).collect::<Vec<_>>().join(", "))
+                            .unwrap_or_default(),
+                    ),
+                ];
+                for (k, v) in lines {
+                    println!("{k:<11} {v}");
+                }
+            }
+            Ok(Exit::Ok)
+        }
+        VmCommand::Xml { name } => {
+            print!("{}", open_for(ctx, &name)?.domain_xml(&name, false)?);
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+/// Validates the name before connecting, so bad input never costs a connection.
+fn open_for(ctx: &Ctx, name: &str) -> Result<Libvirt> {
+    names::validate("vm", name)?;
+    ctx.libvirt()
+}
+
+fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
+    if let Some(name) = &args.name {
+        names::validate("vm", name)?;
+    }
+    let req = Request {
+        template: args.template,
+        name: args.name,
+        memory_mib: args.memory,
+        vcpus: args.vcpus,
+        disk_gib: args.disk_size,
+        network: args.network,
+        accel: args.accel,
+        sets: parse_sets(&args.set)?,
+        start: args.start,
+    };
+    let conn = ctx.libvirt()?;
+    let created = create::create(&conn, &ctx.catalog, &ctx.out, &req)?;
+    if ctx.out.is_json() {
+        ctx.out.json(&created)?;
+    } else {
+        let mut line = format!(
+            "created vm '{}' from template {} ({}",
+            created.name, created.template, created.domain_type
+        );
+        if let Some(net) = &created.network {
+            line.push_str(&format!(", network {net}"));
+        }
+        if let Some(mac) = &created.mac {
+            line.push_str(&format!(", mac {mac}"));
+        }
+        line.push(')');
+        if created.started {
+            line.push_str(" and started it");
+        }
+        println!("{line}");
+    }
+    Ok(Exit::Ok)
+}
+
+fn list(ctx: &Ctx) -> Result<Exit> {
+    let doms = ctx.libvirt()?.list_domains()?;
+    if ctx.out.is_json() {
+        ctx.out.json(&doms)?;
+    } else {
+        let rows: Vec<Row> = doms
+            .iter()
+            .map(|d| Row {
+                name: d.name.clone(),
+                state: d.state.as_str(),
+                vcpus: d.vcpus,
+                memory: d.memory_mib,
+                autostart: if d.autostart { "yes" } else { "no" },
+            })
+            .collect();
+        ctx.out.rows(&rows, &doms)?;
+    }
+    Ok(Exit::Ok)
+}
+
+fn stop(ctx: &Ctx, name: &str, force: bool, timeout_s: u64) -> Result<Exit> {
+    let conn = open_for(ctx, name)?;
+    if !conn.domain_summary(name)?.state.is_active() {
+        ctx.out.note(format!("vm '{name}' is not running; nothing to do"));
+        return Ok(Exit::Ok);
+    }
+    if force {
+        conn.destroy_domain(name)?;
+        ctx.out.note(format!("powered off vm '{name}' (--force)"));
+        return Ok(Exit::Ok);
+    }
+    conn.shutdown_domain(name)?;
+    let deadline = Instant::now() + Duration::from_secs(timeout_s);
+    loop {
+        if conn.domain_summary(name)?.state == DomainState::Shutoff {
+            ctx.out.note(format!("vm '{name}' shut down"));
+            return Ok(Exit::Ok);
+        }
+        if Instant::now() >= deadline {
+            return Err(Failure::timeout(format!(
+                "vm '{name}' did not shut down within {timeout_s} s (the guest ignored the ACPI request); use 'boxvirt vm stop --force {name}' to power it off"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn delete(ctx: &Ctx, name: &str) -> Result<Exit> {
+    let conn = open_for(ctx, name)?;
+    let meta = conn.domain_metadata(name)?.map(|m| VmMetadata::parse(&m));
+    confirm(ctx.settings.yes, &format!("delete vm '{name}'"))?;
+    conn.destroy_domain(name)?;
+    conn.undefine_domain(name)?;
+    let mut removed = Vec::new();
+    if let Some(meta) = &meta {
+        for (pool, vol) in &meta.volumes {
+            if conn.delete_volume(pool, vol)? {
+                removed.push(format!("{pool}/{vol}"));
+            }
+        }
+    }
+    let mut line = format!("deleted vm '{name}'");
+    if !removed.is_empty() {
+        line.push_str(&format!(" and its volumes {}", removed.join(", ")));
+    }
+    if meta.is_none() {
+        line.push_str(" (not made by boxvirt: its disks were kept)");
+    }
+    ctx.out.note(line);
+    Ok(Exit::Ok)
+}

@@ -9,8 +9,8 @@ mod host;
 mod networks;
 mod storage;
 
-pub use connection::Libvirt;
-pub use domains::{DomainState, DomainSummary, DomainDetails};
-
-
-
+pub use connection::{is_local_uri, Libvirt};
+pub use domains::{DomainDetails, DomainState, DomainSummary, METADATA_URI};
+pub use host::{DomainCaps, HostCaps};
+pub use networks::{NetworkChange, NetworkSummary};
+pub use storage::{PoolChange, PoolSummary, VolumeSummary};

@@ -1,1 +1,131 @@
+//! Virtual networks: list, show, ensure (define/start/autostart), delete.
 
+use serde::Serialize;
+use virt::error::ErrorNumber;
+use virt::network::Network;
+
+use super::errors::{self, failure};
+use super::Libvirt;
+use crate::error::{Failure, Result};
+
+/// One row of `net list` (stable JSON schema).
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkSummary {
+    pub name: String,
+    pub active: bool,
+    pub autostart: bool,
+    pub persistent: bool,
+    pub bridge: Option<String>,
+}
+
+/// What `net ensure` changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkChange {
+    Defined,
+    Started,
+    AutostartSet,
+}
+
+impl NetworkChange {
+    pub fn describe(self) -> &'static str {
+        match self {
+            NetworkChange::Defined => "defined",
+            NetworkChange::Started => "started",
+            NetworkChange::AutostartSet => "set to autostart",
+        }
+    }
+}
+
+impl Libvirt {
+    fn network(&self, name: &str) -> Result<Option<Network>> {
+        match self.conn.lookup_network_by_name(name) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if errors::is_code(&e, ErrorNumber::NoNetwork) => Ok(None),
+            Err(e) => Err(failure(e, &format!("looking up network '{name}'"))),
+        }
+    }
+
+    fn existing_network(&self, name: &str) -> Result<Network> {
+        self.network(name)?.ok_or_else(|| {
+            Failure::not_found(format!(
+                "network '{name}' not found at {}; create it with 'boxvirt net ensure {name}'",
+                self.uri()
+            ))
+        })
+    }
+
+    fn summarize_network(&self, net: &Network) -> Result<NetworkSummary> {
+        let name = net.name().map_err(|e| failure(e, "reading a network name"))?;
+        let what = format!("reading network '{name}'");
+        Ok(NetworkSummary {
+            active: net.is_active().map_err(|e| failure(e, &what))?,
+            autostart: net.autostart().map_err(|e| failure(e, &what))?,
+            persistent: net.is_persistent().map_err(|e| failure(e, &what))?,
+            bridge: net.bridge_name().ok(),
+            name,
+        })
+    }
+
+    pub fn list_networks(&self) -> Result<Vec<NetworkSummary>> {
+        let nets = self.conn.list_all_networks(0).map_err(|e| failure(e, "listing networks"))?;
+        let mut rows = nets.iter().map(|n| self.summarize_network(n)).collect::<Result<Vec<_>>>()?;
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(rows)
+    }
+
+    /// `None` when the network does not exist.
+    pub fn network_summary(&self, name: &str) -> Result<Option<NetworkSummary>> {
+        self.network(name)?.map(|n| self.summarize_network(&n)).transpose()
+    }
+
+    pub fn network_xml(&self, name: &str) -> Result<String> {
+        self.existing_network(name)?.xml_desc(0).map_err(|e| failure(e, &format!("reading network '{name}' XML")))
+    }
+
+    /// Makes the network exist, run and autostart. `definition` is called only
+    /// when the network must be defined. A network this call defined is
+    /// undefined again if starting it fails (nothing half-made).
+    pub fn ensure_network(&self, name: &str, definition: impl FnOnce() -> Result<String>) -> Result<Vec<NetworkChange>> {
+        let mut changes = Vec::new();
+        let net = match self.network(name)? {
+            Some(n) => n,
+            None => {
+                let xml = definition()?;
+                let net = self.conn.define_network_xml(&xml).map_err(|e| failure(e, &format!("defining network '{name}'")))?;
+                changes.push(NetworkChange::Defined);
+                net
+            }
+        };
+        let what = format!("reading network '{name}'");
+        if !net.is_active().map_err(|e| failure(e, &what))? {
+            if let Err(e) = net.create() {
+                let err = failure(e, &format!("starting network '{name}'"));
+                if changes.contains(&NetworkChange::Defined) {
+                    let _ = net.undefine();
+                    return Err(err.context("rolled back the definition"));
+                }
+                return Err(err);
+            }
+            changes.push(NetworkChange::Started);
+        }
+        if net.is_persistent().map_err(|e| failure(e, &what))? && !net.autostart().map_err(|e| failure(e, &what))? {
+            net.set_autostart(true).map_err(|e| failure(e, &format!("setting network '{name}' to autostart")))?;
+            changes.push(NetworkChange::AutostartSet);
+        }
+        Ok(changes)
+    }
+
+    /// Stops (if running) and undefines a network.
+    pub fn delete_network(&self, name: &str) -> Result<()> {
+        let net = self.existing_network(name)?;
+        let what = format!("deleting network '{name}'");
+        if net.is_active().map_err(|e| failure(e, &what))? {
+            net.destroy().map_err(|e| failure(e, &what))?;
+        }
+        if net.is_persistent().map_err(|e| failure(e, &what))? {
+            net.undefine().map_err(|e| failure(e, &what))?;
+        }
+        Ok(())
+    }
+}

@@ -1,1 +1,172 @@
+//! Storage pools and volumes: the pool for images, volumes boxvirt makes
+//! for VMs and removes with them.
 
+use serde::Serialize;
+use virt::error::ErrorNumber;
+use virt::storage_pool::StoragePool;
+use virt::storage_vol::StorageVol;
+
+use super::errors::{self, failure};
+use super::Libvirt;
+use crate::error::{Failure, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PoolChange {
+    Defined,
+    Built,
+    Started,
+    AutostartSet,
+}
+
+impl PoolChange {
+    pub fn describe(self) -> &'static str {
+        match self {
+            PoolChange::Defined => "defined",
+            PoolChange::Built => "built",
+            PoolChange::Started => "started",
+            PoolChange::AutostartSet => "set to autostart",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolSummary {
+    pub name: String,
+    pub active: bool,
+    pub autostart: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VolumeSummary {
+    pub name: String,
+    pub path: String,
+    pub capacity_bytes: u64,
+}
+
+impl Libvirt {
+    fn pool(&self, name: &str) -> Result<Option<StoragePool>> {
+        match self.conn.lookup_storage_pool_by_name(name) {
+            Ok(p) => Ok(Some(p)),
+            Err(e) if errors::is_code(&e, ErrorNumber::NoStoragePool) => Ok(None),
+            Err(e) => Err(failure(e, &format!("looking up storage pool '{name}'"))),
+        }
+    }
+
+    fn existing_pool(&self, name: &str) -> Result<StoragePool> {
+        self.pool(name)?.ok_or_else(|| Failure::not_found(format!("storage pool '{name}' not found at {}", self.uri())))
+    }
+
+    pub fn list_pools(&self) -> Result<Vec<PoolSummary>> {
+        let pools = self.conn.list_all_storage_pools(0).map_err(|e| failure(e, "listing storage pools"))?;
+        pools
+            .iter()
+            .map(|p| {
+                let name = p.name().map_err(|e| failure(e, "reading a pool name"))?;
+                Ok(PoolSummary {
+                    active: p.is_active().map_err(|e| failure(e, "reading a pool"))?,
+                    autostart: p.autostart().map_err(|e| failure(e, "reading a pool"))?,
+                    name,
+                })
+            })
+            .collect()
+    }
+
+    /// Makes the pool exist, be built, run and autostart; a pool this call
+    /// defined is undefined again if a later step fails.
+    pub fn ensure_pool(&self, name: &str, definition: impl FnOnce() -> Result<String>) -> Result<Vec<PoolChange>> {
+        let mut changes = Vec::new();
+        let pool = match self.pool(name)? {
+            Some(p) => p,
+            None => {
+                let xml = definition()?;
+                let pool = self
+                    .conn
+                    .define_storage_pool_xml(&xml, 0)
+                    .map_err(|e| failure(e, &format!("defining storage pool '{name}'")))?;
+                changes.push(PoolChange::Defined);
+                pool
+            }
+        };
+        let result = (|| -> Result<()> {
+            let what = format!("preparing storage pool '{name}'");
+            if !pool.is_active().map_err(|e| failure(e, &what))? {
+                if changes.contains(&PoolChange::Defined) {
+                    // Creates the directory; harmless when it exists.
+                    pool.build(0).map_err(|e| failure(e, &format!("building storage pool '{name}'")))?;
+                    changes.push(PoolChange::Built);
+                }
+                pool.create(0).map_err(|e| failure(e, &format!("starting storage pool '{name}'")))?;
+                changes.push(PoolChange::Started);
+            }
+            if pool.is_persistent().map_err(|e| failure(e, &what))? && !pool.autostart().map_err(|e| failure(e, &what))? {
+                pool.set_autostart(true).map_err(|e| failure(e, &format!("setting pool '{name}' to autostart")))?;
+                changes.push(PoolChange::AutostartSet);
+            }
+            Ok(())
+        })();
+        if let Err(err) = result {
+            if changes.contains(&PoolChange::Defined) {
+                let _ = pool.undefine();
+                return Err(err.context("rolled back the pool definition"));
+            }
+            return Err(err);
+        }
+        Ok(changes)
+    }
+
+    fn volume(&self, pool: &StoragePool, pool_name: &str, name: &str) -> Result<Option<StorageVol>> {
+        match pool.lookup_storage_vol_by_name(name) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if errors::is_code(&e, ErrorNumber::NoStorageVolume) => Ok(None),
+            Err(e) => Err(failure(e, &format!("looking up volume '{name}' in pool '{pool_name}'"))),
+        }
+    }
+
+    pub fn volume_exists(&self, pool: &str, name: &str) -> Result<bool> {
+        let p = self.existing_pool(pool)?;
+        Ok(self.volume(&p, pool, name)?.is_some())
+    }
+
+    /// Creates an empty volume (`format` e.g. "qcow2") and returns its path.
+    pub fn create_volume(&self, pool: &str, name: &str, capacity_bytes: u64, format: &str) -> Result<String> {
+        let p = self.existing_pool(pool)?;
+        if self.volume(&p, pool, name)?.is_some() {
+            return Err(Failure::conflict(format!("volume '{name}' already exists in pool '{pool}'")));
+        }
+        let xml = format!(
+            "<volume><name>{}</name><capacity unit='bytes'>{capacity_bytes}</capacity><target><format type='{}'/></target></volume>",
+            quick_xml::escape::escape(name),
+            quick_xml::escape::escape(format)
+        );
+        let vol = StorageVol::create_xml(&p, &xml, 0).map_err(|e| failure(e, &format!("creating volume '{name}' in pool '{pool}'")))?;
+        vol.path().map_err(|e| failure(e, &format!("reading the path of volume '{name}'")))
+    }
+
+    /// Deletes a volume; a volume that is already gone is not an error.
+    pub fn delete_volume(&self, pool: &str, name: &str) -> Result<bool> {
+        let Some(p) = self.pool(pool)? else { return Ok(false) };
+        match self.volume(&p, pool, name)? {
+            Some(v) => {
+                v.delete(0).map_err(|e| failure(e, &format!("deleting volume '{name}' from pool '{pool}'")))?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    pub fn list_volumes(&self, pool: &str) -> Result<Vec<VolumeSummary>> {
+        let p = self.existing_pool(pool)?;
+        let vols = p.list_all_volumes(0).map_err(|e| failure(e, &format!("listing volumes of pool '{pool}'")))?;
+        vols.iter()
+            .map(|v| {
+                let what = "reading a volume";
+                Ok(VolumeSummary {
+                    name: v.name().map_err(|e| failure(e, what))?,
+                    path: v.path().map_err(|e| failure(e, what))?,
+                    capacity_bytes: v.info().map_err(|e| failure(e, what))?.capacity,
+                })
+            })
+            .collect()
+    }
+}

@@ -55,6 +55,21 @@ impl Template {
         }
     }
 
+    /// The parameters this template has an element for.
+    pub fn parameters(&self) -> Vec<&'static str> {
+        self.kind
+            .params()
+            .iter()
+            .filter(|p| {
+                p.targets.iter().any(|t| match t {
+                    Target::Text(path) | Target::Attr(path, _) => crate::xml::find_first(&self.xml, path).is_some(),
+                    Target::FixedAttr(..) => false,
+                })
+            })
+            .map(|p| p.key)
+            .collect()
+    }
+
     /// Apply `key=value` parameters; unknown keys, bad values and parameters
     /// whose element the template lacks are errors.
     pub fn render(&self, sets: &[(String, String)]) -> Result<String> {

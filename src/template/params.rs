@@ -154,8 +154,9 @@ pub fn check_value(param: &Param, value: &str) -> Result<String> {
             }
             Ok(value.to_ascii_lowercase())
         }
+        // `test` is the libvirt test driver's only domain type.
         ValueKind::Accel => match value {
-            "kvm" | "qemu" => Ok(value.to_string()),
+            "kvm" | "qemu" | "test" => Ok(value.to_string()),
             _ => Err(bad("expected kvm or qemu")),
         },
         ValueKind::Path => {

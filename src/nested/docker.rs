@@ -1,0 +1,107 @@
+//! The Docker engine connection: one tokio runtime plus a bollard client, so
+//! the rest of `nested/` offers plain blocking calls and the commands stay
+//! synchronous (like the libvirt side).
+
+use std::future::Future;
+
+use bollard::errors::Error as DockerError;
+use bollard::Docker;
+
+use crate::error::{Failure, Result};
+
+/// Where bollard connects: `DOCKER_HOST` when it is a unix:// URI, else the
+/// default socket (bollard's own rule, repeated here for messages).
+pub fn engine_address() -> String {
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) if h.starts_with("unix://") => h,
+        _ => "unix:///var/run/docker.sock".to_string(),
+    }
+}
+
+pub struct Engine {
+    rt: tokio::runtime::Runtime,
+    pub(super) docker: Docker,
+}
+
+impl Engine {
+    /// Connects and negotiates the API version (docker.io 20.10 speaks 1.41;
+    /// newer bollard paths would be refused without negotiation).
+    pub fn connect() -> Result<Engine> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::failed(format!("cannot start the async runtime: {e}")))?;
+        let address = engine_address();
+        let docker = rt.block_on(async {
+            let docker = Docker::connect_with_local_defaults()?;
+            // Builds and image pulls stream for minutes; the default is 120 s.
+            docker.with_timeout(std::time::Duration::from_secs(3600)).negotiate_version().await
+        });
+        match docker {
+            Ok(docker) => Ok(Engine { rt, docker }),
+            Err(e) => Err(connect_failure(&address, &e)),
+        }
+    }
+
+    /// Runs one future to completion on the engine's runtime.
+    pub(super) fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+}
+
+/// One line that names the socket and the fix.
+fn connect_failure(address: &str, e: &DockerError) -> Failure {
+    let text = e.to_string();
+    let path = address.trim_start_matches("unix://");
+    let reason = if matches!(e, DockerError::SocketNotFoundError(_)) || text.contains("No such file") {
+        format!("no socket at {path}")
+    } else if text.contains("Permission denied") || text.contains("permission denied") {
+        format!("permission denied on {path}")
+    } else if text.contains("Connection refused") {
+        format!("nothing answers on {path}")
+    } else {
+        first_line(&text)
+    };
+    let fix = if reason.starts_with("permission denied") {
+        "add your user to the 'docker' group and log in again, or run as root"
+    } else {
+        "start the engine (e.g. 'systemctl start docker', or 'dockerd &' as root) or fix DOCKER_HOST"
+    };
+    Failure::connect(format!("cannot reach the Docker engine at {address} ({reason}); {fix}"))
+}
+
+/// A failed API call as one line: `what: message`.
+pub(super) fn api_failure(what: impl std::fmt::Display, e: DockerError) -> Failure {
+    match &e {
+        DockerError::DockerResponseServerError { status_code: 404, message } => {
+            Failure::not_found(format!("{what}: {}", first_line(message)))
+        }
+        DockerError::DockerResponseServerError { status_code: 409, message } => {
+            Failure::conflict(format!("{what}: {}", first_line(message)))
+        }
+        DockerError::DockerResponseServerError { message, .. } => Failure::failed(format!("{what}: {}", first_line(message))),
+        _ => Failure::failed(format!("{what}: {}", first_line(&e.to_string()))),
+    }
+}
+
+pub(super) fn is_not_found(e: &DockerError) -> bool {
+    matches!(e, DockerError::DockerResponseServerError { status_code: 404, .. })
+}
+
+pub(super) fn first_line(text: &str) -> String {
+    text.trim().lines().next().unwrap_or("").trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_socket_names_path_and_fix() {
+        let f = connect_failure("unix:///nonexistent", &DockerError::SocketNotFoundError("unix:///nonexistent".into()));
+        assert_eq!(f.exit, crate::error::Exit::Connect);
+        assert!(f.message.contains("no socket at /nonexistent"), "{}", f.message);
+        assert!(f.message.contains("start the engine"), "{}", f.message);
+    }
+}

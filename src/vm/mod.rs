@@ -1,0 +1,8 @@
+//! VM creation and the decisions it needs (accelerator, name, MAC), built on
+//! `libvirt/` and `template/`. `commands/vm.rs` maps the CLI onto this.
+
+pub mod accel;
+pub mod create;
+pub mod identity;
+pub mod metadata;
+pub mod rollback;
