@@ -107,6 +107,7 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
         accel: args.accel,
         sets: parse_sets(&args.set)?,
         start: args.start,
+        fail_after: std::env::var("BOXVIRT_INJECT_FAILURE").ok(),
     };
     let conn = ctx.libvirt()?;
     let created = create::create(&conn, &ctx.catalog, &ctx.out, &req)?;

@@ -32,6 +32,8 @@ pub struct Request {
     pub accel: Option<Accel>,
     pub sets: Vec<(String, String)>,
     pub start: bool,
+    /// Test hook (CLI: `BOXVIRT_INJECT_FAILURE=<step>`), one of [`STEPS`].
+    pub fail_after: Option<String>,
 }
 
 /// What was made (`vm create -o json`).
@@ -46,11 +48,14 @@ pub struct Created {
     pub started: bool,
 }
 
-/// Test hook: `BOXVIRT_INJECT_FAILURE=<step>` makes that step fail after its
-/// object exists, so tests can prove the rollback leaves libvirt as it was.
-fn injected(step: &str) -> Result<()> {
-    match std::env::var("BOXVIRT_INJECT_FAILURE") {
-        Ok(s) if s == step => Err(Failure::failed(format!("injected failure at step '{step}'"))),
+/// The steps after which a failure can be injected (`Request::fail_after`).
+pub const STEPS: &[&str] = &["volume", "define", "metadata", "start"];
+
+/// Test hook: fail right after `step` made its object, so tests can prove the
+/// rollback leaves libvirt as it was.
+fn injected(req: &Request, step: &str) -> Result<()> {
+    match &req.fail_after {
+        Some(s) if s == step => Err(Failure::failed(format!("injected failure after step '{step}'"))),
         _ => Ok(()),
     }
 }
@@ -150,7 +155,7 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
             let vol_for_undo = vol.clone();
             rollback.push(format!("volume '{vol}'"), move || conn.delete_volume(POOL, &vol_for_undo).map(|_| ()));
             meta.volumes.push((POOL.to_string(), vol));
-            injected("volume")?;
+            injected(req, "volume")?;
             sets.push(("disk".into(), path));
         }
         let xml = template.render(&sets)?;
@@ -160,12 +165,12 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
             conn.destroy_domain(&undo_name)?;
             conn.undefine_domain(&undo_name)
         });
-        injected("define")?;
+        injected(req, "define")?;
         conn.set_domain_metadata(&name, &meta.to_xml())?;
-        injected("metadata")?;
+        injected(req, "metadata")?;
         if req.start {
             conn.start_domain(&name)?;
-            injected("start")?;
+            injected(req, "start")?;
         }
         Ok(())
     })();
