@@ -39,6 +39,17 @@ pid_of() { # FILE NAME
 
 in_ns() { ip netns identify "$1" 2>/dev/null | grep -qx "$NS"; }   # PID in our netns?
 
+# pids of NAME that share this machine's /run (so /run/libvirt): daemons in
+# containers have their own and are none of our business
+host_pids() { # NAME
+  local p me
+  me=$(stat -L -c %d:%i /run)
+  for p in $(pgrep -x "$1" || true); do
+    [ "$(stat -L -c %d:%i "/proc/$p/root/run" 2>/dev/null)" = "$me" ] && echo "$p"
+  done
+  return 0
+}
+
 ns_exists() { ip netns list | awk '{ print $1 }' | grep -qx "$NS"; }
 
 # libvirtd's own configuration (the system one would ask polkit, which needs
@@ -81,7 +92,7 @@ cmd_start() {
   #    rules on the host's own network
   local ours p
   ours=$(pid_of "$RUNDIR/libvirtd.pid" libvirtd || true)
-  for p in $(pgrep -x libvirtd || true); do
+  for p in $(host_pids libvirtd); do
     [ "$p" = "$ours" ] && continue
     if in_ns "$p"; then
       log "note: libvirtd $p runs in $NS but was not started by this script"
@@ -99,12 +110,12 @@ cmd_start() {
 
   write_conf
   # 3. virtlogd (serial/console logs go through it); any running one will do
-  if [ -z "$(pgrep -x virtlogd || true)" ]; then
+  if [ -z "$(host_pids virtlogd)" ]; then
     ip netns exec "$NS" virtlogd -d --pid-file "$RUNDIR/virtlogd.pid" \
       --config "$LOGDIR/virtlogd.conf" >>"$LOGDIR/virtlogd.out" 2>&1 ||
       fail_with_log "virtlogd did not start"
   elif [ -z "$(pid_of "$RUNDIR/virtlogd.pid" virtlogd || true)" ]; then
-    log "note: using a virtlogd not started by this script (pid $(pgrep -x virtlogd | tr '\n' ' '))"
+    log "note: using a virtlogd not started by this script (pid $(host_pids virtlogd | tr '\n' ' '))"
   fi
 
   # 4. libvirtd, then wait up to 30 s for its socket to answer

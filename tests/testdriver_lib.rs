@@ -1,0 +1,107 @@
+//! Tier 2, library level: several operations on ONE test-driver connection,
+//! so state carries from step to step (create, then list; fail, then check
+//! that nothing is left).
+
+mod common;
+
+use boxvirt::cli::OutputFormat;
+use boxvirt::libvirt::{Libvirt, NetworkChange};
+use boxvirt::output::Output;
+use boxvirt::template::{Catalog, Kind};
+use boxvirt::vm::create::{create, Request, STEPS};
+
+fn open(fixture: &str) -> Libvirt {
+    Libvirt::open(&common::test_uri(fixture), "test").unwrap()
+}
+
+fn quiet() -> Output {
+    Output { format: OutputFormat::Table, quiet: true, verbose: 0 }
+}
+
+fn names(conn: &Libvirt) -> Vec<String> {
+    conn.list_domains().unwrap().into_iter().map(|d| d.name).collect()
+}
+
+fn volumes(conn: &Libvirt) -> Vec<String> {
+    conn.list_volumes("default").unwrap().into_iter().map(|v| v.name).collect()
+}
+
+#[test]
+fn create_then_list_then_delete_leaves_the_host_as_it_was() {
+    let conn = open("node.xml");
+    let before = (names(&conn), volumes(&conn));
+    let req = Request { template: "rocky9".into(), name: Some("r1".into()), start: true, ..Default::default() };
+    let made = create(&conn, &Catalog::default(), &quiet(), &req).unwrap();
+    assert_eq!(made.volumes, vec!["r1.qcow2"]);
+    assert!(names(&conn).contains(&"r1".to_string()));
+    assert!(volumes(&conn).contains(&"r1.qcow2".to_string()));
+    let xml = conn.domain_xml("r1", true).unwrap();
+    assert!(xml.contains(&format!("<mac address='{}'/>", made.mac.unwrap())), "{xml}");
+    assert!(xml.contains("/r1.qcow2'/>"), "disk points at the new volume: {xml}");
+    let meta = conn.domain_metadata("r1").unwrap().expect("boxvirt metadata");
+    assert!(meta.contains("r1.qcow2") && meta.contains("rocky9"), "{meta}");
+    // What `vm delete` does.
+    conn.destroy_domain("r1").unwrap();
+    conn.undefine_domain("r1").unwrap();
+    for (pool, vol) in boxvirt::vm::metadata::VmMetadata::parse(&meta).volumes {
+        assert!(conn.delete_volume(&pool, &vol).unwrap());
+    }
+    assert_eq!((names(&conn), volumes(&conn)), before);
+}
+
+#[test]
+fn a_failure_after_each_step_rolls_back_everything_this_run_made() {
+    for step in STEPS {
+        let conn = open("node.xml");
+        let before = (names(&conn), volumes(&conn));
+        let req = Request {
+            template: "rocky9".into(),
+            name: Some("doomed".into()),
+            start: true,
+            fail_after: Some(step.to_string()),
+            ..Default::default()
+        };
+        let err = create(&conn, &Catalog::default(), &quiet(), &req).unwrap_err();
+        assert!(err.message.contains(&format!("after step '{step}'")), "{}", err.message);
+        assert!(err.message.contains("rolled back"), "{}", err.message);
+        assert!(!err.message.contains("could NOT"), "{}", err.message);
+        assert_eq!((names(&conn), volumes(&conn)), before, "after failing at {step}");
+    }
+}
+
+#[test]
+fn a_missing_network_is_caught_before_anything_is_made() {
+    let conn = open("node.xml");
+    let before = (names(&conn), volumes(&conn));
+    // A network that existed and was deleted: caught by the pre-checks.
+    conn.ensure_network("isolated", || Catalog::default().get(Kind::Network, "isolated")?.render(&[])).unwrap();
+    conn.delete_network("isolated").unwrap();
+    let req = Request { template: "rocky9".into(), name: Some("nonet".into()), network: Some("isolated".into()), start: true, ..Default::default() };
+    let err = create(&conn, &Catalog::default(), &quiet(), &req).unwrap_err();
+    assert_eq!(err.exit, boxvirt::error::Exit::NotFound, "{}", err.message);
+    assert_eq!((names(&conn), volumes(&conn)), before);
+}
+
+#[test]
+fn net_ensure_is_idempotent_and_says_what_it_changed() {
+    let conn = open("empty.xml");
+    let tpl = || Catalog::default().get(Kind::Network, "default")?.render(&[]);
+    let first = conn.ensure_network("default", tpl).unwrap();
+    assert_eq!(first, vec![NetworkChange::Defined, NetworkChange::Started, NetworkChange::AutostartSet]);
+    assert!(conn.ensure_network("default", tpl).unwrap().is_empty());
+    let s = conn.network_summary("default").unwrap().unwrap();
+    assert!(s.active && s.autostart && s.persistent);
+    conn.delete_network("default").unwrap();
+    assert!(conn.network_summary("default").unwrap().is_none());
+}
+
+#[test]
+fn pool_is_created_from_the_template_when_missing() {
+    let conn = open("empty.xml");
+    conn.ensure_network("default", || Catalog::default().get(Kind::Network, "default")?.render(&[])).unwrap();
+    let req = Request { template: "debian12".into(), name: Some("d1".into()), disk_gib: Some(3), ..Default::default() };
+    create(&conn, &Catalog::default(), &quiet(), &req).unwrap();
+    let vols = conn.list_volumes("default").unwrap();
+    assert_eq!(vols.len(), 1);
+    assert_eq!(vols[0].capacity_bytes, 3 * 1024 * 1024 * 1024);
+}
