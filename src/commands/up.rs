@@ -1,3 +1,276 @@
-use crate::{cli::UpArgs, context::Ctx, error::{Exit, Failure, Result}};
-pub fn run(_ctx: &Ctx, _a: &UpArgs) -> Result<Exit> { Err(Failure::failed("not implemented yet")) }
-pub fn restart(_ctx: &Ctx, _a: &UpArgs) -> Result<Exit> { Err(Failure::failed("not implemented yet")) }
+//! `boxvirt up` (and `restart`): build the image when needed, create and
+//! start the instance's container, wait until libvirt answers through the
+//! bind-mounted socket and sshd answers, then write the ssh files.
+//!
+//! Steps, top to bottom: data dir -> Docker -> image state -> already up? ->
+//! SSH port -> build -> (re)create + start -> wait -> ssh files -> summary.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::cli::UpArgs;
+use crate::context::Ctx;
+use crate::error::{Exit, Failure, Result};
+use crate::libvirt::Libvirt;
+use crate::nested::build_context;
+use crate::nested::container::{check_data_dir, create_host_dirs};
+use crate::nested::image::needs_build;
+use crate::nested::{ports, ssh_config, ssh_keys, status, ContainerInfo, Engine, Progress, Spec};
+use crate::settings::Settings;
+
+pub fn run(ctx: &Ctx, a: &UpArgs) -> Result<Exit> {
+    check_data_dir(&ctx.settings.data_dir)?;
+    let engine = Engine::connect()?;
+    up(ctx, &engine, a)
+}
+
+/// `down` (when there is a container), then `up`.
+pub fn restart(ctx: &Ctx, a: &UpArgs) -> Result<Exit> {
+    check_data_dir(&ctx.settings.data_dir)?;
+    let engine = Engine::connect()?;
+    let name = ctx.settings.container_name();
+    if engine.container(&name)?.is_some() {
+        ctx.out.note(format!("stopping {name}"));
+        engine.stop_and_remove(&name)?;
+    }
+    up(ctx, &engine, a)
+}
+
+fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
+    let started = Instant::now();
+    let mut settings = ctx.settings.clone();
+    let name = settings.container_name();
+    let base = a.base.unwrap_or_default();
+    let tag = build_context::image_tag(base);
+    let assets_hash = build_context::assets_hash(&build_context::context());
+    let image = engine.image(&tag)?;
+    let existing = engine.container(&name)?;
+
+    if !a.rebuild && !needs_build(image.as_ref(), &assets_hash) {
+        if let (Some(c), Some(img)) = (&existing, &image) {
+            if c.running && same_config(&settings, c, &tag, &img.id, a) {
+                // Keep the ssh files in step (e.g. after clean of the link).
+                settings.ssh_port = c.ssh_port.unwrap_or(settings.ssh_port);
+                let _ = write_ssh_files(ctx, &settings, a.no_link_ssh);
+                ctx.out.note(format!("instance '{}' is already up", settings.instance));
+                return Ok(Exit::Ok);
+            }
+        }
+    }
+
+    // The port is checked before a long build; a port held by our own
+    // container is freed when that container is replaced.
+    let port = settings.ssh_port;
+    let held_by_us = existing.as_ref().is_some_and(|c| c.running && c.ssh_port == Some(port));
+    if !held_by_us && !ports::is_free(port) {
+        let who = port_holder(engine, port);
+        if !a.auto_ports {
+            return Err(Failure::conflict(format!(
+                "port {port} on 127.0.0.1 is taken by {who}; pass --ssh-port N (or set BOXMAN_SSH_PORT), or --auto-ports to pick a free port"
+            )));
+        }
+        let free = ports::find_free(port).ok_or_else(|| Failure::conflict(format!("port {port} is taken by {who} and no free port was found")))?;
+        ctx.out.note(format!("port {port} is taken by {who}; using port {free} (--auto-ports)"));
+        settings.ssh_port = free;
+    }
+
+    let image_id = match &image {
+        Some(img) if !a.rebuild && !needs_build(Some(img), &assets_hash) => img.id.clone(),
+        _ => {
+            if a.rebuild {
+                ctx.out.note(format!("rebuilding {tag} without cache"));
+            } else if image.is_none() {
+                ctx.out.note(format!("image {tag} not found; building it"));
+            } else {
+                ctx.out.note(format!("docker/ assets changed since {tag} was built; rebuilding"));
+            }
+            engine.build_image(base, a.rebuild, &ctx.out)?
+        }
+    };
+
+    let spec = Spec::new(&settings, &tag, &image_id, a.privileged);
+    if let Some(c) = &existing {
+        let why = if c.running { "its configuration or image changed" } else { "it is not running" };
+        ctx.out.note(format!("replacing container {name} ({why}); data is kept"));
+        engine.stop_and_remove(&name)?;
+    }
+
+    prepare_host_side(&settings, &spec)?;
+    if spec.devices.iter().all(|d| d != "/dev/kvm") && !a.privileged {
+        ctx.out.warn("no /dev/kvm on this machine: guests will run with TCG (slow) emulation");
+    }
+    ctx.out.note(format!("starting {name} (ssh on 127.0.0.1:{})", settings.ssh_port));
+    engine.create_and_start(&spec)?;
+
+    let versions = wait_ready(ctx, engine, &settings, a.timeout)?;
+    write_ssh_files(ctx, &settings, a.no_link_ssh)?;
+    summary(ctx, &settings, &versions, started.elapsed())?;
+    Ok(Exit::Ok)
+}
+
+/// Whether the running container was made from what we would create now
+/// (with --auto-ports, on the port it already has).
+fn same_config(settings: &Settings, c: &ContainerInfo, tag: &str, image_id: &str, a: &UpArgs) -> bool {
+    let mut candidates = vec![settings.ssh_port];
+    if let (true, Some(p)) = (a.auto_ports, c.ssh_port) {
+        candidates.push(p);
+    }
+    candidates.into_iter().any(|port| {
+        let s = Settings { ssh_port: port, ..settings.clone() };
+        c.fingerprint() == Some(Spec::new(&s, tag, image_id, a.privileged).fingerprint().as_str())
+    })
+}
+
+/// "process 'sshd' (pid 12)" or, for Docker's proxy, the container.
+fn port_holder(engine: &Engine, port: u16) -> String {
+    let holder = ports::holder(port);
+    if holder.is_docker_proxy() || holder.pid.is_none() {
+        if let Ok(list) = engine.containers_with(&[("publish", port.to_string())]) {
+            if let Some((name, _)) = list.into_iter().next() {
+                return format!("container {name}");
+            }
+        }
+    }
+    holder.describe()
+}
+
+/// Bind-mount sources, and the client key the entrypoint authorizes.
+fn prepare_host_side(settings: &Settings, spec: &Spec) -> Result<()> {
+    create_host_dirs(spec, settings.host_uid, settings.host_gid)?;
+    ssh_keys::hand_over(&settings.data_dir, settings.host_uid, settings.host_gid);
+    ssh_keys::ensure_client_key(&settings.ssh_key_path(), &settings.ssh_host_alias(), settings.host_uid, settings.host_gid)?;
+    Ok(())
+}
+
+/// Waits for libvirt through the socket, then for sshd; a timeout names the
+/// stage. Returns (libvirt version, hypervisor version).
+fn wait_ready(ctx: &Ctx, engine: &Engine, settings: &Settings, timeout: u64) -> Result<(String, String)> {
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let name = settings.container_name();
+    let progress = Progress::new(&ctx.out);
+    let uri = settings.socket_uri();
+    let hint = format!("see 'boxvirt logs' (instance '{}')", settings.instance);
+
+    progress.stage(format!("waiting for libvirt on {}", settings.socket_path().display()));
+    let mut last = "no socket yet".to_string();
+    let versions = loop {
+        check_alive(ctx, engine, &name)?;
+        if settings.socket_path().exists() {
+            match Libvirt::open(&uri, &hint).and_then(|l| l.versions()) {
+                Ok(v) => break v,
+                Err(e) => last = e.message,
+            }
+        }
+        if Instant::now() > deadline {
+            progress.finish();
+            return Err(timed_out(ctx, engine, &name, timeout, "libvirt to answer on the socket", &last));
+        }
+        std::thread::sleep(Duration::from_millis(700));
+    };
+    ctx.out.detail(format!("libvirt {} answers on {}", versions.0, settings.socket_path().display()));
+
+    progress.stage(format!("waiting for sshd on 127.0.0.1:{}", settings.ssh_port));
+    loop {
+        let key = ssh_keys::host_public_key(&settings.ssh_dir());
+        if key.is_some() && status::ssh_banner(settings.ssh_port).is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            progress.finish();
+            let what = if key.is_none() { "no sshd host key in the data dir yet" } else { "no SSH banner" };
+            return Err(timed_out(ctx, engine, &name, timeout, &format!("sshd on 127.0.0.1:{}", settings.ssh_port), what));
+        }
+        check_alive(ctx, engine, &name)?;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    progress.finish();
+    Ok(versions)
+}
+
+/// Fails early when the container stopped or restart-loops during the wait.
+fn check_alive(ctx: &Ctx, engine: &Engine, name: &str) -> Result<()> {
+    let c = engine.container(name)?.ok_or_else(|| Failure::failed(format!("container {name} disappeared during start")))?;
+    if c.running && c.state != "restarting" {
+        return Ok(());
+    }
+    let lines = engine.log_tail(name, 20).unwrap_or_default();
+    for line in &lines {
+        ctx.out.detail(format!("  | {line}"));
+    }
+    let last = lines.last().map(|l| format!("; last log line: {}", l.trim())).unwrap_or_default();
+    Err(Failure::failed(format!(
+        "container {name} is {} (exit code {}) during start{last}; see 'boxvirt logs'",
+        c.state,
+        c.exit_code.unwrap_or(-1)
+    )))
+}
+
+fn timed_out(ctx: &Ctx, engine: &Engine, name: &str, timeout: u64, stage: &str, last: &str) -> Failure {
+    if ctx.out.verbose > 0 {
+        for line in engine.log_tail(name, 20).unwrap_or_default() {
+            eprintln!("  | {line}");
+        }
+    }
+    Failure::timeout(format!(
+        "timed out after {timeout} s waiting for {stage} (last: {last}); see 'boxvirt logs' or 'boxvirt status', or raise --timeout"
+    ))
+}
+
+/// known_hosts (the pinned host key), boxman.conf and the link.
+fn write_ssh_files(ctx: &Ctx, settings: &Settings, no_link: bool) -> Result<()> {
+    let key = ssh_keys::host_public_key(&settings.ssh_dir())
+        .ok_or_else(|| Failure::failed(format!("no sshd host key in {}/host", settings.ssh_dir().display())))?;
+    ssh_config::write_files(settings, settings.ssh_port, &ssh_keys::known_hosts_line(settings.ssh_port, &key))?;
+    if !no_link {
+        let link = ssh_config::link(settings)?;
+        ctx.out.detail(format!("linked {} -> {}", link.display(), settings.ssh_config_path().display()));
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Summary {
+    instance: String,
+    container: String,
+    ssh_port: u16,
+    socket_uri: String,
+    ssh_uri: String,
+    ssh_config: String,
+    ssh_command: String,
+    virsh_command: String,
+    libvirt_version: String,
+    hypervisor_version: String,
+    seconds: u64,
+}
+
+fn summary(ctx: &Ctx, s: &Settings, versions: &(String, String), elapsed: Duration) -> Result<()> {
+    let sum = Summary {
+        instance: s.instance.clone(),
+        container: s.container_name(),
+        ssh_port: s.ssh_port,
+        socket_uri: s.socket_uri(),
+        ssh_uri: s.ssh_uri(),
+        ssh_config: s.ssh_config_path().display().to_string(),
+        ssh_command: format!("ssh -F {} {}", s.ssh_config_path().display(), s.ssh_host_alias()),
+        virsh_command: format!("virsh -c '{}' list --all", s.socket_uri()),
+        libvirt_version: versions.0.clone(),
+        hypervisor_version: versions.1.clone(),
+        seconds: elapsed.as_secs(),
+    };
+    if ctx.out.is_json() {
+        return ctx.out.json(&sum);
+    }
+    if ctx.out.quiet {
+        return Ok(());
+    }
+    println!("instance '{}' is up in {} s (libvirt {}, QEMU {})", sum.instance, sum.seconds, sum.libvirt_version, sum.hypervisor_version);
+    println!("  socket:  {}", sum.socket_uri);
+    println!("  ssh:     {}", sum.ssh_command);
+    println!("  virsh:   {}", sum.virsh_command);
+    println!("  qemu+ssh: {}", sum.ssh_uri);
+    if s.ssh_port != ctx.settings.ssh_port {
+        println!("  note: sshd is on port {}; pass --ssh-port {} (or set BOXMAN_SSH_PORT) to other commands", s.ssh_port, s.ssh_port);
+    }
+    Ok(())
+}

@@ -120,7 +120,15 @@ impl Libvirt {
     /// All domains, sorted by name.
     pub fn list_domains(&self) -> Result<Vec<DomainSummary>> {
         let doms = self.conn.list_all_domains(0).map_err(|e| failure(e, "listing domains"))?;
-        let mut rows = doms.iter().map(|d| self.summarize(d)).collect::<Result<Vec<_>>>()?;
+        let mut rows = Vec::with_capacity(doms.len());
+        for dom in &doms {
+            match self.summarize(dom) {
+                Ok(row) => rows.push(row),
+                // Undefined by someone else between the listing and the read.
+                Err(e) if e.exit == crate::error::Exit::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
         rows.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(rows)
     }

@@ -1,1 +1,36 @@
 //! The nested libvirt host: the only place that talks to Docker (bollard).
+//!
+//! - `docker`: the engine connection (and its one-line errors)
+//! - `build_context`, `image`: the embedded docker/ assets and the image build
+//! - `container`: the runtime contract (binds, caps, devices, port) and lifecycle
+//! - `ssh_keys`, `ssh_config`: client key, pinned host key, boxman.conf, link
+//! - `ports`: is the SSH port free, and who holds it
+//! - `status`: the `status` report
+//! - `cleanup`: volumes, pruning, emptying a data dir through a container
+//! - `progress`: spinner on a terminal, lines otherwise
+
+pub mod build_context;
+pub mod cleanup;
+pub mod container;
+pub mod docker;
+pub mod image;
+pub mod ports;
+pub mod progress;
+pub mod ssh_config;
+pub mod ssh_keys;
+pub mod status;
+
+pub use container::{ContainerInfo, Spec};
+pub use docker::Engine;
+pub use progress::Progress;
+
+/// Container label: the instance the container belongs to.
+pub const LABEL_INSTANCE: &str = "io.boxvirt.instance";
+/// Container label: hash of the create body (see `Spec::fingerprint`).
+pub const LABEL_CONFIG: &str = "io.boxvirt.config";
+/// Container label: the absolute data dir (for humans and `clean`).
+pub const LABEL_DATA_DIR: &str = "io.boxvirt.data-dir";
+/// Image label: sha256 of the docker/ assets it was built from.
+pub const LABEL_ASSETS: &str = "io.boxvirt.assets";
+/// Image label: debian | rocky9.
+pub const LABEL_BASE: &str = "io.boxvirt.base";

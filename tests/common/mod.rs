@@ -35,11 +35,13 @@ impl Run {
     /// Errors are exactly one line starting with `error:` and never a panic.
     #[track_caller]
     pub fn one_line_error(&self) -> &str {
-        let lines: Vec<&str> = self.stderr.lines().filter(|l| !l.starts_with("warning:")).collect();
-        assert_eq!(lines.len(), 1, "want one error line, got:\n{}", self.stderr);
-        assert!(lines[0].starts_with("error: "), "{}", self.stderr);
+        // Notes and warnings may come first; the error is one line, the last.
+        let errors: Vec<&str> = self.stderr.lines().filter(|l| l.starts_with("error")).collect();
+        assert_eq!(errors.len(), 1, "want one error line, got:\n{}", self.stderr);
+        assert_eq!(self.stderr.lines().last(), Some(errors[0]), "error must be the last line:\n{}", self.stderr);
+        assert!(errors[0].starts_with("error: "), "{}", self.stderr);
         assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
-        lines[0]
+        errors[0]
     }
 }
 
