@@ -48,6 +48,13 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
   fi
   export DEBIAN_FRONTEND=noninteractive
+  # Keep package scripts from starting libvirtd/dockerd on the host's own
+  # network: the harness starts each daemon where it belongs.
+  local policy=/usr/sbin/policy-rc.d made_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && made_policy=1
+    trap '[ -n "$made_policy" ] && rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   # libvirt 11 + QEMU 10 come from backports (bookworm's qemu 7.2 conflicts
   # with the preinstalled qemu-utils 10).
