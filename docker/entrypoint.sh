@@ -127,6 +127,26 @@ setup_libvirt() {
   mkdir -p /var/lib/libvirt/images
 }
 
+# Passed-through device nodes keep the HOST's group id, which means nothing
+# here: /dev/kvm owned by the host's kvm gid is not usable by the container's
+# qemu user, so libvirt falls back to TCG and, worse, re-probes QEMU's
+# capabilities on every start ("KVM was enabled when probing ... but it is
+# not available now"). The nodes live in the container's own /dev, so
+# regrouping them changes nothing on the host.
+setup_devices() {
+  if [ -c /dev/kvm ]; then
+    if getent group kvm >/dev/null; then
+      if ! { chgrp kvm /dev/kvm && chmod 0660 /dev/kvm; }; then
+        warn "cannot hand /dev/kvm to group kvm"
+      fi
+    fi
+    log "/dev/kvm present ($(stat -c '%A %G' /dev/kvm 2>/dev/null))"
+  else
+    log "no /dev/kvm: guests run with TCG (type='qemu') only"
+  fi
+  [ -c /dev/net/tun ] || warn "no /dev/net/tun: libvirt cannot create tap devices for guest NICs"
+}
+
 # --- 3. ssh ------------------------------------------------------------------
 keygen() { # keygen FILE COMMENT
   ssh-keygen -q -t ed25519 -N '' -C "$2" -f "$1" </dev/null >/dev/null
@@ -280,6 +300,7 @@ health() {
 main() {
   log "boxvirt nested host '$INSTANCE' starting (HOST_UID=${HOST_UID:-unset} HOST_GID=${HOST_GID:-unset} ssh port ${SSH_PORT})"
   setup_host_ids
+  setup_devices
   setup_libvirt
   setup_ssh
   mkdir -p /var/log/supervisor

@@ -19,7 +19,7 @@ step "lint: Dockerfiles (hadolint) and shell scripts (shellcheck)"
 bash "$harness/lint.sh"
 
 step "build"
-cargo build --all-targets --locked
+cargo build --lib --bins --tests --locked
 
 step "tiny test guest (kernel + initramfs, cached)"
 bash "$harness/build-tiny-guest.sh"
@@ -35,4 +35,4 @@ bash "$harness/base-image.sh"
 
 step "all test tiers"
 # Two cores: run test binaries one at a time but their tests in parallel.
-cargo test --all-targets --locked -- --test-threads=4
+cargo test --lib --bins --tests --locked -- --test-threads=4

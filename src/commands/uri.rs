@@ -1,2 +1,41 @@
-use crate::{context::Ctx, error::{Exit, Failure, Result}};
-pub fn run(_ctx: &Ctx) -> Result<Exit> { Err(Failure::failed("not implemented yet")) }
+//! `boxvirt uri`: how to reach this instance's libvirt from other tools.
+
+use serde::Serialize;
+
+use crate::context::Ctx;
+use crate::error::{Exit, Result};
+
+#[derive(Serialize)]
+struct Uris {
+    socket_uri: String,
+    ssh_uri: String,
+    ssh_config: String,
+    ssh_command: String,
+    virsh_socket: String,
+    virsh_ssh: String,
+    virt_manager: String,
+}
+
+pub fn run(ctx: &Ctx) -> Result<Exit> {
+    let s = &ctx.settings;
+    let u = Uris {
+        socket_uri: s.socket_uri(),
+        ssh_uri: s.ssh_uri(),
+        ssh_config: s.ssh_config_path().display().to_string(),
+        ssh_command: format!("ssh -F {} {}", s.ssh_config_path().display(), s.ssh_host_alias()),
+        virsh_socket: format!("virsh -c '{}' list --all", s.socket_uri()),
+        virsh_ssh: format!("virsh -c '{}' list --all", s.ssh_uri()),
+        virt_manager: format!("virt-manager --connect '{}'", s.ssh_uri()),
+    };
+    if ctx.out.is_json() {
+        return ctx.out.json(&u).map(|_| Exit::Ok);
+    }
+    println!("socket:       {}", u.socket_uri);
+    println!("qemu+ssh:     {}", u.ssh_uri);
+    println!();
+    println!("{}", u.virsh_socket);
+    println!("{}", u.virsh_ssh);
+    println!("{}", u.virt_manager);
+    println!("{}", u.ssh_command);
+    Ok(Exit::Ok)
+}

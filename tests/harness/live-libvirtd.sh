@@ -8,12 +8,13 @@
 #   start     create the netns (if missing) and start the daemons in it
 #             (no-op if they already answer); make sure the "default" network
 #             is defined (it is not started: tests do that)
-#   stop      destroy the domains and networks still running on this daemon,
-#             then stop the daemons this script started (by its pid files);
-#             the netns stays (empty, removable)
+#   stop      stop the daemons this script started (by its pid files); like
+#             any libvirtd restart, running guests and networks keep running
+#             (in the netns) and the next "start" adopts them again
 #   status    say whether the daemon answers (exit 0) or not (exit 1)
 #   env       print KEY=VALUE lines for tests (LIBVIRT_DEFAULT_URI, ...)
-#   teardown  stop, then delete the netns
+#   teardown  destroy every running domain and network of this daemon, stop
+#             the daemons and delete the netns
 # Logs: ${BOXVIRT_TEST_CACHE:-/var/cache/boxvirt-test}/live/. Needs root.
 # There is no systemd here: the daemons are started directly with -d.
 set -euo pipefail
@@ -161,18 +162,21 @@ stop_pid() { # FILE NAME
 
 cmd_stop() {
   [ "$(id -u)" -eq 0 ] || die "run as root"
-  local d n
-  if [ -n "$(pid_of "$RUNDIR/libvirtd.pid" libvirtd || true)" ] && answers; then
-    # what tests left running (qemu, dnsmasq) would outlive the daemon
-    for d in $(virsh -c "$URI" list --name); do
-      virsh -c "$URI" destroy "$d" >/dev/null && log "destroyed leftover domain $d"
-    done
-    for n in $(virsh -c "$URI" net-list --name); do
-      virsh -c "$URI" net-destroy "$n" >/dev/null && log "stopped network $n"
-    done
-  fi
   stop_pid "$RUNDIR/libvirtd.pid" libvirtd
   stop_pid "$RUNDIR/virtlogd.pid" virtlogd
+}
+
+# Running guests and networks (qemu, dnsmasq) outlive libvirtd, as with any
+# libvirtd restart; the next "start" adopts them again. "teardown" ends them.
+destroy_all() {
+  local d n
+  [ -n "$(pid_of "$RUNDIR/libvirtd.pid" libvirtd || true)" ] && answers || return 0
+  for d in $(virsh -c "$URI" list --name); do
+    virsh -c "$URI" destroy "$d" >/dev/null && log "destroyed domain $d"
+  done
+  for n in $(virsh -c "$URI" net-list --name); do
+    virsh -c "$URI" net-destroy "$n" >/dev/null && log "stopped network $n"
+  done
 }
 
 cmd_status() {
@@ -196,6 +200,7 @@ cmd_env() {
 }
 
 cmd_teardown() {
+  destroy_all
   cmd_stop
   if ns_exists; then
     ip netns del "$NS"
