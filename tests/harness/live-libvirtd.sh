@@ -22,7 +22,7 @@ set -euo pipefail
 NS=${BOXVIRT_LIVE_NETNS:-boxvirt-live}
 CACHE=${BOXVIRT_TEST_CACHE:-/var/cache/boxvirt-test}
 LOGDIR=$CACHE/live
-RUNDIR=/run/boxvirt-live           # pid files (gone after a reboot, like the daemons)
+RUNDIR=/run/$NS                    # pid files (gone after a reboot, like the daemons)
 URI=qemu:///system
 SOCK=/run/libvirt/libvirt-sock
 
@@ -163,7 +163,18 @@ stop_pid() { # FILE NAME
 cmd_stop() {
   [ "$(id -u)" -eq 0 ] || die "run as root"
   stop_pid "$RUNDIR/libvirtd.pid" libvirtd
-  stop_pid "$RUNDIR/virtlogd.pid" virtlogd
+  # running guests write their serial logs through virtlogd: keep it for them
+  local guests=0 p
+  if ns_exists; then
+    for p in $(ip netns pids "$NS"); do
+      case "$(cat "/proc/$p/comm" 2>/dev/null)" in qemu-system-*) guests=$((guests + 1)) ;; esac
+    done
+  fi
+  if [ "$guests" -gt 0 ] && [ -n "$(pid_of "$RUNDIR/virtlogd.pid" virtlogd || true)" ]; then
+    log "virtlogd left running: $guests guest(s) still log through it"
+  else
+    stop_pid "$RUNDIR/virtlogd.pid" virtlogd
+  fi
 }
 
 # Running guests and networks (qemu, dnsmasq) outlive libvirtd, as with any
@@ -200,11 +211,19 @@ cmd_env() {
 }
 
 cmd_teardown() {
-  destroy_all
-  cmd_stop
+  [ "$(id -u)" -eq 0 ] || die "run as root"
   if ns_exists; then
+    # guests left by a stopped daemon: start it again so that it can end them
+    [ -n "$(ip netns pids "$NS")" ] && ! answers && cmd_start
+    destroy_all
+    cmd_stop
+    local left
+    left=$(ip netns pids "$NS" | tr '\n' ' ')
+    [ -z "$left" ] || die "processes still in netns $NS (pids $left); not deleting it"
     ip netns del "$NS"
     log "deleted netns $NS"
+  else
+    cmd_stop
   fi
 }
 
