@@ -112,8 +112,12 @@ fn images(ctx: &Ctx, engine: &Engine) -> Result<()> {
             ctx.out.warn(format!("keeping {tag}: container {user} uses it ('boxvirt --instance ... down' it first)"));
             continue;
         }
-        engine.remove_image(&tag)?;
-        ctx.out.note(format!("removed image {tag}"));
+        match engine.remove_image(&tag) {
+            Ok(()) => ctx.out.note(format!("removed image {tag}")),
+            // Used by a container boxvirt did not make (e.g. compose).
+            Err(e) if e.exit == Exit::Conflict => ctx.out.warn(format!("keeping {tag}: {}", e.message)),
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }

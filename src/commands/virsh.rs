@@ -25,10 +25,6 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         .iter()
         .map(|d| Row { name: d.name.clone(), state: d.state.as_str().to_string(), vcpus: d.vcpus, memory_mib: d.memory_mib })
         .collect();
-    if rows.is_empty() && !ctx.out.is_json() {
-        ctx.out.note("no domains");
-        return Ok(Exit::Ok);
-    }
     ctx.out.rows(&rows, &domains)?;
     Ok(Exit::Ok)
 }

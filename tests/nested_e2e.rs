@@ -1,0 +1,325 @@
+//! Tier 4: the nested host end to end, against the real Docker engine and the
+//! real image. Drives the real binary the way a user does, then the original
+//! tool's four client commands with the real `virsh` and `ssh`.
+//!
+//! Requires (and FAILS without): a Docker engine on /var/run/docker.sock
+//! (tests/harness/start-dockerd.sh) and the base image debian:bookworm-slim
+//! (tests/harness/base-image.sh). Instances are named `e2e-*`, live in temp
+//! dirs with a temp HOME, and use free ports, so they never touch a user's
+//! `default` instance or ~/.ssh.
+//!
+//! To add checks (e.g. `vm create` inside the nested host, `doctor`), use
+//! [`Instance`]: `inst.ok(&["vm", "list"])` runs `boxvirt --instance .. vm list`.
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_boxvirt");
+const IMAGE: &str = "boxvirt/nested-host:debian";
+const BASE_IMAGE: &str = "debian:bookworm-slim";
+
+/// What one run of a command gave.
+#[derive(Debug)]
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+impl Out {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+/// One nested-host instance of the test: its own name, working dir (with
+/// `./data`), HOME and SSH port. Dropping it force-removes its container,
+/// so a failed assertion leaves nothing running.
+struct Instance {
+    name: String,
+    port: u16,
+    work: tempfile::TempDir,
+}
+
+impl Instance {
+    fn new(name: &str, port: u16) -> Instance {
+        let work = tempfile::Builder::new().prefix(&format!("boxvirt-{name}-")).tempdir().unwrap();
+        std::fs::create_dir_all(work.path().join("home")).unwrap();
+        // A leftover from an interrupted run would make `up` a no-op.
+        docker(&["rm", "-f", &format!("boxman-libvirt-{name}")]);
+        Instance { name: name.to_string(), port, work }
+    }
+
+    fn dir(&self) -> &Path {
+        self.work.path()
+    }
+    fn data(&self) -> PathBuf {
+        self.dir().join("data")
+    }
+    fn home(&self) -> PathBuf {
+        self.dir().join("home")
+    }
+    fn container(&self) -> String {
+        format!("boxman-libvirt-{}", self.name)
+    }
+
+    /// `boxvirt --instance NAME --ssh-port PORT ARGS` in the working dir (so
+    /// the default `./data` is the instance's), with a clean environment.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--instance", &self.name, "--ssh-port", &self.port.to_string()]).args(args);
+        self.prepare(&mut cmd);
+        cmd
+    }
+
+    fn prepare(&self, cmd: &mut Command) {
+        cmd.current_dir(self.dir()).env("HOME", self.home()).stdin(Stdio::null());
+        for var in ["BOXMAN_INSTANCE_NAME", "BOXMAN_DATA_DIR", "BOXMAN_SSH_PORT", "LIBVIRT_DEFAULT_URI", "DOCKER_HOST"] {
+            cmd.env_remove(var);
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        run(self.command(args))
+    }
+
+    /// Runs and asserts exit 0.
+    fn ok(&self, args: &[&str]) -> Out {
+        let out = self.run(args);
+        assert_eq!(out.code, 0, "boxvirt {args:?} failed: {out:?}");
+        out
+    }
+
+    /// Runs a shell command line in the working dir (HOME set): the original
+    /// tool's commands, verbatim apart from instance name and port.
+    fn sh(&self, line: &str) -> Out {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", line]);
+        self.prepare(&mut cmd);
+        let out = run(cmd);
+        assert_eq!(out.code, 0, "`{line}` failed: {out:?}");
+        out
+    }
+
+    fn status_json(&self) -> (i32, serde_json::Value) {
+        let out = self.run(&["-o", "json", "status"]);
+        (out.code, out.json())
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        docker(&["rm", "-f", &self.container()]);
+    }
+}
+
+fn run(mut cmd: Command) -> Out {
+    let started = Instant::now();
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took: started.elapsed(),
+    };
+    eprintln!("[{:>5.1} s] {cmd:?} -> {}", out.took.as_secs_f64(), out.code);
+    out
+}
+
+/// The docker CLI, for checks from outside boxvirt (true when it exited 0).
+fn docker(args: &[&str]) -> bool {
+    Command::new("docker")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn docker_out(args: &[&str]) -> String {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// A free TCP port on 127.0.0.1 at or after `from`.
+fn free_port(from: u16) -> u16 {
+    (from..from + 500).find(|p| TcpListener::bind((Ipv4Addr::LOCALHOST, *p)).is_ok()).expect("a free port")
+}
+
+/// The engine and the base image must be there: this tier never skips.
+fn require_engine_and_base_image() {
+    assert!(
+        docker(&["info"]),
+        "no Docker engine answers on /var/run/docker.sock: run tests/harness/start-dockerd.sh first"
+    );
+    assert!(
+        docker(&["image", "inspect", BASE_IMAGE]) || docker(&["image", "inspect", IMAGE]),
+        "neither {BASE_IMAGE} nor {IMAGE} is present: run tests/harness/base-image.sh first"
+    );
+}
+
+#[test]
+fn nested_host_end_to_end() {
+    require_engine_and_base_image();
+    let a = Instance::new("e2e-a", free_port(22400));
+
+    // up: builds when needed, waits for libvirt through the socket and sshd.
+    let up = a.ok(&["up"]);
+    assert!(up.stdout.contains("instance 'e2e-a' is up"), "{up:?}");
+    assert!(up.stdout.contains("socket="), "{up:?}");
+    let key = std::fs::read_to_string(a.data().join("ssh/id_ed25519")).unwrap();
+    let known_hosts = std::fs::read_to_string(a.data().join("ssh/known_hosts")).unwrap();
+    assert!(known_hosts.starts_with(&format!("[127.0.0.1]:{} ssh-ed25519 ", a.port)), "{known_hosts}");
+    let conf = std::fs::read_to_string(a.data().join("ssh/boxman.conf")).unwrap();
+    assert!(conf.contains(&format!("IdentityFile {}/ssh/id_ed25519", a.data().display())), "{conf}");
+
+    // status: everything answers; JSON has the documented fields.
+    let (code, st) = a.status_json();
+    assert_eq!(code, 0, "{st:#}");
+    assert_eq!(st["ok"], true, "{st:#}");
+    assert_eq!(st["container"]["state"], "running");
+    assert_eq!(st["sshd"]["answering"], true);
+    assert_eq!(st["socket"]["answering"], true);
+    assert_eq!(st["ssh_key"]["mode"], "0600");
+    let ports = st["ports"].as_array().unwrap();
+    assert!(ports.iter().any(|p| p["name"] == "ssh" && p["published"] == true && p["address"] == "127.0.0.1"));
+    assert!(ports.iter().any(|p| p["name"] == "libvirt-tcp" && p["published"] == false));
+    for prog in ["sshd", "libvirtd", "virtlogd"] {
+        assert!(
+            st["programs"].as_array().unwrap().iter().any(|p| p["name"] == prog && p["state"] == "RUNNING"),
+            "{prog}: {st:#}"
+        );
+    }
+    a.ok(&["status"]);
+
+    // libvirt through the socket and through qemu+ssh, natively.
+    let virsh = a.ok(&["virsh"]);
+    assert!(virsh.stdout.contains("NAME"), "{virsh:?}");
+    a.ok(&["--via", "ssh", "virsh"]);
+    let doms = a.ok(&["-o", "json", "virsh"]).json();
+    assert!(doms.is_array(), "{doms}");
+    let uri = a.ok(&["-o", "json", "uri"]).json();
+    assert!(uri["socket_uri"].as_str().unwrap().ends_with("/data/libvirt-run/libvirt-sock"), "{uri}");
+
+    // ssh: runs a command, propagates its exit code.
+    assert_eq!(a.ok(&["ssh", "--", "id", "-un"]).stdout.trim(), "qemu_user");
+    assert_eq!(a.run(&["ssh", "--", "exit", "3"]).code, 3);
+
+    // The original tool's client commands, verbatim (instance and port are the test's).
+    let (n, p) = (&a.name, a.port);
+    a.sh(r#"virsh -c "qemu+unix:///system?socket=$(pwd)/data/libvirt-run/libvirt-sock" list --all"#);
+    a.sh(&format!("ssh -F ./data/ssh/boxman.conf boxman-{n} true"));
+    a.sh(&format!("ssh -F ~/.ssh/config.d/boxman/boxman-{n}.conf boxman-{n} true"));
+    a.sh(&format!(
+        r#"virsh -c "qemu+ssh://qemu_user@127.0.0.1:{p}/system?keyfile=$(pwd)/data/ssh/id_ed25519&known_hosts=/dev/null&no_verify=1" list --all"#
+    ));
+
+    // up again: a no-op.
+    let again = a.ok(&["up"]);
+    assert!(again.stderr.contains("instance 'e2e-a' is already up"), "{again:?}");
+    assert!(again.took < Duration::from_secs(10), "{again:?}");
+
+    // down keeps the data; down again is "not found"; status says what is wrong.
+    a.ok(&["down"]);
+    assert!(!docker(&["container", "inspect", &a.container()]));
+    let down = a.run(&["down"]);
+    assert_eq!(down.code, 3, "{down:?}");
+    assert!(down.stderr.contains("instance 'e2e-a' is not running (no container boxman-libvirt-e2e-a)"), "{down:?}");
+    let (code, st) = a.status_json();
+    assert_eq!((code, st["ok"].clone()), (1, serde_json::Value::Bool(false)), "{st:#}");
+
+    // up after down: same client key and pinned host key (the data dir kept them).
+    a.ok(&["up"]);
+    assert_eq!(std::fs::read_to_string(a.data().join("ssh/id_ed25519")).unwrap(), key);
+    assert_eq!(std::fs::read_to_string(a.data().join("ssh/known_hosts")).unwrap(), known_hosts);
+    a.sh(&format!("ssh -F ./data/ssh/boxman.conf boxman-{n} true"));
+
+    // A second instance beside the first: own name, data dir and port.
+    let b = Instance::new("e2e-b", free_port(a.port + 1));
+    b.ok(&["up"]);
+    assert_eq!(b.status_json().0, 0);
+    assert_eq!(a.status_json().0, 0, "the first instance must be unaffected");
+    b.sh(&format!("ssh -F ./data/ssh/boxman.conf boxman-{} true", b.name));
+    b.sh(r#"virsh -c "qemu+unix:///system?socket=$(pwd)/data/libvirt-run/libvirt-sock" list --all"#);
+
+    // clean all of b keeps the image a still uses.
+    let clean_b = b.ok(&["clean", "all", "--yes"]);
+    assert!(clean_b.stderr.contains(&format!("keeping {IMAGE}")), "{clean_b:?}");
+    assert!(docker(&["image", "inspect", IMAGE]));
+    assert!(!b.data().exists());
+    assert!(!b.home().join(".ssh/config.d/boxman/boxman-e2e-b.conf").exists());
+    a.ok(&["virsh"]);
+
+    // clean all of a: no container, no image (unless someone else's
+    // container still uses it), no data, no link.
+    let clean_a = a.ok(&["clean", "all", "--yes"]);
+    assert!(!docker(&["container", "inspect", &a.container()]));
+    assert!(!a.data().exists(), "{clean_a:?}");
+    assert!(std::fs::symlink_metadata(a.home().join(".ssh/config.d/boxman/boxman-e2e-a.conf")).is_err());
+    if clean_a.stderr.contains(&format!("keeping {IMAGE}")) {
+        let users = docker_out(&["ps", "-a", "--format", "{{.Names}}"]);
+        eprintln!("image kept for other containers: {users}");
+    } else {
+        assert!(!docker(&["image", "inspect", IMAGE]), "{clean_a:?}");
+    }
+}
+
+#[test]
+fn nested_faults_have_their_exit_codes() {
+    require_engine_and_base_image();
+    let f = Instance::new("e2e-faults", free_port(22900));
+
+    // Invalid instance name: usage (2), before anything is touched.
+    let out = run({
+        let mut c = Command::new(BIN);
+        c.args(["--instance", "bad name", "up"]);
+        f.prepare(&mut c);
+        c
+    });
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("invalid instance name"), "{out:?}");
+
+    // Docker unreachable: connect (5), naming the socket.
+    let mut cmd = f.command(&["up"]);
+    cmd.env("DOCKER_HOST", "unix:///nonexistent");
+    let out = run(cmd);
+    assert_eq!(out.code, 5, "{out:?}");
+    assert!(out.stderr.contains("/nonexistent"), "{out:?}");
+
+    // down of an instance that does not exist: not found (3).
+    let out = f.run(&["down"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("no container boxman-libvirt-e2e-faults"), "{out:?}");
+
+    // SSH port taken: conflict (4), naming the port and this process.
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let out = run({
+        let mut c = Command::new(BIN);
+        c.args(["--instance", "e2e-faults", "--ssh-port", &port.to_string(), "up"]);
+        f.prepare(&mut c);
+        c
+    });
+    assert_eq!(out.code, 4, "{out:?}");
+    assert!(out.stderr.contains(&format!("port {port}")), "{out:?}");
+    assert!(out.stderr.contains(&format!("pid {}", std::process::id())), "{out:?}");
+    drop(listener);
+
+    // Deleting without --yes and without a terminal: refused (2).
+    let out = f.run(&["clean", "data"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("without --yes"), "{out:?}");
+
+    // A data dir that cannot be created: failed (1) with a clear message.
+    std::fs::write(f.dir().join("file"), "x").unwrap();
+    let out = f.run(&["--data-dir", "file/data", "up"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("is not writable"), "{out:?}");
+}
