@@ -190,7 +190,7 @@ impl Settings {
     /// pinned host key (known_hosts in the data dir).
     pub fn ssh_uri(&self) -> String {
         format!(
-            "qemu+ssh://{NESTED_SSH_USER}@127.0.0.1:{}/system?keyfile={}&known_hosts={}&known_hosts_verify=normal",
+            "qemu+libssh://{NESTED_SSH_USER}@127.0.0.1:{}/system?keyfile={}&known_hosts={}&known_hosts_verify=normal",
             self.ssh_port,
             self.ssh_key_path().display(),
             self.known_hosts_path().display(),

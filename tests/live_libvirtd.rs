@@ -108,6 +108,8 @@ fn tiny_guest_boots_stops_and_is_deleted_without_leftovers() {
     assert_eq!(me["state"], "running");
     assert_eq!(me["memory_mib"], 256);
 
+    // The guest's init is done (acpid runs): a graceful stop can work.
+    wait_for_line(&log, "BOXVIRT-TINY-BOOT-FINISHED", Duration::from_secs(180));
     // Starting a running VM is a conflict.
     live(d.path(), &["vm", "start", &name]).expect_code(4);
 

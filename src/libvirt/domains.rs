@@ -13,8 +13,7 @@ use crate::error::{Failure, Result};
 pub const METADATA_URI: &str = "urn:boxvirt:vm:1";
 pub const METADATA_KEY: &str = "boxvirt";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DomainState {
     Running,
     Blocked,
@@ -24,6 +23,13 @@ pub enum DomainState {
     Crashed,
     Suspended,
     Unknown,
+}
+
+/// JSON uses the same words as the table.
+impl Serialize for DomainState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 impl DomainState {
