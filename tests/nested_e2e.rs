@@ -42,6 +42,8 @@ struct Instance {
     name: String,
     port: u16,
     work: tempfile::TempDir,
+    /// Run as this (uid, gid) instead of the test's user (through setpriv).
+    user: Option<(u32, u32)>,
 }
 
 impl Instance {
@@ -50,7 +52,17 @@ impl Instance {
         std::fs::create_dir_all(work.path().join("home")).unwrap();
         // A leftover from an interrupted run would make `up` a no-op.
         docker(&["rm", "-f", &format!("boxman-libvirt-{name}")]);
-        Instance { name: name.to_string(), port, work }
+        Instance { name: name.to_string(), port, work, user: None }
+    }
+
+    /// An instance run by another (non-root) user who owns its dirs.
+    fn as_user(name: &str, port: u16, uid: u32, gid: u32) -> Instance {
+        let mut inst = Instance::new(name, port);
+        for dir in [inst.dir().to_path_buf(), inst.home()] {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+        }
+        inst.user = Some((uid, gid));
+        inst
     }
 
     fn dir(&self) -> &Path {
@@ -69,10 +81,22 @@ impl Instance {
     /// `boxvirt --instance NAME --ssh-port PORT ARGS` in the working dir (so
     /// the default `./data` is the instance's), with a clean environment.
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = self.program(BIN);
         cmd.args(["--instance", &self.name, "--ssh-port", &self.port.to_string()]).args(args);
         self.prepare(&mut cmd);
         cmd
+    }
+
+    /// `program`, as the instance's user when it has one.
+    fn program(&self, program: &str) -> Command {
+        match self.user {
+            None => Command::new(program),
+            Some((uid, gid)) => {
+                let mut cmd = Command::new("setpriv");
+                cmd.args(["--reuid", &uid.to_string(), "--regid", &gid.to_string(), "--init-groups", program]);
+                cmd
+            }
+        }
     }
 
     fn prepare(&self, cmd: &mut Command) {
@@ -96,7 +120,7 @@ impl Instance {
     /// Runs a shell command line in the working dir (HOME set): the original
     /// tool's commands, verbatim apart from instance name and port.
     fn sh(&self, line: &str) -> Out {
-        let mut cmd = Command::new("sh");
+        let mut cmd = self.program("sh");
         cmd.args(["-c", line]);
         self.prepare(&mut cmd);
         let out = run(cmd);
@@ -151,6 +175,28 @@ fn docker_out(args: &[&str]) -> String {
 /// A free TCP port on 127.0.0.1 at or after `from`.
 fn free_port(from: u16) -> u16 {
     (from..from + 500).find(|p| TcpListener::bind((Ipv4Addr::LOCALHOST, *p)).is_ok()).expect("a free port")
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A non-root user in the docker group (made when missing): (uid, gid).
+fn test_user() -> (u32, u32) {
+    const USER: &str = "boxvirt-e2e";
+    let exists = Command::new("id").arg(USER).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
+    let status = if exists {
+        Command::new("usermod").args(["-aG", "docker", USER]).status()
+    } else {
+        Command::new("useradd").args(["-M", "-s", "/usr/sbin/nologin", "-G", "docker", USER]).status()
+    };
+    assert!(status.map(|s| s.success()).unwrap_or(false), "cannot create user {USER} in group docker");
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id").args([flag, USER]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    (id("-u"), id("-g"))
 }
 
 /// The engine and the base image must be there: this tier never skips.
@@ -249,6 +295,17 @@ fn nested_host_end_to_end() {
     b.sh(&format!("ssh -F ./data/ssh/boxman.conf boxman-{} true", b.name));
     b.sh(r#"virsh -c "qemu+unix:///system?socket=$(pwd)/data/libvirt-run/libvirt-sock" list --all"#);
 
+    // logs, restart, link/unlink on the second instance.
+    let logs = b.ok(&["logs", "--tail", "200"]);
+    assert!(logs.stderr.contains("entrypoint:") || logs.stdout.contains("entrypoint:"), "{logs:?}");
+    b.ok(&["restart"]);
+    assert_eq!(b.status_json().0, 0);
+    let link = b.home().join(".ssh/config.d/boxman/boxman-e2e-b.conf");
+    b.ok(&["unlink-ssh"]);
+    assert!(std::fs::symlink_metadata(&link).is_err());
+    b.ok(&["link-ssh"]);
+    assert_eq!(std::fs::read_link(&link).unwrap(), b.data().join("ssh/boxman.conf"));
+
     // clean all of b keeps the image a still uses.
     let clean_b = b.ok(&["clean", "all", "--yes"]);
     assert!(clean_b.stderr.contains(&format!("keeping {IMAGE}")), "{clean_b:?}");
@@ -256,6 +313,22 @@ fn nested_host_end_to_end() {
     assert!(!b.data().exists());
     assert!(!b.home().join(".ssh/config.d/boxman/boxman-e2e-b.conf").exists());
     a.ok(&["virsh"]);
+
+    // A non-root user (in the docker group): the socket works without sudo
+    // (HOST_UID/HOST_GID mapping), and `clean all` removes the root-owned
+    // files in the data dir through a throwaway container.
+    if is_root() {
+        let (uid, gid) = test_user();
+        let u = Instance::as_user("e2e-user", free_port(a.port + 20), uid, gid);
+        u.ok(&["up"]);
+        assert_eq!(std::fs::metadata(u.data().join("ssh/id_ed25519")).map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap(), uid);
+        u.ok(&["virsh"]);
+        u.sh(r#"virsh -c "qemu+unix:///system?socket=$(pwd)/data/libvirt-run/libvirt-sock" list --all"#);
+        u.sh(&format!("ssh -F ~/.ssh/config.d/boxman/boxman-{}.conf boxman-{} true", u.name, u.name));
+        let clean = u.ok(&["-v", "clean", "all", "--yes"]);
+        assert!(clean.stderr.contains("emptying it from a container"), "{clean:?}");
+        assert!(!u.data().exists(), "{clean:?}");
+    }
 
     // clean all of a: no container, no image (unless someone else's
     // container still uses it), no data, no link.
