@@ -4,9 +4,10 @@
 //! not a terminal. Scope:
 //!   containers  this instance's container
 //!   volumes     volumes labelled for this instance (or its old compose project)
-//!   images      boxvirt/nested-host:* images; one still used by another
-//!               instance's container is kept (the image is shared by all
-//!               instances of a base, so it is not per instance)
+//!   images      boxvirt/nested-host:debian and :rocky9 (the tags boxvirt and
+//!               the compose file build); one still used by another instance's
+//!               container is kept (the image is shared by all instances of a
+//!               base, so it is not per instance)
 //!   data        this instance's data dir; files the container's root left
 //!               are removed from a throwaway container (no sudo)
 //!   all         containers + volumes + images + data + the ssh link
@@ -15,7 +16,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
-use crate::cli::{CleanArgs, CleanTarget};
+use crate::cli::{Base, CleanArgs, CleanTarget};
 use crate::context::Ctx;
 use crate::error::{Exit, Failure, Result};
 use crate::nested::container::BINDS;
@@ -26,10 +27,10 @@ pub fn run(ctx: &Ctx, a: &CleanArgs) -> Result<Exit> {
     let what = match a.what {
         CleanTarget::Data => format!("the data dir {}", s.data_dir.display()),
         CleanTarget::Volumes => format!("the Docker volumes of instance '{}'", s.instance),
-        CleanTarget::Images => format!("the {}:* images", build_context::IMAGE_REPO),
+        CleanTarget::Images => format!("the {}:debian and :rocky9 images", build_context::IMAGE_REPO),
         CleanTarget::Containers => format!("the container {}", s.container_name()),
         CleanTarget::All => format!(
-            "instance '{}' entirely (container, volumes, {}:* images, data dir {}, ssh link)",
+            "instance '{}' entirely (container, volumes, {}:debian/:rocky9 images, data dir {}, ssh link)",
             s.instance,
             build_context::IMAGE_REPO,
             s.data_dir.display()
@@ -102,7 +103,9 @@ fn volumes(ctx: &Ctx, engine: &Engine) -> Result<()> {
 }
 
 fn images(ctx: &Ctx, engine: &Engine) -> Result<()> {
-    let images = engine.nested_images()?;
+    // Only the tags boxvirt (and the compose file) build, not hand-made ones.
+    let ours: Vec<String> = [Base::Debian, Base::Rocky9].into_iter().map(build_context::image_tag).collect();
+    let images: Vec<(String, String)> = engine.nested_images()?.into_iter().filter(|(tag, _)| ours.contains(tag)).collect();
     if images.is_empty() {
         ctx.out.note(format!("no {}:* images", build_context::IMAGE_REPO));
     }

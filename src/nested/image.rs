@@ -72,6 +72,9 @@ impl Engine {
             return Err(Failure::failed(format!("this boxvirt has no docker/{dockerfile} embedded; cannot build {tag}")));
         }
         let hint = self.base_image_hint(&assets, dockerfile)?;
+        if !hint.is_empty() {
+            out.warn(format!("{}; docker will try to pull it", hint.trim_start_matches("; ")));
+        }
         let hash = build_context::assets_hash(&assets);
         let body = build_context::tar(&assets)?;
 
