@@ -15,6 +15,7 @@ pub mod names;
 pub mod nested;
 pub mod output;
 pub mod settings;
+pub mod sshjump;
 pub mod template;
 pub mod vm;
 pub mod xml;

@@ -43,8 +43,8 @@ fn create_then_list_then_delete_leaves_the_host_as_it_was() {
     // What `vm delete` does.
     conn.destroy_domain("r1").unwrap();
     conn.undefine_domain("r1").unwrap();
-    for (pool, vol) in boxvirt::vm::metadata::VmMetadata::parse(&meta).volumes {
-        assert!(conn.delete_volume(&pool, &vol).unwrap());
+    for v in boxvirt::vm::metadata::VmMetadata::parse(&meta).volumes {
+        assert!(conn.delete_volume(&v.pool, &v.name).unwrap());
     }
     assert_eq!((names(&conn), volumes(&conn)), before);
 }

@@ -101,7 +101,13 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
         ctx.out.warn("no /dev/kvm on this machine: guests will run with TCG (slow) emulation");
     }
     ctx.out.note(format!("starting {name} (ssh on 127.0.0.1:{})", settings.ssh_port));
-    engine.create_and_start(&spec)?;
+    engine.create_and_start(&spec).map_err(|e| {
+        if a.privileged && e.message.contains("apply caps") {
+            Failure::new(e.exit, format!("{}; --privileged is not permitted on this machine, run 'boxvirt up' without it (the default capability list works)", e.message))
+        } else {
+            e
+        }
+    })?;
 
     let versions = wait_ready(ctx, engine, &settings, a.timeout)?;
     write_ssh_files(ctx, &settings, a.no_link_ssh)?;

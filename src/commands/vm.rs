@@ -70,7 +70,7 @@ pub fn run(ctx: &Ctx, cmd: VmCommand) -> Result<Exit> {
                     ("Template", meta.as_ref().map(|m| m.template.clone()).unwrap_or_else(|| "- (not made by boxvirt)".into())),
                     (
                         "Volumes",
-                        meta.map(|m| m.volumes.iter().map(|(p, v)| format!("{p}/{v}")).collect::<Vec<_>>().join(", "))
+                        meta.map(|m| m.volumes.iter().map(|v| format!("{}/{}", v.pool, v.name)).collect::<Vec<_>>().join(", "))
                             .unwrap_or_default(),
                     ),
                 ];
@@ -188,9 +188,9 @@ fn delete(ctx: &Ctx, name: &str) -> Result<Exit> {
     conn.undefine_domain(name)?;
     let mut removed = Vec::new();
     if let Some(meta) = &meta {
-        for (pool, vol) in &meta.volumes {
-            if conn.delete_volume(pool, vol)? {
-                removed.push(format!("{pool}/{vol}"));
+        for v in &meta.volumes {
+            if conn.delete_volume(&v.pool, &v.name)? {
+                removed.push(format!("{}/{}", v.pool, v.name));
             }
         }
     }

@@ -3,14 +3,17 @@
 //! qemu+ssh, a real host, or the test driver.
 
 mod connection;
+mod dhcp;
 mod domains;
 mod errors;
 mod host;
+mod leases;
 mod networks;
 mod storage;
 
 pub use connection::{is_local_uri, Libvirt};
 pub use domains::{DomainDetails, DomainState, DomainSummary, METADATA_URI};
 pub use host::{DomainCaps, HostCaps};
+pub use leases::Lease;
 pub use networks::{NetworkChange, NetworkSummary};
 pub use storage::{PoolChange, PoolSummary, VolumeSummary};

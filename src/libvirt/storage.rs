@@ -143,6 +143,71 @@ impl Libvirt {
         vol.path().map_err(|e| failure(e, &format!("reading the path of volume '{name}'")))
     }
 
+    /// A qcow2 overlay whose backing store is `backing_path` (a linked clone:
+    /// milliseconds, shares the base's blocks). Returns the new volume's path.
+    pub fn create_overlay_volume(
+        &self,
+        pool: &str,
+        name: &str,
+        backing_path: &str,
+        backing_format: &str,
+        capacity_bytes: u64,
+    ) -> Result<String> {
+        use quick_xml::escape::escape;
+        let p = self.existing_pool(pool)?;
+        if self.volume(&p, pool, name)?.is_some() {
+            return Err(Failure::conflict(format!("volume '{name}' already exists in pool '{pool}'")));
+        }
+        let xml = format!(
+            "<volume><name>{}</name><capacity unit='bytes'>{capacity_bytes}</capacity><target><format type='qcow2'/></target>\
+             <backingStore><path>{}</path><format type='{}'/></backingStore></volume>",
+            escape(name),
+            escape(backing_path),
+            escape(backing_format)
+        );
+        let vol = StorageVol::create_xml(&p, &xml, 0)
+            .map_err(|e| failure(e, &format!("creating overlay '{name}' on {backing_path}")))?;
+        vol.path().map_err(|e| failure(e, &format!("reading the path of volume '{name}'")))
+    }
+
+    /// A full copy of `source` (in `pool`), grown to `capacity_bytes` when that
+    /// is larger. Slower than an overlay, independent of the base.
+    pub fn clone_volume(&self, pool: &str, name: &str, source: &str, capacity_bytes: u64) -> Result<String> {
+        use quick_xml::escape::escape;
+        let p = self.existing_pool(pool)?;
+        if self.volume(&p, pool, name)?.is_some() {
+            return Err(Failure::conflict(format!("volume '{name}' already exists in pool '{pool}'")));
+        }
+        let src = self
+            .volume(&p, pool, source)?
+            .ok_or_else(|| Failure::not_found(format!("volume '{source}' not found in pool '{pool}'")))?;
+        let xml = format!("<volume><name>{}</name><target><format type='qcow2'/></target></volume>", escape(name));
+        let vol = StorageVol::create_xml_from(&p, &xml, &src, 0)
+            .map_err(|e| failure(e, &format!("copying volume '{source}' to '{name}'")))?;
+        let current = vol.info().map_err(|e| failure(e, &format!("reading volume '{name}'")))?.capacity;
+        if capacity_bytes > current {
+            if let Err(e) = vol.resize(capacity_bytes, 0) {
+                let _ = vol.delete(0);
+                return Err(failure(e, &format!("growing volume '{name}'")));
+            }
+        }
+        vol.path().map_err(|e| failure(e, &format!("reading the path of volume '{name}'")))
+    }
+
+    /// Path and capacity of an existing volume.
+    pub fn volume_info(&self, pool: &str, name: &str) -> Result<VolumeSummary> {
+        let p = self.existing_pool(pool)?;
+        let v = self
+            .volume(&p, pool, name)?
+            .ok_or_else(|| Failure::not_found(format!("volume '{name}' not found in pool '{pool}'")))?;
+        let what = format!("reading volume '{name}'");
+        Ok(VolumeSummary {
+            name: name.to_string(),
+            path: v.path().map_err(|e| failure(e, &what))?,
+            capacity_bytes: v.info().map_err(|e| failure(e, &what))?.capacity,
+        })
+    }
+
     /// Deletes a volume; a volume that is already gone is not an error.
     pub fn delete_volume(&self, pool: &str, name: &str) -> Result<bool> {
         let Some(p) = self.pool(pool)? else { return Ok(false) };

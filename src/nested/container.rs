@@ -201,7 +201,11 @@ impl Engine {
         let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
         self.block_on(self.docker.create_container(Some(opts), spec.body()))
             .map_err(|e| api_failure(format!("cannot create container {}", spec.name), e))?;
-        self.start(&spec.name)
+        // A container that never started is of no use: do not leave it behind.
+        self.start(&spec.name).inspect_err(|_| {
+            let opts = RemoveContainerOptionsBuilder::default().force(true).build();
+            let _ = self.block_on(self.docker.remove_container(&spec.name, Some(opts)));
+        })
     }
 
     pub fn start(&self, name: &str) -> Result<()> {

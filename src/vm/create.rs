@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::metadata::VmMetadata;
+use super::metadata::{VmMetadata, Volume};
 use super::rollback::Rollback;
 use super::{accel, identity};
 use crate::cli::Accel;
@@ -142,7 +142,7 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
 
     // 2. Make things, newest undone first on failure.
     let mut rollback = Rollback::new();
-    let mut meta = VmMetadata { template: template.name.clone(), volumes: Vec::new() };
+    let mut meta = VmMetadata { template: template.name.clone(), ..Default::default() };
     let result = (|| -> Result<()> {
         if has_disk {
             let changes = conn.ensure_pool(POOL, || catalog.get(Kind::Pool, POOL)?.render(&[]))?;
@@ -154,7 +154,7 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
             let path = conn.create_volume(POOL, &vol, disk_gib * 1024 * 1024 * 1024, "qcow2")?;
             let vol_for_undo = vol.clone();
             rollback.push(format!("volume '{vol}'"), move || conn.delete_volume(POOL, &vol_for_undo).map(|_| ()));
-            meta.volumes.push((POOL.to_string(), vol));
+            meta.volumes.push(Volume { pool: POOL.to_string(), name: vol, role: "disk".into() });
             injected(req, "volume")?;
             sets.push(("disk".into(), path));
         }
@@ -183,7 +183,7 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
                 domain_type: choice.domain_type,
                 mac,
                 network,
-                volumes: meta.volumes.into_iter().map(|(_, v)| v).collect(),
+                volumes: meta.volumes.into_iter().map(|v| v.name).collect(),
                 started: req.start,
             })
         }

@@ -1,22 +1,61 @@
-//! The metadata element boxvirt stores in each domain it creates: which
-//! template it came from and which volumes it made (only those are deleted
-//! with the VM).
+//! The metadata element boxvirt stores in each domain it creates: where it
+//! came from, what it made (only those volumes and reservations are removed
+//! with the VM) and how to reach it (login user, pinned host key).
 
 use crate::xml;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub pool: String,
+    pub name: String,
+    /// "disk" or "seed".
+    pub role: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub network: String,
+    pub mac: String,
+    pub ip: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct VmMetadata {
     pub template: String,
-    /// (pool, volume name)
-    pub volumes: Vec<(String, String)>,
+    pub volumes: Vec<Volume>,
+    pub reservation: Option<Reservation>,
+    /// Login user written into the cloud-init seed.
+    pub user: Option<String>,
+    /// The guest's sshd public key (from the seed), pinned on connect.
+    pub host_key: Option<String>,
 }
 
 impl VmMetadata {
     pub fn to_xml(&self) -> String {
         use quick_xml::escape::escape;
-        let mut s = format!("<vm template='{}'>", escape(self.template.as_str()));
-        for (pool, vol) in &self.volumes {
-            s.push_str(&format!("<volume pool='{}' name='{}'/>", escape(pool.as_str()), escape(vol.as_str())));
+        let mut s = format!("<vm template='{}'", escape(self.template.as_str()));
+        if let Some(u) = &self.user {
+            s.push_str(&format!(" user='{}'", escape(u.as_str())));
+        }
+        if let Some(k) = &self.host_key {
+            s.push_str(&format!(" hostkey='{}'", escape(k.as_str())));
+        }
+        s.push('>');
+        for v in &self.volumes {
+            s.push_str(&format!(
+                "<volume pool='{}' name='{}' role='{}'/>",
+                escape(v.pool.as_str()),
+                escape(v.name.as_str()),
+                escape(v.role.as_str())
+            ));
+        }
+        if let Some(r) = &self.reservation {
+            s.push_str(&format!(
+                "<reservation network='{}' mac='{}' ip='{}'/>",
+                escape(r.network.as_str()),
+                escape(r.mac.as_str()),
+                escape(r.ip.as_str())
+            ));
         }
         s.push_str("</vm>");
         s
@@ -25,11 +64,30 @@ impl VmMetadata {
     pub fn parse(text: &str) -> VmMetadata {
         VmMetadata {
             template: xml::root_attr(text, "template").unwrap_or_default(),
+            user: xml::root_attr(text, "user"),
+            host_key: xml::root_attr(text, "hostkey"),
             volumes: xml::find_all(text, &["vm", "volume"])
                 .into_iter()
-                .filter_map(|v| Some((v.attr("pool")?.to_string(), v.attr("name")?.to_string())))
+                .filter_map(|v| {
+                    Some(Volume {
+                        pool: v.attr("pool")?.to_string(),
+                        name: v.attr("name")?.to_string(),
+                        role: v.attr("role").unwrap_or("disk").to_string(),
+                    })
+                })
                 .collect(),
+            reservation: xml::find_first(text, &["vm", "reservation"]).and_then(|r| {
+                Some(Reservation {
+                    network: r.attr("network")?.to_string(),
+                    mac: r.attr("mac")?.to_string(),
+                    ip: r.attr("ip")?.to_string(),
+                })
+            }),
         }
+    }
+
+    pub fn seed(&self) -> Option<&Volume> {
+        self.volumes.iter().find(|v| v.role == "seed")
     }
 }
 
@@ -39,11 +97,18 @@ mod tests {
 
     #[test]
     fn round_trips_with_a_namespace_prefix() {
-        let m = VmMetadata { template: "t&1".into(), volumes: vec![("default".into(), "a.qcow2".into())] };
+        let m = VmMetadata {
+            template: "t&1".into(),
+            volumes: vec![Volume { pool: "default".into(), name: "a.qcow2".into(), role: "disk".into() }],
+            reservation: Some(Reservation { network: "default".into(), mac: "52:54:00:00:00:01".into(), ip: "10.0.0.5".into() }),
+            user: Some("boxvirt".into()),
+            host_key: Some("ssh-ed25519 AAAA x'y".into()),
+        };
         assert_eq!(VmMetadata::parse(&m.to_xml()), m);
         let libvirt_form = "<boxvirt:vm xmlns:boxvirt=\"urn:boxvirt:vm:1\" template=\"rocky9\"><boxvirt:volume pool=\"p\" name=\"v\"/></boxvirt:vm>";
         let parsed = VmMetadata::parse(libvirt_form);
         assert_eq!(parsed.template, "rocky9");
-        assert_eq!(parsed.volumes, vec![("p".to_string(), "v".to_string())]);
+        assert_eq!(parsed.volumes, vec![Volume { pool: "p".into(), name: "v".into(), role: "disk".into() }]);
+        assert!(parsed.reservation.is_none() && parsed.seed().is_none());
     }
 }

@@ -2,6 +2,7 @@
 //! `libvirt/` and `template/`. `commands/vm.rs` maps the CLI onto this.
 
 pub mod accel;
+pub mod address;
 pub mod create;
 pub mod identity;
 pub mod metadata;
