@@ -92,21 +92,30 @@ setup_host_ids() {
 }
 
 # --- 2. libvirt state: seed, never overwrite ---------------------------------
-# seed SRC DST: copy what is missing in DST from SRC; existing files win.
+# seed SRC DST [own]: copy what is missing in DST from SRC; existing files
+# win. With "own", the top directory (the bind mount itself) also gets the
+# packaged owner/mode.
 seed() {
-  local src=$1 dst=$2
+  local src=$1 dst=$2 own=${3:-}
   if [ ! -d "$src" ]; then
     warn "seed $src missing in the image; $dst not seeded"
     return 0
   fi
   mkdir -p "$dst" || { warn "cannot create $dst"; return 0; }
+  local top_owner top_mode
+  top_owner=$(stat -c '%u:%g' "$dst" 2>/dev/null)
+  top_mode=$(stat -c '%a' "$dst" 2>/dev/null)
   # -n: never overwrite; -a: keep owners/modes/symlinks. Exit status is
   # ignored (coreutils >= 9.2 reports skipped files as failures).
   cp -a -n "$src/." "$dst/" 2>/dev/null || true
-  # The top directory is the bind mount: give it the packaged owner/mode
-  # (e.g. /var/lib/libvirt/qemu must be traversable by the qemu user).
-  chown --reference="$src" "$dst" 2>/dev/null || true
-  chmod --reference="$src" "$dst" 2>/dev/null || true
+  # cp -a of "src/." also copies the top directory's owner/mode onto dst.
+  if [ "$own" = own ]; then
+    chown --reference="$src" "$dst" 2>/dev/null || true
+    chmod --reference="$src" "$dst" 2>/dev/null || true
+  elif [ -n "$top_owner" ]; then
+    chown "$top_owner" "$dst" 2>/dev/null || true
+    chmod "$top_mode" "$dst" 2>/dev/null || true
+  fi
   local missing
   missing=$(cd "$src" && find . -mindepth 1 | while read -r f; do [ -e "$dst/$f" ] || [ -L "$dst/$f" ] || echo "$f"; done | head -n 5)
   if [ -n "$missing" ]; then
@@ -115,8 +124,11 @@ seed() {
 }
 
 setup_libvirt() {
+  # /etc/libvirt's top directory keeps the host's owner (the host user can
+  # still tidy DATA/libvirt-etc); /var/lib/libvirt/qemu must belong to the
+  # qemu user (per-domain dirs there are used by the QEMU process).
   seed "$SEED_DIR/etc-libvirt" /etc/libvirt
-  seed "$SEED_DIR/var-lib-libvirt-qemu" /var/lib/libvirt/qemu
+  seed "$SEED_DIR/var-lib-libvirt-qemu" /var/lib/libvirt/qemu own
   "$LIBEXEC/libvirt-config.sh" runtime "$SOCK_GROUP" || warn "libvirt config edits failed"
   # /run/libvirt is a bind mount that outlives the container: whatever is in
   # it (sockets, pid files, status XML of domains and networks) belongs to

@@ -27,6 +27,11 @@ for g in libvirt kvm; do
   if getent group "$g" >/dev/null; then usermod -aG "$g" "$QEMU_USER"; fi
 done
 install -d -m 0700 -o "$QEMU_USER" -g "$QEMU_USER" "/home/$QEMU_USER/.ssh"
+# A non-root virsh defaults to qemu:///session; qemu_user means the system
+# daemon (its socket group includes qemu_user), with or without sudo.
+install -d -o "$QEMU_USER" -g "$QEMU_USER" "/home/$QEMU_USER/.config" "/home/$QEMU_USER/.config/libvirt"
+printf 'uri_default = "qemu:///system"\n' >"/home/$QEMU_USER/.config/libvirt/libvirt.conf"
+chown "$QEMU_USER:$QEMU_USER" "/home/$QEMU_USER/.config/libvirt/libvirt.conf"
 
 printf '%s ALL=(ALL) NOPASSWD:ALL\n' "$QEMU_USER" >/etc/sudoers.d/"$QEMU_USER"
 chmod 0440 /etc/sudoers.d/"$QEMU_USER"

@@ -6,4 +6,6 @@ pub mod address;
 pub mod create;
 pub mod identity;
 pub mod metadata;
+pub mod reach;
+pub mod ready;
 pub mod rollback;
