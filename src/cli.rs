@@ -269,6 +269,24 @@ pub struct VmCreateArgs {
     /// Start the VM after defining it
     #[arg(long)]
     pub start: bool,
+    /// Start, then wait until the VM is ready (IP, SSH, cloud-init finished)
+    #[arg(long)]
+    pub wait: bool,
+    /// Seconds --wait may take
+    #[arg(long, default_value_t = 600, value_name = "S")]
+    pub timeout: u64,
+    /// Extra authorized SSH public key file for the VM's user (repeatable)
+    #[arg(long = "ssh-key", value_name = "FILE")]
+    pub ssh_keys: Vec<std::path::PathBuf>,
+    /// cloud-init user-data file merged into boxvirt's (#cloud-config) or added as a part (scripts)
+    #[arg(long, value_name = "FILE")]
+    pub user_data: Option<std::path::PathBuf>,
+    /// Copy the base image instead of a linked clone (qcow2 overlay)
+    #[arg(long)]
+    pub full_clone: bool,
+    /// With --wait: remove the cloud-init seed once the VM is ready
+    #[arg(long, requires = "wait")]
+    pub eject_seed: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -295,4 +313,23 @@ pub enum VmCommand {
     Info { name: String },
     /// Print a VM's XML
     Xml { name: String },
+    /// Print a VM's IP address (reservation, DHCP lease, guest agent or ARP)
+    Ip { name: String },
+    /// Wait until a VM is ready: IP, then SSH (host key pinned), then cloud-init finished
+    Wait {
+        name: String,
+        #[arg(long, default_value_t = 600, value_name = "S")]
+        timeout: u64,
+    },
+    /// SSH into a VM (through the nested host when needed)
+    Ssh {
+        name: String,
+        /// Command to run instead of a shell
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Print ssh config Host entries for one or all boxvirt VMs
+    SshConfig { name: Option<String> },
+    /// Attach to a VM's serial console (Ctrl-] detaches)
+    Console { name: String },
 }

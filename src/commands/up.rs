@@ -50,9 +50,11 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
     if !a.rebuild && !needs_build(image.as_ref(), &assets_hash) {
         if let (Some(c), Some(img)) = (&existing, &image) {
             if c.running && same_config(&settings, c, &tag, &img.id, a) {
-                // Keep the ssh files in step (e.g. after clean of the link).
+                // Nothing to create; still finish what an interrupted or
+                // timed-out `up` left (instant when everything answers).
                 settings.ssh_port = c.ssh_port.unwrap_or(settings.ssh_port);
-                let _ = write_ssh_files(ctx, &settings, a.no_link_ssh);
+                wait_ready(ctx, engine, &settings, a.timeout)?;
+                write_ssh_files(ctx, &settings, a.no_link_ssh)?;
                 ctx.out.note(format!("instance '{}' is already up", settings.instance));
                 return Ok(Exit::Ok);
             }

@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+
 use tabled::Tabled;
 
 use crate::cli::{VmCommand, VmCreateArgs};
@@ -13,6 +15,8 @@ use crate::names;
 use crate::template::parse_sets;
 use crate::vm::create::{self, Request};
 use crate::vm::metadata::VmMetadata;
+use crate::vm::ssh_config as vm_ssh;
+use crate::vm::{reach, ready};
 
 #[derive(Tabled)]
 struct Row {
@@ -84,7 +88,121 @@ pub fn run(ctx: &Ctx, cmd: VmCommand) -> Result<Exit> {
             print!("{}", open_for(ctx, &name)?.domain_xml(&name, false)?);
             Ok(Exit::Ok)
         }
+        VmCommand::Ip { name } => ip(ctx, &name),
+        VmCommand::Wait { name, timeout } => {
+            let conn = open_for(ctx, &name)?;
+            let ready = ready::wait(&conn, &ctx.settings, &name, Duration::from_secs(timeout), ctx.out.verbose > 0)?;
+            ctx.out.note(format!("vm '{name}' is ready at {} ({:.1} s)", ready.ip, ready.seconds));
+            Ok(Exit::Ok)
+        }
+        VmCommand::Ssh { name, command } => ssh(ctx, &name, &command),
+        VmCommand::SshConfig { name } => ssh_config(ctx, name.as_deref()),
+        VmCommand::Console { name } => {
+            let conn = open_for(ctx, &name)?;
+            crate::vm::console::attach(&conn, &name)?;
+            Ok(Exit::Ok)
+        }
     }
+}
+
+#[derive(Serialize)]
+struct IpJson<'a> {
+    name: &'a str,
+    ip: Option<&'a str>,
+    source: Option<&'a str>,
+}
+
+fn metadata_of(conn: &Libvirt, name: &str) -> Result<Option<VmMetadata>> {
+    Ok(conn.domain_metadata(name)?.map(|m| VmMetadata::parse(&m)))
+}
+
+fn ip(ctx: &Ctx, name: &str) -> Result<Exit> {
+    let conn = open_for(ctx, name)?;
+    let running = conn.domain_summary(name)?.state.is_active();
+    let meta = metadata_of(&conn, name)?;
+    let addr = reach::discover(&conn, name, meta.as_ref(), running)?;
+    if ctx.out.is_json() {
+        ctx.out.json(&IpJson { name, ip: addr.as_ref().map(|a| a.ip.as_str()), source: addr.as_ref().map(|a| a.source) })?;
+        return Ok(Exit::Ok);
+    }
+    match addr {
+        Some(a) => {
+            println!("{}", a.ip);
+            ctx.out.detail(format!("source: {}", a.source));
+            Ok(Exit::Ok)
+        }
+        None => Err(Failure::not_found(format!(
+            "vm '{name}' has no known IP address yet (no reservation, lease, agent or ARP entry){}",
+            if running { "; try 'boxvirt vm wait' " } else { "; it is not running" }
+        ))),
+    }
+}
+
+/// What `vm ssh` and `vm ssh-config` need for one VM.
+fn entry(ctx: &Ctx, conn: &Libvirt, name: &str) -> Result<String> {
+    let meta = metadata_of(conn, name)?.ok_or_else(|| Failure::failed(format!("vm '{name}' was not created by boxvirt; no login user or host key is known")))?;
+    let running = conn.domain_summary(name)?.state.is_active();
+    let addr = reach::discover(conn, name, Some(&meta), running)?
+        .ok_or_else(|| Failure::not_found(format!("vm '{name}' has no known IP address; run 'boxvirt vm wait {name}'")))?;
+    let host_key = meta
+        .host_key
+        .as_deref()
+        .ok_or_else(|| Failure::failed(format!("vm '{name}' has no pinned host key (no cloud-init seed)")))?;
+    let known = vm_ssh::pin(&ctx.settings, &addr.ip, host_key)?;
+    Ok(vm_ssh::host_entry(
+        name,
+        &addr.ip,
+        meta.user.as_deref().unwrap_or("boxvirt"),
+        &ctx.settings.ssh_key_path(),
+        &known,
+        vm_ssh::proxy_command(&ctx.settings).as_deref(),
+    ))
+}
+
+fn ssh(ctx: &Ctx, name: &str, command: &[String]) -> Result<Exit> {
+    use std::os::unix::process::CommandExt;
+    let conn = open_for(ctx, name)?;
+    let text = entry(ctx, &conn, name)?;
+    let file = ctx.settings.ssh_dir().join(format!("vm-{name}.conf"));
+    std::fs::write(&file, text).map_err(|e| Failure::failed(format!("cannot write {}: {e}", file.display())))?;
+    let mut cmd = std::process::Command::new("ssh");
+    if ctx.out.verbose > 1 {
+        cmd.arg("-vvv");
+    }
+    cmd.arg("-F").arg(&file).arg(name);
+    if !command.is_empty() {
+        cmd.arg("--").args(command);
+    }
+    drop(conn);
+    let err = cmd.exec();
+    Err(Failure::failed(format!("cannot run ssh: {err}")))
+}
+
+fn ssh_config(ctx: &Ctx, name: Option<&str>) -> Result<Exit> {
+    let conn = ctx.libvirt()?;
+    let names: Vec<String> = match name {
+        Some(n) => {
+            names::validate("vm", n)?;
+            vec![n.to_string()]
+        }
+        None => conn.list_domains()?.into_iter().map(|d| d.name).collect(),
+    };
+    let mut printed = 0;
+    for n in &names {
+        match entry(ctx, &conn, n) {
+            Ok(text) => {
+                print!("{text}");
+                printed += 1;
+            }
+            // One VM: its error. All VMs: skip those boxvirt cannot describe.
+            Err(e) if name.is_some() => return Err(e),
+            Err(e) => ctx.out.detail(format!("skipping vm '{n}': {}", e.message)),
+        }
+    }
+    if printed == 0 && name.is_none() {
+        ctx.out.note("no VM with a known address and pinned host key");
+    }
+    Ok(Exit::Ok)
 }
 
 /// Validates the name before connecting, so bad input never costs a connection.
@@ -194,9 +312,15 @@ fn delete(ctx: &Ctx, name: &str) -> Result<Exit> {
             }
         }
     }
+    if let Some(r) = meta.as_ref().and_then(|m| m.reservation.as_ref()) {
+        // The network may be gone already; the reservation went with it.
+        if conn.network_summary(&r.network)?.is_some() && conn.remove_dhcp_host(&r.network, &r.mac, name, &r.ip)? {
+            removed.push(format!("DHCP reservation {} on {}", r.ip, r.network));
+        }
+    }
     let mut line = format!("deleted vm '{name}'");
     if !removed.is_empty() {
-        line.push_str(&format!(" and its volumes {}", removed.join(", ")));
+        line.push_str(&format!(" and {}", removed.join(", ")));
     }
     if meta.is_none() {
         line.push_str(" (not made by boxvirt: its disks were kept)");

@@ -3,6 +3,7 @@
 //! qemu+ssh, a real host, or the test driver.
 
 mod connection;
+mod console;
 mod dhcp;
 mod domains;
 mod errors;
@@ -12,6 +13,7 @@ mod networks;
 mod storage;
 
 pub use connection::{is_local_uri, Libvirt};
+pub use console::Console;
 pub use domains::{DomainDetails, DomainState, DomainSummary, METADATA_URI};
 pub use host::{DomainCaps, HostCaps};
 pub use leases::Lease;

@@ -3,9 +3,11 @@
 
 pub mod accel;
 pub mod address;
+pub mod console;
 pub mod create;
 pub mod identity;
 pub mod metadata;
 pub mod reach;
 pub mod ready;
 pub mod rollback;
+pub mod ssh_config;
