@@ -24,6 +24,8 @@ struct Row {
     name: String,
     #[tabled(rename = "STATE")]
     state: &'static str,
+    #[tabled(rename = "IP")]
+    ip: String,
     #[tabled(rename = "VCPUS")]
     vcpus: u32,
     #[tabled(rename = "MEMORY (MiB)")]
@@ -251,16 +253,39 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// One row of `vm list -o json` (stable schema: README).
+#[derive(Serialize)]
+struct ListJson<'a> {
+    #[serde(flatten)]
+    summary: &'a crate::libvirt::DomainSummary,
+    ip: Option<String>,
+}
+
 fn list(ctx: &Ctx) -> Result<Exit> {
-    let doms = ctx.libvirt()?.list_domains()?;
+    let conn = ctx.libvirt()?;
+    let doms = conn.list_domains()?;
+    // Addresses only for running VMs, from libvirt's DHCP leases: one call
+    // each, none for VMs that are off.
+    let ips: Vec<Option<String>> = doms
+        .iter()
+        .map(|d| {
+            if !d.state.is_active() {
+                return None;
+            }
+            conn.domain_addresses(&d.name, "lease").ok().and_then(|a| a.into_iter().map(|(_, ip)| ip).next())
+        })
+        .collect();
     if ctx.out.is_json() {
-        ctx.out.json(&doms)?;
+        let rows: Vec<ListJson> = doms.iter().zip(&ips).map(|(d, ip)| ListJson { summary: d, ip: ip.clone() }).collect();
+        ctx.out.json(&rows)?;
     } else {
         let rows: Vec<Row> = doms
             .iter()
-            .map(|d| Row {
+            .zip(&ips)
+            .map(|(d, ip)| Row {
                 name: d.name.clone(),
                 state: d.state.as_str(),
+                ip: ip.clone().unwrap_or_else(|| "-".into()),
                 vcpus: d.vcpus,
                 memory: d.memory_mib,
                 autostart: if d.autostart { "yes" } else { "no" },
