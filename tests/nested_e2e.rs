@@ -289,7 +289,13 @@ fn nested_host_end_to_end() {
 
     // A second instance beside the first: own name, data dir and port.
     let b = Instance::new("e2e-b", free_port(a.port + 1));
-    b.ok(&["up"]);
+    // A timeout names the stage (exit 6); the next `up` finishes the job.
+    let late = b.run(&["up", "--timeout", "0"]);
+    assert_eq!(late.code, 6, "{late:?}");
+    assert!(late.stderr.contains("waiting for libvirt to answer on the socket"), "{late:?}");
+    let resumed = b.ok(&["up"]);
+    assert!(resumed.stderr.contains("instance 'e2e-b' is already up"), "{resumed:?}");
+    assert!(b.data().join("ssh/boxman.conf").exists());
     assert_eq!(b.status_json().0, 0);
     assert_eq!(a.status_json().0, 0, "the first instance must be unaffected");
     b.sh(&format!("ssh -F ./data/ssh/boxman.conf boxman-{} true", b.name));
