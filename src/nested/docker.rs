@@ -52,8 +52,13 @@ impl Engine {
 
 /// One line that names the socket and the fix.
 fn connect_failure(address: &str, e: &DockerError) -> Failure {
-    let text = e.to_string();
     let path = address.trim_start_matches("unix://");
+    // bollard's message hides the OS error; a direct connect shows it.
+    let probe = match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => String::new(),
+        Err(io) => io.to_string(),
+    };
+    let text = format!("{e} {probe}");
     let reason = if matches!(e, DockerError::SocketNotFoundError(_)) || text.contains("No such file") {
         format!("no socket at {path}")
     } else if text.contains("Permission denied") || text.contains("permission denied") {
@@ -61,7 +66,7 @@ fn connect_failure(address: &str, e: &DockerError) -> Failure {
     } else if text.contains("Connection refused") {
         format!("nothing answers on {path}")
     } else {
-        first_line(&text)
+        first_line(&e.to_string())
     };
     let fix = if reason.starts_with("permission denied") {
         "add your user to the 'docker' group and log in again, or run as root"
