@@ -101,7 +101,8 @@ impl Instance {
 
     fn prepare(&self, cmd: &mut Command) {
         cmd.current_dir(self.dir()).env("HOME", self.home()).stdin(Stdio::null());
-        for var in ["BOXMAN_INSTANCE_NAME", "BOXMAN_DATA_DIR", "BOXMAN_SSH_PORT", "LIBVIRT_DEFAULT_URI", "DOCKER_HOST"] {
+        for var in ["BOXMAN_INSTANCE_NAME", "BOXMAN_DATA_DIR", "BOXMAN_SSH_PORT", "LIBVIRT_DEFAULT_URI", "DOCKER_HOST"]
+        {
             cmd.env_remove(var);
         }
     }
@@ -327,7 +328,12 @@ fn nested_host_end_to_end() {
         let (uid, gid) = test_user();
         let u = Instance::as_user("e2e-user", free_port(a.port + 20), uid, gid);
         u.ok(&["up"]);
-        assert_eq!(std::fs::metadata(u.data().join("ssh/id_ed25519")).map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap(), uid);
+        assert_eq!(
+            std::fs::metadata(u.data().join("ssh/id_ed25519"))
+                .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+                .unwrap(),
+            uid
+        );
         u.ok(&["virsh"]);
         u.sh(r#"virsh -c "qemu+unix:///system?socket=$(pwd)/data/libvirt-run/libvirt-sock" list --all"#);
         u.sh(&format!("ssh -F ~/.ssh/config.d/boxman/boxman-{}.conf boxman-{} true", u.name, u.name));

@@ -105,7 +105,8 @@ fn volumes(ctx: &Ctx, engine: &Engine) -> Result<()> {
 fn images(ctx: &Ctx, engine: &Engine) -> Result<()> {
     // Only the tags boxvirt (and the compose file) build, not hand-made ones.
     let ours: Vec<String> = [Base::Debian, Base::Rocky9].into_iter().map(build_context::image_tag).collect();
-    let images: Vec<(String, String)> = engine.nested_images()?.into_iter().filter(|(tag, _)| ours.contains(tag)).collect();
+    let images: Vec<(String, String)> =
+        engine.nested_images()?.into_iter().filter(|(tag, _)| ours.contains(tag)).collect();
     if images.is_empty() {
         ctx.out.note(format!("no {}:* images", build_context::IMAGE_REPO));
     }

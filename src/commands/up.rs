@@ -72,7 +72,8 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
                 "port {port} on 127.0.0.1 is taken by {who}; pass --ssh-port N (or set BOXMAN_SSH_PORT), or --auto-ports to pick a free port"
             )));
         }
-        let free = ports::find_free(port).ok_or_else(|| Failure::conflict(format!("port {port} is taken by {who} and no free port was found")))?;
+        let free = ports::find_free(port)
+            .ok_or_else(|| Failure::conflict(format!("port {port} is taken by {who} and no free port was found")))?;
         ctx.out.note(format!("port {port} is taken by {who}; using port {free} (--auto-ports)"));
         settings.ssh_port = free;
     }
@@ -147,7 +148,12 @@ fn port_holder(engine: &Engine, port: u16) -> String {
 fn prepare_host_side(settings: &Settings, spec: &Spec) -> Result<()> {
     create_host_dirs(spec, settings.host_uid, settings.host_gid)?;
     ssh_keys::hand_over(&settings.data_dir, settings.host_uid, settings.host_gid);
-    ssh_keys::ensure_client_key(&settings.ssh_key_path(), &settings.ssh_host_alias(), settings.host_uid, settings.host_gid)?;
+    ssh_keys::ensure_client_key(
+        &settings.ssh_key_path(),
+        &settings.ssh_host_alias(),
+        settings.host_uid,
+        settings.host_gid,
+    )?;
     Ok(())
 }
 
@@ -187,7 +193,14 @@ fn wait_ready(ctx: &Ctx, engine: &Engine, settings: &Settings, timeout: u64) -> 
         if Instant::now() > deadline {
             progress.finish();
             let what = if key.is_none() { "no sshd host key in the data dir yet" } else { "no SSH banner" };
-            return Err(timed_out(ctx, engine, &name, timeout, &format!("sshd on 127.0.0.1:{}", settings.ssh_port), what));
+            return Err(timed_out(
+                ctx,
+                engine,
+                &name,
+                timeout,
+                &format!("sshd on 127.0.0.1:{}", settings.ssh_port),
+                what,
+            ));
         }
         check_alive(ctx, engine, &name)?;
         std::thread::sleep(Duration::from_millis(500));
@@ -198,7 +211,8 @@ fn wait_ready(ctx: &Ctx, engine: &Engine, settings: &Settings, timeout: u64) -> 
 
 /// Fails early when the container stopped or restart-loops during the wait.
 fn check_alive(ctx: &Ctx, engine: &Engine, name: &str) -> Result<()> {
-    let c = engine.container(name)?.ok_or_else(|| Failure::failed(format!("container {name} disappeared during start")))?;
+    let c =
+        engine.container(name)?.ok_or_else(|| Failure::failed(format!("container {name} disappeared during start")))?;
     if c.running && c.state != "restarting" {
         return Ok(());
     }
@@ -272,13 +286,19 @@ fn summary(ctx: &Ctx, s: &Settings, versions: &(String, String), elapsed: Durati
     if ctx.out.quiet {
         return Ok(());
     }
-    println!("instance '{}' is up in {} s (libvirt {}, QEMU {})", sum.instance, sum.seconds, sum.libvirt_version, sum.hypervisor_version);
+    println!(
+        "instance '{}' is up in {} s (libvirt {}, QEMU {})",
+        sum.instance, sum.seconds, sum.libvirt_version, sum.hypervisor_version
+    );
     println!("  socket:  {}", sum.socket_uri);
     println!("  ssh:     {}", sum.ssh_command);
     println!("  virsh:   {}", sum.virsh_command);
     println!("  qemu+ssh: {}", sum.ssh_uri);
     if s.ssh_port != ctx.settings.ssh_port {
-        println!("  note: sshd is on port {}; pass --ssh-port {} (or set BOXMAN_SSH_PORT) to other commands", s.ssh_port, s.ssh_port);
+        println!(
+            "  note: sshd is on port {}; pass --ssh-port {} (or set BOXMAN_SSH_PORT) to other commands",
+            s.ssh_port, s.ssh_port
+        );
     }
     Ok(())
 }

@@ -23,7 +23,12 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
     let domains = ctx.libvirt()?.list_domains()?;
     let rows: Vec<Row> = domains
         .iter()
-        .map(|d| Row { name: d.name.clone(), state: d.state.as_str().to_string(), vcpus: d.vcpus, memory_mib: d.memory_mib })
+        .map(|d| Row {
+            name: d.name.clone(),
+            state: d.state.as_str().to_string(),
+            vcpus: d.vcpus,
+            memory_mib: d.memory_mib,
+        })
         .collect();
     ctx.out.rows(&rows, &domains)?;
     Ok(Exit::Ok)

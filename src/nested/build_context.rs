@@ -35,10 +35,8 @@ fn filter(all: Vec<Asset>) -> Vec<Asset> {
         .find(|a| a.path == ".dockerignore")
         .map(|a| parse_dockerignore(&String::from_utf8_lossy(&a.data)))
         .unwrap_or_default();
-    let mut kept: Vec<Asset> = all
-        .into_iter()
-        .filter(|a| a.path.starts_with("Dockerfile") || !ignored(&patterns, &a.path))
-        .collect();
+    let mut kept: Vec<Asset> =
+        all.into_iter().filter(|a| a.path.starts_with("Dockerfile") || !ignored(&patterns, &a.path)).collect();
     kept.sort_by(|a, b| a.path.cmp(&b.path));
     kept
 }
@@ -187,7 +185,10 @@ mod tests {
         ];
         let kept: Vec<String> = filter(all).into_iter().map(|a| a.path).collect();
         assert_eq!(kept, ["Dockerfile", "Dockerfile.rocky9", "entrypoint.sh"]);
-        let kept = filter(vec![asset("Dockerfile", "FROM x:y"), asset("Dockerfile.rocky9", "FROM --platform=p rockylinux:9 AS b")]);
+        let kept = filter(vec![
+            asset("Dockerfile", "FROM x:y"),
+            asset("Dockerfile.rocky9", "FROM --platform=p rockylinux:9 AS b"),
+        ]);
         assert_eq!(from_image(&kept, "Dockerfile").as_deref(), Some("x:y"));
         assert_eq!(from_image(&kept, "Dockerfile.rocky9").as_deref(), Some("rockylinux:9"));
     }
@@ -201,11 +202,8 @@ mod tests {
         assert_eq!(tar(&a).unwrap(), tar(&a).unwrap());
         let bytes = tar(&a).unwrap();
         let mut archive = tar::Archive::new(bytes.as_slice());
-        let names: Vec<String> = archive
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
-            .collect();
+        let names: Vec<String> =
+            archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!(names, ["Dockerfile", "entrypoint.sh"]);
     }
 

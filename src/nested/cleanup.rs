@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use bollard::query_parameters::{ListVolumesOptionsBuilder, PruneImagesOptionsBuilder, PruneVolumesOptionsBuilder, RemoveVolumeOptionsBuilder};
+use bollard::query_parameters::{
+    ListVolumesOptionsBuilder, PruneImagesOptionsBuilder, PruneVolumesOptionsBuilder, RemoveVolumeOptionsBuilder,
+};
 
 use super::docker::{api_failure, Engine};
 use crate::error::{Failure, Result};
@@ -14,7 +16,9 @@ impl Engine {
     /// the original compose project `boxman-<instance>`.
     pub fn instance_volumes(&self, instance: &str) -> Result<Vec<String>> {
         let mut names = Vec::new();
-        for label in [format!("{}={instance}", super::LABEL_INSTANCE), format!("com.docker.compose.project=boxman-{instance}")] {
+        for label in
+            [format!("{}={instance}", super::LABEL_INSTANCE), format!("com.docker.compose.project=boxman-{instance}")]
+        {
             let mut filters = HashMap::new();
             filters.insert("label".to_string(), vec![label]);
             let opts = ListVolumesOptionsBuilder::default().filters(&filters).build();

@@ -85,7 +85,9 @@ pub(super) fn api_failure(what: impl std::fmt::Display, e: DockerError) -> Failu
         DockerError::DockerResponseServerError { status_code: 409, message } => {
             Failure::conflict(format!("{what}: {}", first_line(message)))
         }
-        DockerError::DockerResponseServerError { message, .. } => Failure::failed(format!("{what}: {}", first_line(message))),
+        DockerError::DockerResponseServerError { message, .. } => {
+            Failure::failed(format!("{what}: {}", first_line(message)))
+        }
         _ => Failure::failed(format!("{what}: {}", first_line(&e.to_string()))),
     }
 }

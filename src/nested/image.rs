@@ -43,9 +43,8 @@ impl Engine {
         let mut filters = HashMap::new();
         filters.insert("reference".to_string(), vec![format!("{}:*", build_context::IMAGE_REPO)]);
         let opts = ListImagesOptionsBuilder::default().filters(&filters).build();
-        let list = self
-            .block_on(self.docker.list_images(Some(opts)))
-            .map_err(|e| api_failure("cannot list images", e))?;
+        let list =
+            self.block_on(self.docker.list_images(Some(opts))).map_err(|e| api_failure("cannot list images", e))?;
         let mut out = Vec::new();
         for img in list {
             for tag in img.repo_tags {
@@ -69,7 +68,9 @@ impl Engine {
         let tag = build_context::image_tag(base);
         let dockerfile = build_context::dockerfile(base);
         if !assets.iter().any(|a| a.path == dockerfile) {
-            return Err(Failure::failed(format!("this boxvirt has no docker/{dockerfile} embedded; cannot build {tag}")));
+            return Err(Failure::failed(format!(
+                "this boxvirt has no docker/{dockerfile} embedded; cannot build {tag}"
+            )));
         }
         let hint = self.base_image_hint(&assets, dockerfile)?;
         if !hint.is_empty() {
@@ -139,7 +140,10 @@ impl Engine {
         }
         let id = match image_id {
             Some(id) => id,
-            None => self.image(&tag)?.map(|i| i.id).ok_or_else(|| Failure::failed(format!("the build of {tag} ended without an image")))?,
+            None => self
+                .image(&tag)?
+                .map(|i| i.id)
+                .ok_or_else(|| Failure::failed(format!("the build of {tag} ended without an image")))?,
         };
         out.note(format!("built {tag} in {} s", started.elapsed().as_secs()));
         Ok(id)

@@ -45,12 +45,8 @@ pub fn ensure_client_key(key: &Path, comment: &str, uid: u32, gid: u32) -> Resul
         private.set_comment(comment);
         let text = private.to_openssh(LineEnding::LF).map_err(|e| fail("encode", &e))?;
         let _ = fs::remove_file(key);
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(key)
-            .map_err(|e| fail("write", &e))?;
+        let mut f =
+            OpenOptions::new().write(true).create_new(true).mode(0o600).open(key).map_err(|e| fail("write", &e))?;
         f.write_all(text.as_bytes()).map_err(|e| fail("write", &e))?;
         hand_over(key, uid, gid);
         (private, true)

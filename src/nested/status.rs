@@ -99,11 +99,7 @@ pub struct Row {
 
 /// Gathers the report. `libvirt_check` opens the socket and returns the
 /// daemon version (the libvirt side lives outside `nested/`).
-pub fn gather(
-    engine: &Engine,
-    settings: &Settings,
-    libvirt_check: impl Fn() -> Result<String>,
-) -> Result<Report> {
+pub fn gather(engine: &Engine, settings: &Settings, libvirt_check: impl Fn() -> Result<String>) -> Result<Report> {
     let name = settings.container_name();
     let info = engine.container(&name)?;
     let running = info.as_ref().is_some_and(|c| c.running);
@@ -231,7 +227,11 @@ pub fn problems(r: &Report) -> Vec<String> {
     if !r.ssh_key.present {
         p.push(format!("no ssh key at {}", r.ssh_key.path));
     } else if !r.ssh_key.ok {
-        p.push(format!("ssh key {} has mode {} (ssh wants 0600)", r.ssh_key.path, r.ssh_key.mode.clone().unwrap_or_default()));
+        p.push(format!(
+            "ssh key {} has mode {} (ssh wants 0600)",
+            r.ssh_key.path,
+            r.ssh_key.mode.clone().unwrap_or_default()
+        ));
     }
     p
 }
@@ -244,7 +244,11 @@ pub fn rows(r: &Report) -> Vec<Row> {
     rows.push(row(
         "container",
         &format!("{}{health}", r.container.state),
-        format!("{}{}", r.container.name, r.container.image.as_deref().map(|i| format!(", image {i}")).unwrap_or_default()),
+        format!(
+            "{}{}",
+            r.container.name,
+            r.container.image.as_deref().map(|i| format!(", image {i}")).unwrap_or_default()
+        ),
     ));
     for prog in &r.programs {
         rows.push(row(&format!("program {}", prog.name), &prog.state, prog.detail.clone()));
@@ -277,7 +281,13 @@ pub fn rows(r: &Report) -> Vec<Row> {
     rows.push(row("libvirt socket", sock_state, sock_detail));
     rows.push(row(
         "ssh key",
-        if r.ssh_key.ok { "ok" } else if r.ssh_key.present { "bad mode" } else { "missing" },
+        if r.ssh_key.ok {
+            "ok"
+        } else if r.ssh_key.present {
+            "bad mode"
+        } else {
+            "missing"
+        },
         format!("{}{}", r.ssh_key.path, r.ssh_key.mode.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()),
     ));
     rows.push(row(
@@ -373,7 +383,10 @@ virtlogd                         RUNNING   pid 29, uptime 0:01:02
     fn supervisorctl_output_is_parsed() {
         let p = parse_supervisorctl(SUPERVISORCTL);
         assert_eq!(p.len(), 5);
-        assert_eq!(p[0], Program { name: "dnsmasq".into(), state: "RUNNING".into(), detail: "pid 31, uptime 0:01:02".into() });
+        assert_eq!(
+            p[0],
+            Program { name: "dnsmasq".into(), state: "RUNNING".into(), detail: "pid 31, uptime 0:01:02".into() }
+        );
         assert_eq!(p[3].state, "FATAL");
     }
 
@@ -399,7 +412,9 @@ virtlogd                         RUNNING   pid 29, uptime 0:01:02
         assert_eq!(find("libvirt socket").detail, "/d/libvirt-run/libvirt-sock (libvirt 11.3.0)");
         assert_eq!(find("container").state, "running (healthy)");
         let json = serde_json::to_value(report()).unwrap();
-        for key in ["instance", "ok", "problems", "container", "programs", "sshd", "ports", "socket", "ssh_key", "ssh_config"] {
+        for key in
+            ["instance", "ok", "problems", "container", "programs", "sshd", "ports", "socket", "ssh_key", "ssh_config"]
+        {
             assert!(json.get(key).is_some(), "{key}");
         }
     }
