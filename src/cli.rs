@@ -132,6 +132,9 @@ pub enum Command {
     /// Virtual machines
     #[command(subcommand)]
     Vm(VmCommand),
+    /// Cloud images: download (verified, cached) and upload into the libvirt pool
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Print shell completions
     Completions {
         #[arg(value_enum)]
@@ -332,4 +335,41 @@ pub enum VmCommand {
     SshConfig { name: Option<String> },
     /// Attach to a VM's serial console (Ctrl-] detaches)
     Console { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Download an image (verified against its checksum, cached by digest) and upload it into pool 'default'
+    Pull {
+        /// Catalogue name (rocky9, ubuntu24, debian12) or an http(s) URL
+        #[arg(value_name = "NAME|URL")]
+        image: String,
+        /// Expected SHA-256 of the image; wins over any checksum file
+        #[arg(long, value_name = "HEX")]
+        sha256: Option<String>,
+        /// For a URL: a SHA256SUMS/SHA512SUMS/CHECKSUM file listing the image
+        #[arg(long, value_name = "URL")]
+        checksum_url: Option<String>,
+        /// For a URL: the image's name [default: from the file name]
+        #[arg(long)]
+        name: Option<String>,
+        /// Only download into the local cache; do not contact libvirt
+        #[arg(long)]
+        no_upload: bool,
+    },
+    /// List cached images and base volumes in pool 'default'
+    List {
+        /// Only the local cache; do not contact libvirt
+        #[arg(long)]
+        cache_only: bool,
+    },
+    /// Remove an image from the cache and its base volumes from pool 'default'
+    Rm {
+        /// Image name or sha256 digest (at least 12 hex characters)
+        #[arg(value_name = "NAME|DIGEST")]
+        image: String,
+        /// Only the local cache; do not contact libvirt
+        #[arg(long)]
+        cache_only: bool,
+    },
 }

@@ -10,6 +10,7 @@ pub mod context;
 pub mod doctor;
 pub mod error;
 pub mod hostcheck;
+pub mod image;
 pub mod libvirt;
 pub mod names;
 pub mod nested;

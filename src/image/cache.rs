@@ -176,7 +176,7 @@ impl Cache {
                 continue;
             };
             if is_sha256_hex(stem) && matches!(ext, "qcow2" | "raw") {
-                found.push(self.load(&stem.to_string(), path.clone())?);
+                found.push(self.load(stem, path.clone())?);
             }
         }
         found.sort_by(|a, b| (a.name(), &a.sha256).cmp(&(b.name(), &b.sha256)));
@@ -200,7 +200,8 @@ impl Cache {
         // The note first: an image without one is still valid, a note alone is ignored.
         let note = self.meta_path(&digests.sha256);
         let tmp = note.with_extension("json.tmp");
-        let text = serde_json::to_string_pretty(&meta).map_err(|e| Failure::failed(format!("encoding {}: {e}", note.display())))?;
+        let text =
+            serde_json::to_string_pretty(&meta).map_err(|e| Failure::failed(format!("encoding {}: {e}", note.display())))?;
         std::fs::write(&tmp, text).map_err(|e| io_fail("writing", &tmp, e))?;
         std::fs::rename(&tmp, &note).map_err(|e| io_fail("writing", &note, e))?;
         let path = dir.join(format!("{}.{}", digests.sha256, info.format));

@@ -175,10 +175,14 @@ mod tests {
 
     #[test]
     fn gnu_checksum_files_as_ubuntu_and_debian_publish_them() {
-        let ubuntu = format!("{} *ubuntu-24.04-server-cloudimg-amd64.img\n{H256} *ubuntu-24.04-server-cloudimg-amd64.img.x\n", H256);
+        let ubuntu =
+            format!("{} *ubuntu-24.04-server-cloudimg-amd64.img\n{H256} *ubuntu-24.04-server-cloudimg-amd64.img.x\n", H256);
         assert_eq!(find_in_checksum_file(&ubuntu, "ubuntu-24.04-server-cloudimg-amd64.img").unwrap().hex, H256);
         let h512 = "ab".repeat(64);
-        let debian = format!("{h512}  debian-12-genericcloud-amd64-20250814-2204.qcow2\n{}  debian-12-genericcloud-amd64-20250814-2204.raw\n", "cd".repeat(64));
+        let debian = format!(
+            "{h512}  debian-12-genericcloud-amd64-20250814-2204.qcow2\n{}  debian-12-genericcloud-amd64-20250814-2204.raw\n",
+            "cd".repeat(64)
+        );
         let e = find_in_checksum_file(&debian, "debian-12-genericcloud-amd64-20250814-2204.qcow2").unwrap();
         assert_eq!(e, Expected { algo: Algo::Sha512, hex: h512 });
     }

@@ -90,7 +90,10 @@ impl Http {
                         )));
                     }
                     attempt += 1;
-                    progress.line(format!("download interrupted at byte {len} ({why}); resuming (attempt {attempt} of {})", self.retries));
+                    progress.line(format!(
+                        "download interrupted at byte {len} ({why}); resuming (attempt {attempt} of {})",
+                        self.retries
+                    ));
                     std::thread::sleep(Duration::from_secs(u64::from(attempt.min(5))));
                 }
             }
@@ -109,9 +112,17 @@ impl Http {
         Ok(digests)
     }
 
-    fn attempt(&self, url: &str, file: &mut File, hasher: &mut Hasher, len: &mut u64, expected: &Expected, progress: &Transfer) -> std::result::Result<(), Stop> {
+    fn attempt(
+        &self,
+        url: &str,
+        file: &mut File,
+        hasher: &mut Hasher,
+        len: &mut u64,
+        expected: &Expected,
+        progress: &Transfer,
+    ) -> std::result::Result<(), Stop> {
         let io = |e: std::io::Error| Stop::Fatal(Failure::failed(format!("writing the download of {url}: {e}")));
-        let mut restart = |file: &mut File, hasher: &mut Hasher, len: &mut u64| -> std::result::Result<(), Stop> {
+        let restart = |file: &mut File, hasher: &mut Hasher, len: &mut u64| -> std::result::Result<(), Stop> {
             file.set_len(0).map_err(io)?;
             *hasher = Hasher::new(expected);
             *len = 0;
@@ -222,7 +233,14 @@ fn status_failure(url: &str, status: u16) -> Failure {
 
 /// Errors that another attempt cannot fix.
 fn is_fatal(e: &ureq::Error) -> bool {
-    matches!(e, ureq::Error::BadUri(_) | ureq::Error::HostNotFound | ureq::Error::InvalidProxyUrl | ureq::Error::Tls(_) | ureq::Error::TooManyRedirects)
+    matches!(
+        e,
+        ureq::Error::BadUri(_)
+            | ureq::Error::HostNotFound
+            | ureq::Error::InvalidProxyUrl
+            | ureq::Error::Tls(_)
+            | ureq::Error::TooManyRedirects
+    )
 }
 
 fn describe(e: &ureq::Error) -> String {

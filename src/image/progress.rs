@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::output::Output;
 
@@ -15,7 +15,8 @@ pub struct Transfer {
 impl Transfer {
     pub fn new(out: &Output) -> Transfer {
         let bar = (!out.quiet && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::new(0);
+            // Hidden until the size is known, so it never shows "0 B/0 B".
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
             let template = "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}";
             if let Ok(style) = ProgressStyle::with_template(template) {
                 bar.set_style(style.progress_chars("=> "));
@@ -43,6 +44,9 @@ impl Transfer {
 
     pub fn set_total(&self, total: Option<u64>) {
         if let Some(bar) = &self.bar {
+            if bar.is_hidden() {
+                bar.set_draw_target(ProgressDrawTarget::stderr());
+            }
             match total {
                 Some(t) => bar.set_length(t),
                 None => bar.unset_length(),

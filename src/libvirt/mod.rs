@@ -11,6 +11,7 @@ mod host;
 mod leases;
 mod networks;
 mod storage;
+mod volume_upload;
 
 pub use connection::{is_local_uri, Libvirt};
 pub use console::Console;
@@ -19,3 +20,4 @@ pub use host::{DomainCaps, HostCaps};
 pub use leases::Lease;
 pub use networks::{NetworkChange, NetworkSummary};
 pub use storage::{PoolChange, PoolSummary, VolumeSummary};
+pub use volume_upload::HEAD_LEN as UPLOAD_HEAD_LEN;
