@@ -186,8 +186,9 @@ impl Settings {
         format!("qemu+unix:///system?socket={}", self.socket_path().display())
     }
 
-    /// qemu+ssh through the container's sshd, with the instance key and the
-    /// pinned host key (known_hosts in the data dir).
+    /// The instance's sshd with its key and pinned host key. libvirt's libssh
+    /// transport checks the known_hosts file; the plain ssh transport would
+    /// need host-key checking turned off.
     pub fn ssh_uri(&self) -> String {
         format!(
             "qemu+libssh://{NESTED_SSH_USER}@127.0.0.1:{}/system?keyfile={}&known_hosts={}&known_hosts_verify=normal",
@@ -280,7 +281,7 @@ mod tests {
         let s = Settings::resolve(&flags, &sources(&[], "")).unwrap();
         assert_eq!(
             s.libvirt_uri(),
-            "qemu+ssh://qemu_user@127.0.0.1:2223/system?keyfile=/home/u/proj/data/ssh/id_ed25519&known_hosts=/home/u/proj/data/ssh/known_hosts&known_hosts_verify=normal"
+            "qemu+libssh://qemu_user@127.0.0.1:2223/system?keyfile=/home/u/proj/data/ssh/id_ed25519&known_hosts=/home/u/proj/data/ssh/known_hosts&known_hosts_verify=normal"
         );
     }
 

@@ -82,7 +82,9 @@ pub fn jump_host(settings: &Settings) -> Result<Option<Endpoint>> {
         }));
     }
     let uri = settings.libvirt_uri();
-    let Some(rest) = uri.strip_prefix("qemu+ssh://") else { return Ok(None) };
+    let Some(rest) = ["qemu+ssh://", "qemu+libssh://", "qemu+libssh2://"].iter().find_map(|p| uri.strip_prefix(p)) else {
+        return Ok(None);
+    };
     let authority = rest.split('/').next().unwrap_or("");
     let (user, hostport) = match authority.split_once('@') {
         Some((u, h)) => (u.to_string(), h),
