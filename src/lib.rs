@@ -4,6 +4,7 @@
 //! place that talks to Docker; `commands/` orchestrates them.
 
 pub mod cli;
+pub mod cloudinit;
 pub mod commands;
 pub mod confirm;
 pub mod context;
