@@ -273,6 +273,16 @@ fn nested_host_end_to_end() {
     assert!(again.stderr.contains("instance 'e2e-a' is already up"), "{again:?}");
     assert!(again.took < Duration::from_secs(10), "{again:?}");
 
+    // A domain defined through the socket must survive down/up (libvirt's
+    // state lives in the data dir).
+    std::fs::write(
+        a.dir().join("persist.xml"),
+        "<domain type='qemu'><name>e2e-persist</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+         <os><type arch='x86_64'>hvm</type></os></domain>",
+    )
+    .unwrap();
+    a.sh(r#"virsh -c "qemu+unix:///system?socket=$(pwd)/data/libvirt-run/libvirt-sock" define persist.xml"#);
+
     // down keeps the data; down again is "not found"; status says what is wrong.
     a.ok(&["down"]);
     assert!(!docker(&["container", "inspect", &a.container()]));
@@ -287,6 +297,11 @@ fn nested_host_end_to_end() {
     assert_eq!(std::fs::read_to_string(a.data().join("ssh/id_ed25519")).unwrap(), key);
     assert_eq!(std::fs::read_to_string(a.data().join("ssh/known_hosts")).unwrap(), known_hosts);
     a.sh(&format!("ssh -F ./data/ssh/boxman.conf boxman-{n} true"));
+    let doms = a.ok(&["-o", "json", "virsh"]).json();
+    assert!(
+        doms.as_array().unwrap().iter().any(|d| d["name"] == "e2e-persist" && d["state"] == "shut-off"),
+        "{doms:#}"
+    );
 
     // A second instance beside the first: own name, data dir and port.
     let b = Instance::new("e2e-b", free_port(a.port + 1));
