@@ -314,10 +314,12 @@ fn the_tiny_guest_boots_with_the_seed_and_takes_its_identity() {
     let mac = format!("52:54:00:5e:{:02x}:{:02x}", (pid >> 8) & 0xff, pid & 0xff);
     let seed = PathBuf::from(format!("/var/lib/libvirt/images/{name}.img"));
     let log = PathBuf::from(format!("/var/log/libvirt/qemu/{name}.serial.log"));
+    // libvirt's own per-domain log goes too.
+    let qemu_log = PathBuf::from(format!("/var/log/libvirt/qemu/{name}.log"));
     let _cleanup = Cleanup {
         uri: uri.clone(),
         name: name.clone(),
-        files: vec![seed.clone(), log.clone()],
+        files: vec![seed.clone(), log.clone(), qemu_log],
     };
 
     let s = spec(&name, &mac);
