@@ -10,8 +10,11 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR")).join("docker");
-    // A directory here makes cargo rerun when any file below it changes.
+    // A directory here makes cargo rerun when any file below it changes. The
+    // absolute path also reruns it when the target dir is shared with another
+    // checkout (cargo keys the build dir without the source path).
     println!("cargo:rerun-if-changed=docker");
+    println!("cargo:rerun-if-changed={}", root.display());
 
     let mut files = Vec::new();
     if root.is_dir() {
@@ -19,12 +22,20 @@ fn main() {
     }
     files.sort();
 
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("docker_assets.rs");
-    let mut f = fs::File::create(&out).expect("create docker_assets.rs");
+    // Copies in OUT_DIR: the generated code never points into a checkout
+    // that may be gone by the next build.
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
+    let copies = out_dir.join("docker");
+    let _ = fs::remove_dir_all(&copies);
+    let mut f = fs::File::create(out_dir.join("docker_assets.rs")).expect("create docker_assets.rs");
     writeln!(f, "/// Files of docker/ at build time: (path relative to docker/, mode, content).").unwrap();
     writeln!(f, "pub static FILES: &[(&str, u32, &[u8])] = &[").unwrap();
     for (rel, mode, abs) in &files {
-        writeln!(f, "    ({rel:?}, 0o{mode:o}, include_bytes!({abs:?})),").unwrap();
+        let copy = copies.join(rel);
+        fs::create_dir_all(copy.parent().expect("parent")).expect("create asset dir");
+        fs::copy(abs, &copy).expect("copy asset");
+        writeln!(f, "    ({rel:?}, 0o{mode:o}, include_bytes!(concat!(env!(\"OUT_DIR\"), \"/docker/{rel}\"))),")
+            .unwrap();
     }
     writeln!(f, "];").unwrap();
 }

@@ -293,7 +293,7 @@ fn summary(ctx: &Ctx, s: &Settings, versions: &(String, String), elapsed: Durati
     println!("  socket:  {}", sum.socket_uri);
     println!("  ssh:     {}", sum.ssh_command);
     println!("  virsh:   {}", sum.virsh_command);
-    println!("  qemu+ssh: {}", sum.ssh_uri);
+    println!("  over ssh: {}", sum.ssh_uri);
     if s.ssh_port != ctx.settings.ssh_port {
         println!(
             "  note: sshd is on port {}; pass --ssh-port {} (or set BOXMAN_SSH_PORT) to other commands",
@@ -301,4 +301,42 @@ fn summary(ctx: &Ctx, s: &Settings, versions: &(String, String), elapsed: Durati
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::GlobalArgs;
+    use crate::nested::LABEL_CONFIG;
+    use crate::settings::Sources;
+
+    fn settings(port: u16) -> Settings {
+        let src = Sources { cwd: "/p".into(), uid: 1000, gid: 1000, ..Default::default() };
+        Settings::resolve(&GlobalArgs { ssh_port: Some(port), ..Default::default() }, &src).unwrap()
+    }
+
+    fn running(port: u16, image_id: &str) -> ContainerInfo {
+        let fp = Spec::new(&settings(port), "boxvirt/nested-host:debian", image_id, false).fingerprint();
+        ContainerInfo {
+            running: true,
+            ssh_port: Some(port),
+            labels: [(LABEL_CONFIG.to_string(), fp)].into_iter().collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn already_up_only_with_the_same_config() {
+        let tag = "boxvirt/nested-host:debian";
+        let plain = UpArgs::default();
+        assert!(same_config(&settings(2222), &running(2222, "sha256:1"), tag, "sha256:1", &plain));
+        // Another image, another port, or --privileged: recreate.
+        assert!(!same_config(&settings(2222), &running(2222, "sha256:1"), tag, "sha256:2", &plain));
+        assert!(!same_config(&settings(2222), &running(2223, "sha256:1"), tag, "sha256:1", &plain));
+        let privileged = UpArgs { privileged: true, ..Default::default() };
+        assert!(!same_config(&settings(2222), &running(2222, "sha256:1"), tag, "sha256:1", &privileged));
+        // With --auto-ports the port picked earlier counts as the same config.
+        let auto = UpArgs { auto_ports: true, ..Default::default() };
+        assert!(same_config(&settings(2222), &running(2223, "sha256:1"), tag, "sha256:1", &auto));
+    }
 }

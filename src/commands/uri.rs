@@ -31,7 +31,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         return ctx.out.json(&u).map(|_| Exit::Ok);
     }
     println!("socket:       {}", u.socket_uri);
-    println!("qemu+ssh:     {}", u.ssh_uri);
+    println!("over ssh:     {}", u.ssh_uri);
     println!();
     println!("{}", u.virsh_socket);
     println!("{}", u.virsh_ssh);
