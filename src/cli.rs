@@ -287,6 +287,15 @@ pub struct VmCreateArgs {
     /// Copy the base image instead of a linked clone (qcow2 overlay)
     #[arg(long)]
     pub full_clone: bool,
+    /// Base image: a catalogue name, a URL or a pulled name [default: the template's]
+    #[arg(long, value_name = "NAME")]
+    pub image: Option<String>,
+    /// An empty disk instead of a clone of the base image (install or netboot later)
+    #[arg(long, conflicts_with_all = ["image", "full_clone"])]
+    pub blank_disk: bool,
+    /// No cloud-init seed, even when the template has one
+    #[arg(long, conflicts_with_all = ["wait", "ssh_keys", "user_data"])]
+    pub no_seed: bool,
     /// With --wait: remove the cloud-init seed once the VM is ready
     #[arg(long, requires = "wait")]
     pub eject_seed: bool,

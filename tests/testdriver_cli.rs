@@ -44,19 +44,27 @@ fn vm_create_from_each_cloud_template_on_the_test_driver() {
     let d = tmp();
     let uri = test_uri("node.xml");
     for t in ["rocky9", "ubuntu24", "debian12"] {
-        let run = boxvirt_in(d.path(), &["-c", &uri, "-o", "json", "vm", "create", "--template", t, "--memory", "1024", "--vcpus", "2", "--start"]).ok();
+        // The test driver has no upload streams (seed) and there is no
+        // internet (image): a blank disk and no seed; the live tiers do the rest.
+        let run = boxvirt_in(
+            d.path(),
+            &["-c", &uri, "-o", "json", "vm", "create", "--template", t, "--memory", "1024", "--vcpus", "2", "--blank-disk", "--no-seed", "--start"],
+        )
+        .ok();
         let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
         assert_eq!(v["name"], format!("{t}-1"));
         assert_eq!(v["domain_type"], "test");
         assert_eq!(v["volumes"][0], format!("{t}-1.qcow2"));
         assert_eq!(v["started"], true);
+        // A DHCP reservation was planned in the fixture's range.
+        assert!(v["ip"].as_str().unwrap().starts_with("192.168.122."), "{v}");
     }
 }
 
 #[test]
 fn default_name_skips_names_in_use() {
     let d = tmp();
-    let run = boxvirt_in(d.path(), &["-c", &test_uri("node.xml"), "-o", "json", "vm", "create", "--template", "tiny", "--name", "web-2"]).ok();
+    let run = boxvirt_in(d.path(), &["-c", &test_uri("node.xml"), "-o", "json", "vm", "create", "--template", "tiny", "--name", "web-2", "--no-seed"]).ok();
     assert!(run.stdout.contains("\"web-2\""));
 }
 
@@ -81,6 +89,9 @@ fn bad_input_gets_one_line_and_the_documented_exit_code() {
         (vec!["vm", "create", "--template", "tiny", "--name", "web-1"], 4, "already exists"),
         (vec!["vm", "create", "--template", "tiny", "--network", "nonet"], 3, "network 'nonet' not found"),
         (vec!["vm", "create", "--template", "tiny", "--disk-size", "5"], 2, "has no disk"),
+        (vec!["vm", "create", "--template", "tiny", "--image", "rocky9"], 2, "has no disk"),
+        (vec!["vm", "create", "--template", "tiny", "--ssh-key", "/nonexistent.pub"], 2, "/nonexistent.pub"),
+        (vec!["vm", "create", "--template", "tiny", "--user-data", "/nonexistent.yaml"], 2, "/nonexistent.yaml"),
         (vec!["vm", "create", "--template", "tiny", "--set", "memory=64"], 2, "use --memory"),
         (vec!["vm", "create", "--template", "tiny", "--set", "colour=red"], 2, "unknown domain template parameter"),
         (vec!["vm", "start", "ghost"], 3, "vm 'ghost' not found"),

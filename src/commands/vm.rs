@@ -213,10 +213,24 @@ fn open_for(ctx: &Ctx, name: &str) -> Result<Libvirt> {
     ctx.libvirt()
 }
 
+/// The login user's keys: the instance key (made when missing) first, then
+/// `--ssh-key` files.
+fn authorized_keys(ctx: &Ctx, extra: &[std::path::PathBuf]) -> Result<Vec<String>> {
+    let s = &ctx.settings;
+    crate::nested::ssh_keys::ensure_client_key(&s.ssh_key_path(), &format!("boxvirt@{}", s.instance), s.host_uid, s.host_gid)?;
+    let mut keys = crate::cloudinit::read_authorized_keys_file(&s.ssh_key_path().with_extension("pub"))?;
+    for file in extra {
+        keys.extend(crate::cloudinit::read_authorized_keys_file(file)?);
+    }
+    Ok(keys)
+}
+
 fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
     if let Some(name) = &args.name {
         names::validate("vm", name)?;
     }
+    let keys = if args.no_seed { Vec::new() } else { authorized_keys(ctx, &args.ssh_keys)? };
+    let user_data = args.user_data.as_deref().map(crate::cloudinit::read_user_data_file).transpose()?;
     let req = Request {
         template: args.template,
         name: args.name,
@@ -226,29 +240,48 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
         network: args.network,
         accel: args.accel,
         sets: parse_sets(&args.set)?,
-        start: args.start,
+        start: args.start || args.wait,
+        image: args.image,
+        blank_disk: args.blank_disk,
+        full_clone: args.full_clone,
+        no_seed: args.no_seed,
+        authorized_keys: keys,
+        user_data,
         fail_after: std::env::var("BOXVIRT_INJECT_FAILURE").ok(),
     };
     let conn = ctx.libvirt()?;
     let created = create::create(&conn, &ctx.catalog, &ctx.out, &req)?;
+    let mut line = format!("created vm '{}' from template {} ({}", created.name, created.template, created.domain_type);
+    if let Some(net) = &created.network {
+        line.push_str(&format!(", network {net}"));
+    }
+    if let Some(ip) = &created.ip {
+        line.push_str(&format!(", ip {ip}"));
+    }
+    if let Some(mac) = &created.mac {
+        line.push_str(&format!(", mac {mac}"));
+    }
+    line.push(')');
+    if created.started {
+        line.push_str(" and started it");
+    }
+    // With --wait the JSON comes after readiness, so keep stdout for it.
+    if ctx.out.is_json() {
+        ctx.out.note(&line);
+    } else {
+        println!("{line}");
+    }
+    if args.wait {
+        let ready = ready::wait(&conn, &ctx.settings, &created.name, Duration::from_secs(args.timeout), ctx.out.verbose > 0)?;
+        ctx.out.note(format!("vm '{}' is ready at {} ({:.1} s); 'boxvirt vm ssh {}'", created.name, ready.ip, ready.seconds, created.name));
+        if args.eject_seed {
+            if let Some(vol) = create::eject_seed(&conn, &created.name)? {
+                ctx.out.note(format!("ejected and deleted the cloud-init seed {vol}"));
+            }
+        }
+    }
     if ctx.out.is_json() {
         ctx.out.json(&created)?;
-    } else {
-        let mut line = format!(
-            "created vm '{}' from template {} ({}",
-            created.name, created.template, created.domain_type
-        );
-        if let Some(net) = &created.network {
-            line.push_str(&format!(", network {net}"));
-        }
-        if let Some(mac) = &created.mac {
-            line.push_str(&format!(", mac {mac}"));
-        }
-        line.push(')');
-        if created.started {
-            line.push_str(" and started it");
-        }
-        println!("{line}");
     }
     Ok(Exit::Ok)
 }

@@ -243,6 +243,17 @@ impl Libvirt {
         }
     }
 
+    /// Detaches a disk from the running domain and its persistent config.
+    pub fn detach_disk(&self, name: &str, disk_xml: &str) -> Result<()> {
+        let dom = self.domain(name)?;
+        let live = dom.is_active().map_err(|e| failure(e, &format!("reading vm '{name}'")))?;
+        let mut flags = sys::VIR_DOMAIN_AFFECT_CONFIG;
+        if live {
+            flags |= sys::VIR_DOMAIN_AFFECT_LIVE;
+        }
+        dom.detach_device_flags(disk_xml, flags).map_err(|e| failure(e, &format!("detaching a disk from vm '{name}'")))
+    }
+
     pub fn domain_xml(&self, name: &str, inactive: bool) -> Result<String> {
         let flags = if inactive { sys::VIR_DOMAIN_XML_INACTIVE } else { 0 };
         self.domain(name)?.xml_desc(flags).map_err(|e| failure(e, &format!("reading vm '{name}' XML")))

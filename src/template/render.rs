@@ -135,6 +135,47 @@ pub fn render(source: &str, xml: &str, edits: &[Edit]) -> Result<Rendered> {
     Ok(Rendered { xml: out, matched })
 }
 
+/// Inserts `fragment` as the last child of the first element at `path`
+/// (e.g. a seed `<disk>` into `<domain><devices>`), keeping every other byte.
+pub fn append_child(source: &str, xml: &str, path: &[&str], fragment: &str) -> Result<String> {
+    let mut reader = Reader::from_str(xml);
+    let mut stack: Vec<String> = Vec::new();
+    loop {
+        let start = reader.buffer_position() as usize;
+        let event = reader.read_event().map_err(|e| {
+            let (line, col) = line_col(xml, reader.error_position() as usize);
+            Failure::failed(format!("template {source} is not well-formed XML at line {line}, column {col}: {e}"))
+        })?;
+        match event {
+            Event::Start(ref e) => stack.push(e.name().as_ref().to_string()),
+            Event::Empty(ref e) => {
+                stack.push(e.name().as_ref().to_string());
+                if path_is(&stack, path) {
+                    // `<devices/>` becomes `<devices>fragment</devices>`.
+                    let end = reader.buffer_position() as usize;
+                    let tag = &xml[start..end];
+                    let open = format!("{}>", tag.trim_end_matches("/>").trim_end());
+                    return Ok(format!("{}{open}{fragment}</{}>{}", &xml[..start], path[path.len() - 1], &xml[end..]));
+                }
+                stack.pop();
+            }
+            Event::End(_) => {
+                if path_is(&stack, path) {
+                    // Indent like the closing tag's line so the result reads well.
+                    let line_start = xml[..start].rfind('\n').map(|i| i + 1).unwrap_or(0);
+                    let indent = &xml[line_start..start];
+                    let indent = if indent.trim().is_empty() { indent } else { "" };
+                    return Ok(format!("{}  {fragment}\n{indent}{}", &xml[..start], &xml[start..]));
+                }
+                stack.pop();
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Err(Failure::failed(format!("template {source} has no <{}> to add to", path.join("/"))))
+}
+
 fn path_is(stack: &[String], path: &[&str]) -> bool {
     stack.len() == path.len() && stack.iter().zip(path).all(|(a, b)| a == b)
 }
@@ -249,6 +290,16 @@ mod tests {
         assert!(err.message.contains("not closed"), "{}", err.message);
         let err = render("my.xml", "", &[]).unwrap_err();
         assert!(err.message.contains("one root"), "{}", err.message);
+    }
+
+    #[test]
+    fn append_child_keeps_the_rest() {
+        let doc = "<domain>\n  <devices>\n    <a/>\n  </devices>\n</domain>\n";
+        let out = append_child("t", doc, &["domain", "devices"], "<b/>").unwrap();
+        assert_eq!(out, "<domain>\n  <devices>\n    <a/>\n    <b/>\n  </devices>\n</domain>\n");
+        let out = append_child("t", "<domain><devices/></domain>", &["domain", "devices"], "<b/>").unwrap();
+        assert_eq!(out, "<domain><devices><b/></devices></domain>");
+        assert!(append_child("t", "<domain/>", &["domain", "devices"], "<b/>").is_err());
     }
 
     #[test]

@@ -1,25 +1,33 @@
-//! `vm create`: validate everything first, then make the objects in order
-//! (volume, domain, metadata, start), undoing this run's objects if a later
-//! step fails.
+//! `vm create`: check everything first, then make the objects in order
+//! (disk volume, cloud-init seed, DHCP reservation, domain, metadata,
+//! start), undoing this run's objects, newest first, if a later step fails.
+//! The shape follows virter's: base image -> overlay -> seed -> reserved IP.
 
 use serde::Serialize;
 
-use super::metadata::{VmMetadata, Volume};
+use super::address;
+use super::metadata::{Reservation, VmMetadata, Volume};
 use super::rollback::Rollback;
 use super::{accel, identity};
 use crate::cli::Accel;
+use crate::cloudinit::{self, SeedSpec};
 use crate::error::{Failure, Result};
+use crate::image;
 use crate::libvirt::Libvirt;
 use crate::names;
 use crate::output::Output;
-use crate::template::{params, Catalog, Kind};
+use crate::template::{params, render, Catalog, Kind, Template};
 use crate::xml;
 
 /// The pool boxvirt keeps VM volumes in (made from `xml-templates/pool/default.xml`).
 pub const POOL: &str = "default";
 pub const DEFAULT_DISK_GIB: u64 = 20;
+/// The login user boxvirt's seed creates in every guest.
+pub const LOGIN_USER: &str = "boxvirt";
 /// Keys with their own flags; `--set` must not smuggle them past validation.
 const FLAG_KEYS: &[&str] = &["name", "memory", "vcpus", "accel", "network", "mac", "disk"];
+/// The steps after which a failure can be injected (`Request::fail_after`).
+pub const STEPS: &[&str] = &["volume", "seed", "reservation", "define", "metadata", "start"];
 
 #[derive(Debug, Clone, Default)]
 pub struct Request {
@@ -32,6 +40,18 @@ pub struct Request {
     pub accel: Option<Accel>,
     pub sets: Vec<(String, String)>,
     pub start: bool,
+    /// Base image (catalogue name, URL or pulled name); default: the template's.
+    pub image: Option<String>,
+    /// An empty disk instead of a clone of the base image.
+    pub blank_disk: bool,
+    /// Copy the base image instead of a qcow2 overlay.
+    pub full_clone: bool,
+    /// Leave out the cloud-init seed even when the template wants one.
+    pub no_seed: bool,
+    /// Public keys for the login user (the instance key first).
+    pub authorized_keys: Vec<String>,
+    /// Contents of `--user-data FILE`.
+    pub user_data: Option<String>,
     /// Test hook (CLI: `BOXVIRT_INJECT_FAILURE=<step>`), one of [`STEPS`].
     pub fail_after: Option<String>,
 }
@@ -44,12 +64,12 @@ pub struct Created {
     pub domain_type: String,
     pub mac: Option<String>,
     pub network: Option<String>,
+    pub ip: Option<String>,
     pub volumes: Vec<String>,
+    pub base_image: Option<String>,
+    pub user: Option<String>,
     pub started: bool,
 }
-
-/// The steps after which a failure can be injected (`Request::fail_after`).
-pub const STEPS: &[&str] = &["volume", "define", "metadata", "start"];
 
 /// Test hook: fail right after `step` made its object, so tests can prove the
 /// rollback leaves libvirt as it was.
@@ -58,6 +78,43 @@ fn injected(req: &Request, step: &str) -> Result<()> {
         Some(s) if s == step => Err(Failure::failed(format!("injected failure after step '{step}'"))),
         _ => Ok(()),
     }
+}
+
+/// What the template's `<boxvirt:vm>` metadata asks for.
+struct TemplateNeeds {
+    disk: bool,
+    nic_network: Option<String>,
+    nic: bool,
+    image: Option<String>,
+    seed: bool,
+}
+
+fn needs(template: &Template) -> TemplateNeeds {
+    let meta = xml::find_first(&template.xml, &["domain", "metadata", "vm"]);
+    let nic = xml::find_first(&template.xml, &["domain", "devices", "interface", "source"]);
+    TemplateNeeds {
+        disk: xml::find_first(&template.xml, &["domain", "devices", "disk", "source"]).is_some(),
+        nic: nic.is_some(),
+        nic_network: nic.and_then(|s| s.attr("network").map(str::to_string)),
+        image: meta.as_ref().and_then(|m| m.attr("image").map(str::to_string)),
+        seed: meta.as_ref().and_then(|m| m.attr("seed")) == Some("nocloud"),
+    }
+}
+
+/// The first free virtio target (`vdb`, `vdc`, ...) for the seed disk.
+fn free_target(domain_xml: &str) -> String {
+    let used: Vec<String> = xml::find_all(domain_xml, &["domain", "devices", "disk", "target"])
+        .into_iter()
+        .filter_map(|t| t.attr("dev").map(str::to_string))
+        .collect();
+    ('b'..='z').map(|c| format!("vd{c}")).find(|d| !used.contains(d)).unwrap_or_else(|| "vdz".into())
+}
+
+fn seed_disk_xml(path: &str, target: &str) -> String {
+    format!(
+        "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/><target dev='{target}' bus='virtio'/><readonly/></disk>",
+        quick_xml::escape::escape(path)
+    )
 }
 
 pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) -> Result<Created> {
@@ -82,17 +139,24 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
     if let Some(net) = &req.network {
         names::validate("network", net)?;
     }
-    let has_disk = xml::find_first(&template.xml, &["domain", "devices", "disk", "source"]).is_some();
-    let has_nic = xml::find_first(&template.xml, &["domain", "devices", "interface", "source"]).is_some();
-    if req.disk_gib.is_some() && !has_disk {
+    let need = needs(&template);
+    if req.disk_gib.is_some() && !need.disk {
         return Err(Failure::usage(format!("template {} has no disk; drop --disk-size", template.label())));
     }
-    if req.network.is_some() && !has_nic {
+    if (req.image.is_some() || req.blank_disk || req.full_clone) && !need.disk {
+        return Err(Failure::usage(format!("template {} has no disk; drop --image/--blank-disk/--full-clone", template.label())));
+    }
+    if req.network.is_some() && !need.nic {
         return Err(Failure::usage(format!("template {} has no network interface; drop --network", template.label())));
     }
     let disk_gib = req.disk_gib.unwrap_or(DEFAULT_DISK_GIB);
     if !(1..=16 * 1024).contains(&disk_gib) {
         return Err(Failure::usage(format!("--disk-size {disk_gib} is out of range; use 1 to 16384 GiB")));
+    }
+    let image_name = if need.disk && !req.blank_disk { req.image.clone().or(need.image.clone()) } else { None };
+    let seed_wanted = need.seed && !req.no_seed;
+    if seed_wanted && req.authorized_keys.is_empty() {
+        return Err(Failure::failed("no SSH public key for the VM's login user; pass --ssh-key FILE"));
     }
     if conn.domain_exists(&name)? {
         return Err(Failure::conflict(format!(
@@ -100,36 +164,58 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
             conn.uri()
         )));
     }
-    let network = if has_nic {
-        let net = req.network.clone().or_else(|| {
-            xml::find_first(&template.xml, &["domain", "devices", "interface", "source"])
-                .and_then(|s| s.attr("network").map(str::to_string))
-        });
-        if let Some(net) = &net {
-            match conn.network_summary(net)? {
-                None => {
-                    return Err(Failure::not_found(format!(
-                        "network '{net}' not found at {}; run 'boxvirt net ensure {net}' or pass --network",
-                        conn.uri()
-                    )))
-                }
-                Some(s) if !s.active && req.start => {
-                    return Err(Failure::failed(format!(
-                        "network '{net}' is not active, so the vm could not start; run 'boxvirt net ensure {net}'"
-                    )))
-                }
-                Some(_) => {}
+    let network = if need.nic { req.network.clone().or(need.nic_network.clone()) } else { None };
+    let mut net_xml = None;
+    if let Some(net) = &network {
+        match conn.network_summary(net)? {
+            None => {
+                return Err(Failure::not_found(format!(
+                    "network '{net}' not found at {}; run 'boxvirt net ensure {net}' or pass --network",
+                    conn.uri()
+                )))
             }
+            Some(s) if !s.active && req.start => {
+                return Err(Failure::failed(format!(
+                    "network '{net}' is not active, so the vm could not start; run 'boxvirt net ensure {net}'"
+                )))
+            }
+            Some(_) => net_xml = Some(conn.network_xml(net)?),
         }
-        net
-    } else {
-        None
-    };
+    }
     let choice = accel::choose(conn, req.accel)?;
     if let Some(w) = &choice.warning {
         out.warn(w);
     }
-    let mac = has_nic.then(|| identity::mac_for(&name));
+    let mac = need.nic.then(|| identity::mac_for(&name));
+    // The address to reserve: only on networks that hand out DHCP leases.
+    let planned_ip = match (&network, &mac, net_xml.as_deref().and_then(address::dhcp_subnet)) {
+        (Some(net), Some(mac), Some(subnet)) => {
+            let leased: Vec<(String, std::net::Ipv4Addr)> = conn
+                .dhcp_leases(net, None)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|l| Some((l.mac, l.ip.parse().ok()?)))
+                .collect();
+            Some(address::pick(&subnet, mac, &leased)?)
+        }
+        _ => None,
+    };
+    let seed_spec = if seed_wanted {
+        let spec = SeedSpec {
+            instance_id: cloudinit::new_instance_id(&name)?,
+            hostname: name.clone(),
+            user: LOGIN_USER.to_string(),
+            authorized_keys: req.authorized_keys.clone(),
+            host_key: cloudinit::generate_host_key(&format!("{name} host key"))?,
+            mac: mac.clone().unwrap_or_else(|| identity::mac_for(&name)),
+            extra_user_data: req.user_data.clone(),
+        };
+        spec.validate()?;
+        // Build the bytes now: a bad --user-data fails before anything exists.
+        Some((cloudinit::build_seed_image(&spec)?, spec))
+    } else {
+        None
+    };
 
     let mut sets: Vec<(String, String)> = vec![("name".into(), name.clone()), ("accel".into(), choice.domain_type.clone())];
     sets.extend(memory.map(|m| ("memory".to_string(), m)));
@@ -140,25 +226,71 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
     // Render once before creating anything, so template errors cost nothing.
     template.render(&sets)?;
 
+    // The base image is shared and cached: fetched before, never rolled back.
+    let base = match &image_name {
+        Some(img) => Some(image::ensure_base_volume(conn, catalog, out, img, &image::PullOptions::default())?),
+        None => None,
+    };
+
     // 2. Make things, newest undone first on failure.
     let mut rollback = Rollback::new();
     let mut meta = VmMetadata { template: template.name.clone(), ..Default::default() };
     let result = (|| -> Result<()> {
-        if has_disk {
+        if need.disk || seed_spec.is_some() {
             let changes = conn.ensure_pool(POOL, || catalog.get(Kind::Pool, POOL)?.render(&[]))?;
             if !changes.is_empty() {
                 let said: Vec<&str> = changes.iter().map(|c| c.describe()).collect();
                 out.note(format!("storage pool '{POOL}': {}", said.join(", ")));
             }
-            let vol = format!("{name}.qcow2");
-            let path = conn.create_volume(POOL, &vol, disk_gib * 1024 * 1024 * 1024, "qcow2")?;
-            let vol_for_undo = vol.clone();
-            rollback.push(format!("volume '{vol}'"), move || conn.delete_volume(POOL, &vol_for_undo).map(|_| ()));
-            meta.volumes.push(Volume { pool: POOL.to_string(), name: vol, role: "disk".into() });
-            injected(req, "volume")?;
-            sets.push(("disk".into(), path));
         }
-        let xml = template.render(&sets)?;
+        if need.disk {
+            let vol = format!("{name}.qcow2");
+            let capacity = (disk_gib * 1024 * 1024 * 1024).max(base.as_ref().map_or(0, |b| b.virtual_size));
+            let path = match &base {
+                Some(b) if req.full_clone => {
+                    if b.pool != POOL {
+                        return Err(Failure::failed(format!("--full-clone needs the base volume in pool '{POOL}'")));
+                    }
+                    conn.clone_volume(POOL, &vol, &b.name, capacity)?
+                }
+                Some(b) => conn.create_overlay_volume(POOL, &vol, &b.path, &b.format, capacity)?,
+                None => conn.create_volume(POOL, &vol, capacity, "qcow2")?,
+            };
+            let undo = vol.clone();
+            rollback.push(format!("volume '{vol}'"), move || conn.delete_volume(POOL, &undo).map(|_| ()));
+            meta.volumes.push(Volume { pool: POOL.to_string(), name: vol, role: "disk".into() });
+            sets.push(("disk".into(), path));
+            injected(req, "volume")?;
+        }
+        let mut seed_path = None;
+        if let Some((bytes, spec)) = &seed_spec {
+            let vol = format!("{name}-seed.img");
+            let tmp = std::env::temp_dir().join(format!("boxvirt-seed-{}-{name}.img", std::process::id()));
+            std::fs::write(&tmp, bytes).map_err(|e| Failure::failed(format!("cannot write {}: {e}", tmp.display())))?;
+            let uploaded = conn.upload_volume(POOL, &vol, &tmp, &mut |_| {});
+            let _ = std::fs::remove_file(&tmp);
+            let path = uploaded?;
+            let undo = vol.clone();
+            rollback.push(format!("seed volume '{vol}'"), move || conn.delete_volume(POOL, &undo).map(|_| ()));
+            meta.volumes.push(Volume { pool: POOL.to_string(), name: vol, role: "seed".into() });
+            meta.user = Some(spec.user.clone());
+            meta.host_key = Some(spec.host_key.public_line.clone());
+            seed_path = Some(path);
+            injected(req, "seed")?;
+        }
+        if let (Some(net), Some(mac), Some(ip)) = (&network, &mac, planned_ip) {
+            let ip = ip.to_string();
+            conn.add_dhcp_host(net, mac, &name, &ip)?;
+            let (n, m, i, vm) = (net.clone(), mac.clone(), ip.clone(), name.clone());
+            rollback.push(format!("DHCP reservation {ip}"), move || conn.remove_dhcp_host(&n, &m, &vm, &i).map(|_| ()));
+            meta.reservation = Some(Reservation { network: net.clone(), mac: mac.clone(), ip });
+            injected(req, "reservation")?;
+        }
+        let mut xml = template.render(&sets)?;
+        if let Some(path) = &seed_path {
+            let target = free_target(&xml);
+            xml = render::append_child(&template.label(), &xml, &["domain", "devices"], &seed_disk_xml(path, &target))?;
+        }
         conn.define_domain(&xml)?;
         let undo_name = name.clone();
         rollback.push(format!("vm '{name}'"), move || {
@@ -183,10 +315,36 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
                 domain_type: choice.domain_type,
                 mac,
                 network,
-                volumes: meta.volumes.into_iter().map(|v| v.name).collect(),
+                ip: meta.reservation.as_ref().map(|r| r.ip.clone()),
+                volumes: meta.volumes.iter().map(|v| v.name.clone()).collect(),
+                base_image: base.map(|b| b.name),
+                user: meta.user.clone(),
                 started: req.start,
             })
         }
         Err(e) => Err(rollback.fail(e.context(format!("creating vm '{name}'")))),
     }
+}
+
+/// Removes the seed disk from the domain (live and config) and deletes the
+/// seed volume; the VM keeps running. cloud-init needs the seed only on the
+/// first boot, and external snapshots need it gone.
+pub fn eject_seed(conn: &Libvirt, name: &str) -> Result<Option<String>> {
+    let Some(raw) = conn.domain_metadata(name)? else { return Ok(None) };
+    let mut meta = VmMetadata::parse(&raw);
+    let Some(seed) = meta.seed().cloned() else { return Ok(None) };
+    if let Some(path) = conn.volume_path(&seed.pool, &seed.name)? {
+        let dom_xml = conn.domain_xml(name, true)?;
+        let target = xml::find_all(&dom_xml, &["domain", "devices", "disk", "source"])
+            .iter()
+            .position(|s| s.attr("file") == Some(path.as_str()))
+            .and_then(|i| xml::find_all(&dom_xml, &["domain", "devices", "disk", "target"]).get(i).and_then(|t| t.attr("dev").map(str::to_string)));
+        if let Some(target) = target {
+            conn.detach_disk(name, &seed_disk_xml(&path, &target))?;
+        }
+        conn.delete_volume(&seed.pool, &seed.name)?;
+    }
+    meta.volumes.retain(|v| v.role != "seed");
+    conn.set_domain_metadata(name, &meta.to_xml())?;
+    Ok(Some(seed.name))
 }

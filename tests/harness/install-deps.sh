@@ -21,7 +21,7 @@ PACKAGES=(
   qemu-system-x86 qemu-utils dnsmasq-base iptables nftables bridge-utils iproute2
   openssh-server openssh-client pkg-config libssl-dev
   virtinst xmlstarlet libxml2-utils
-  cpio busybox-static dropbear-bin debootstrap
+  cpio busybox-static dropbear-bin debootstrap mtools dosfstools python3-yaml
   docker.io shellcheck hyperfine procps curl
 )
 
