@@ -148,32 +148,52 @@ fn a_vm_that_fails_to_start_is_rolled_back() {
     assert!(!domain_names(d.path()).contains(&name), "domain left defined after a failed start");
 }
 
+fn reservations(uri: &str) -> Vec<String> {
+    let conn = boxvirt::libvirt::Libvirt::open(uri, "live").unwrap();
+    boxvirt::xml::find_all(&conn.network_xml("default").unwrap(), &["network", "ip", "dhcp", "host"])
+        .into_iter()
+        .filter_map(|h| h.attr("name").map(str::to_string))
+        .collect()
+}
+
+fn pool_volumes(uri: &str) -> Vec<String> {
+    let conn = boxvirt::libvirt::Libvirt::open(uri, "live").unwrap();
+    conn.list_volumes("default").unwrap().into_iter().map(|v| v.name).collect()
+}
+
 #[test]
-fn injected_failures_leave_no_domain_or_volume_on_the_real_daemon() {
+fn injected_failures_leave_no_domain_volume_seed_or_reservation_on_the_real_daemon() {
     let d = tempfile::tempdir().unwrap();
     require_daemon(d.path());
     live(d.path(), &["net", "ensure", "default"]).ok();
-    for step in ["volume", "define", "metadata"] {
+    let uri = live_uri();
+    for step in boxvirt::vm::create::STEPS {
         let name = format!("live-inject-{step}-{}", std::process::id());
-        let uri = live_uri();
+        // A blank disk (no internet for a base image) with the seed: every step applies.
         let run = boxvirt_env(
             d.path(),
-            &["-c", &uri, "vm", "create", "--template", "debian12", "--name", &name, "--disk-size", "1"],
+            &["-c", &uri, "vm", "create", "--template", "debian12", "--name", &name, "--blank-disk", "--disk-size", "1", "--start"],
             &[("BOXVIRT_INJECT_FAILURE", step)],
         )
         .expect_code(1);
-        assert!(run.one_line_error().contains("rolled back"), "{}", run.stderr);
+        let line = run.one_line_error();
+        assert!(line.contains(&format!("after step '{step}'")) && line.contains("rolled back"), "{line}");
+        assert!(!line.contains("could NOT"), "{line}");
         assert!(!domain_names(d.path()).contains(&name), "{step}: domain left behind");
-        let vols = boxvirt::libvirt::Libvirt::open(&uri, "live").unwrap().list_volumes("default").unwrap();
-        assert!(!vols.iter().any(|v| v.name.starts_with(&name)), "{step}: volume left behind");
+        assert!(!pool_volumes(&uri).iter().any(|v| v.starts_with(&name)), "{step}: volume left behind");
+        assert!(!reservations(&uri).contains(&name), "{step}: DHCP reservation left behind");
     }
     // A real conflict: the name is taken; nothing new appears.
     let name = format!("live-dup-{}", std::process::id());
-    live(d.path(), &["vm", "create", "--template", "debian12", "--name", &name, "--disk-size", "1"]).ok();
+    let made = live(d.path(), &["-o", "json", "vm", "create", "--template", "debian12", "--name", &name, "--blank-disk", "--disk-size", "1"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&made.stdout).unwrap();
+    assert_eq!(v["volumes"], serde_json::json!([format!("{name}.qcow2"), format!("{name}-seed.img")]));
+    assert!(reservations(&uri).contains(&name));
     let before = domain_names(d.path());
-    live(d.path(), &["vm", "create", "--template", "debian12", "--name", &name]).expect_code(4);
+    live(d.path(), &["vm", "create", "--template", "debian12", "--name", &name, "--blank-disk"]).expect_code(4);
     assert_eq!(domain_names(d.path()), before);
-    live(d.path(), &["vm", "delete", &name, "--yes"]).ok();
-    let vols = boxvirt::libvirt::Libvirt::open(&live_uri(), "live").unwrap().list_volumes("default").unwrap();
-    assert!(!vols.iter().any(|v| v.name.starts_with(&name)), "delete must remove the volume boxvirt made");
+    let del = live(d.path(), &["vm", "delete", &name, "--yes"]).ok();
+    assert!(del.stderr.contains("DHCP reservation"), "{}", del.stderr);
+    assert!(!pool_volumes(&uri).iter().any(|v| v.starts_with(&name)), "delete must remove the volumes boxvirt made");
+    assert!(!reservations(&uri).contains(&name), "delete must release the reservation");
 }

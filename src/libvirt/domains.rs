@@ -182,13 +182,12 @@ impl Libvirt {
 
     pub fn set_domain_metadata(&self, name: &str, xml: &str) -> Result<()> {
         let dom = self.domain(name)?;
-        dom.set_metadata(
-            sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
-            Some(xml),
-            Some(METADATA_KEY),
-            Some(METADATA_URI),
-            sys::VIR_DOMAIN_AFFECT_CONFIG,
-        )
+        // Running domains have a live copy too; keep both in step.
+        let mut flags = sys::VIR_DOMAIN_AFFECT_CONFIG;
+        if dom.is_active().map_err(|e| failure(e, &format!("reading vm '{name}'")))? {
+            flags |= sys::VIR_DOMAIN_AFFECT_LIVE;
+        }
+        dom.set_metadata(sys::VIR_DOMAIN_METADATA_ELEMENT as i32, Some(xml), Some(METADATA_KEY), Some(METADATA_URI), flags)
         .map_err(|e| failure(e, &format!("recording boxvirt metadata on vm '{name}'")))
     }
 

@@ -1,0 +1,90 @@
+//! Tier 3, the whole "ready means ready" path on the real libvirtd: create
+//! the tiny guest with its cloud-init seed and a reserved address, wait for
+//! IP -> SSH (pinned host key) -> boot-finished, then ssh in. boxvirt runs
+//! inside the test's network namespace, where the guests' bridge is.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::Run;
+
+fn netns() -> String {
+    std::env::var("BOXVIRT_LIVE_NETNS").unwrap_or_else(|_| "boxvirt-live".to_string())
+}
+
+/// boxvirt inside the namespace, against the live daemon's socket.
+fn in_ns(cwd: &Path, args: &[&str]) -> Run {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &netns()])
+        .arg(common::bin())
+        .args(["-c", "qemu:///system"])
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("LIBVIRT_DEFAULT_URI")
+        .output()
+        .expect("ip netns exec");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn tiny_vm_is_ready_over_ssh_with_its_seed_identity_and_leaves_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let tiny = Path::new(&std::env::var("BOXVIRT_TEST_CACHE").unwrap_or_else(|_| "/var/cache/boxvirt-test".into())).join("tiny");
+    assert!(tiny.join("vmlinuz").exists(), "run tests/harness/build-tiny-guest.sh");
+    in_ns(d.path(), &["net", "ensure", "default"]).ok();
+    let name = format!("live-ready-{}", std::process::id());
+    let log = format!("/var/log/libvirt/qemu/{name}.serial.log");
+    let kernel = format!("kernel={}", tiny.join("vmlinuz").display());
+    let initrd = format!("initrd={}", tiny.join("initrd.img").display());
+    let serial = format!("serial_log={log}");
+    let created = in_ns(
+        d.path(),
+        &[
+            "-o", "json", "vm", "create", "--template", "tiny", "--name", &name, "--set", &kernel, "--set", &initrd, "--set", &serial,
+            "--wait", "--timeout", "240", "--eject-seed",
+        ],
+    );
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    let created = if created.code != 0 {
+        let _ = in_ns(d.path(), &["vm", "delete", &name, "--yes"]);
+        panic!("create --wait failed: {}\nserial log:\n{log_text}", created.stderr);
+    } else {
+        created
+    };
+    let v: serde_json::Value = serde_json::from_str(&created.stdout).unwrap();
+    let ip = v["ip"].as_str().expect("a reserved address").to_string();
+    assert!(created.stderr.contains("is ready at"), "{}", created.stderr);
+    assert!(created.stderr.contains("ejected"), "{}", created.stderr);
+    // The guest took the identity from its seed: hostname and host key.
+    assert!(log_text.contains(&format!("BOXVIRT-TINY-HOSTNAME {name}")), "{log_text}");
+    assert!(log_text.contains(&format!("BOXVIRT-TINY-IP {ip}")), "the reserved address was handed out: {log_text}");
+
+    let run = in_ns(d.path(), &["vm", "ssh", &name, "--", "hostname"]).ok();
+    assert_eq!(run.stdout.trim(), name);
+    let run = in_ns(d.path(), &["vm", "ip", &name, "-o", "json"]).ok();
+    let ipj: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!((ipj["ip"].as_str(), ipj["source"].as_str()), (Some(ip.as_str()), Some("reservation")));
+    let list = in_ns(d.path(), &["vm", "list", "-o", "json"]).ok();
+    let rows: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let me = rows.as_array().unwrap().iter().find(|r| r["name"] == name.as_str()).unwrap().clone();
+    assert_eq!(me["ip"].as_str(), Some(ip.as_str()));
+    // The seed is gone from the domain and the pool.
+    let xml = in_ns(d.path(), &["vm", "xml", &name]).ok().stdout;
+    assert!(!xml.contains("-seed.img"), "{xml}");
+    let cfg = in_ns(d.path(), &["vm", "ssh-config", &name]).ok().stdout;
+    assert!(cfg.contains(&format!("HostName {ip}")) && cfg.contains("StrictHostKeyChecking yes"), "{cfg}");
+
+    in_ns(d.path(), &["vm", "delete", &name, "--yes"]).ok();
+    let after = in_ns(d.path(), &["vm", "list", "-o", "json"]).ok().stdout;
+    assert!(!after.contains(&name), "{after}");
+    let conn = boxvirt::libvirt::Libvirt::open("qemu:///system", "live").unwrap();
+    assert!(!conn.list_volumes("default").unwrap().iter().any(|v| v.name.starts_with(&name)));
+    assert!(!conn.network_xml("default").unwrap().contains(&name), "reservation released");
+    let _ = std::fs::remove_file(&log);
+}
