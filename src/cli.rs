@@ -19,8 +19,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command accepts.
+/// Options every command accepts (shown under their own heading).
 #[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// libvirt URI; wins over LIBVIRT_DEFAULT_URI and the instance socket
     #[arg(short = 'c', long = "connect", global = true, value_name = "URI")]
