@@ -16,6 +16,7 @@ pub mod libvirt;
 pub mod names;
 pub mod nested;
 pub mod output;
+pub mod progress;
 pub mod settings;
 pub mod sshjump;
 pub mod template;

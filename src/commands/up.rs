@@ -16,7 +16,7 @@ use crate::libvirt::Libvirt;
 use crate::nested::build_context;
 use crate::nested::container::{check_data_dir, create_host_dirs};
 use crate::nested::image::needs_build;
-use crate::nested::{ports, ssh_config, ssh_keys, status, ContainerInfo, Engine, Progress, Spec};
+use crate::nested::{ports, ssh_config, ssh_keys, status, ContainerInfo, Engine, Spec};
 use crate::settings::Settings;
 
 pub fn run(ctx: &Ctx, a: &UpArgs) -> Result<Exit> {
@@ -162,7 +162,7 @@ fn prepare_host_side(settings: &Settings, spec: &Spec) -> Result<()> {
 fn wait_ready(ctx: &Ctx, engine: &Engine, settings: &Settings, timeout: u64) -> Result<(String, String)> {
     let deadline = Instant::now() + Duration::from_secs(timeout);
     let name = settings.container_name();
-    let progress = Progress::new(&ctx.out);
+    let progress = crate::progress::Spinner::new(&ctx.out);
     let uri = settings.socket_uri();
     let hint = format!("see 'boxvirt logs' (instance '{}')", settings.instance);
 

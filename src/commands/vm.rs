@@ -93,7 +93,7 @@ pub fn run(ctx: &Ctx, cmd: VmCommand) -> Result<Exit> {
         VmCommand::Ip { name } => ip(ctx, &name),
         VmCommand::Wait { name, timeout } => {
             let conn = open_for(ctx, &name)?;
-            let ready = ready::wait(&conn, &ctx.settings, &name, Duration::from_secs(timeout), ctx.out.verbose > 0)?;
+            let ready = ready::wait(&conn, &ctx.settings, &name, Duration::from_secs(timeout), &ctx.out)?;
             ctx.out.note(format!("vm '{name}' is ready at {} ({:.1} s)", ready.ip, ready.seconds));
             Ok(Exit::Ok)
         }
@@ -272,7 +272,7 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
         println!("{line}");
     }
     if args.wait {
-        let ready = ready::wait(&conn, &ctx.settings, &created.name, Duration::from_secs(args.timeout), ctx.out.verbose > 0)?;
+        let ready = ready::wait(&conn, &ctx.settings, &created.name, Duration::from_secs(args.timeout), &ctx.out)?;
         ctx.out.note(format!("vm '{}' is ready at {} ({:.1} s); 'boxvirt vm ssh {}'", created.name, ready.ip, ready.seconds, created.name));
         if args.eject_seed {
             if let Some(vol) = create::eject_seed(&conn, &created.name)? {

@@ -6,7 +6,7 @@ use std::io::Read;
 
 use serde::Serialize;
 
-use super::progress::Transfer;
+use crate::progress::Transfer;
 use super::pull::{pull, PullOptions, Pulled};
 use crate::error::{Failure, Result};
 use crate::libvirt::{Libvirt, UPLOAD_HEAD_LEN};

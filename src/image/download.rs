@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::checksum::{Digests, Expected, Hasher};
-use super::progress::Transfer;
+use crate::progress::Transfer;
 use crate::error::{Failure, Result};
 
 const CHUNK: usize = 256 * 1024;

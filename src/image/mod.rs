@@ -8,7 +8,6 @@ pub mod cache;
 pub mod catalog;
 pub mod checksum;
 pub mod download;
-pub mod progress;
 pub mod pull;
 pub mod qcow2;
 

@@ -9,7 +9,7 @@ use super::cache::{Cache, CachedImage};
 use super::catalog::{self, Entry};
 use super::checksum::{self, Expected};
 use super::download::Http;
-use super::progress::Transfer;
+use crate::progress::Transfer;
 use super::qcow2;
 use crate::error::{Exit, Failure, Result};
 use crate::names;

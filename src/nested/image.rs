@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 
 use super::build_context::{self, Asset};
 use super::docker::{api_failure, first_line, is_not_found, Engine};
-use super::progress::Progress;
+use crate::progress::Spinner;
 use super::{LABEL_ASSETS, LABEL_BASE};
 use crate::cli::Base;
 use crate::error::{Failure, Result};
@@ -90,7 +90,7 @@ impl Engine {
             .labels(&labels)
             .build();
 
-        let progress = Progress::new(out);
+        let progress = Spinner::new(out);
         progress.stage(format!("building {tag}{}", if no_cache { " (no cache)" } else { "" }));
         let started = std::time::Instant::now();
         let mut step = String::new();

@@ -7,7 +7,6 @@
 //! - `ports`: is the SSH port free, and who holds it
 //! - `status`: the `status` report
 //! - `cleanup`: volumes, pruning, emptying a data dir through a container
-//! - `progress`: spinner on a terminal, lines otherwise
 
 pub mod build_context;
 pub mod cleanup;
@@ -15,14 +14,12 @@ pub mod container;
 pub mod docker;
 pub mod image;
 pub mod ports;
-pub mod progress;
 pub mod ssh_config;
 pub mod ssh_keys;
 pub mod status;
 
 pub use container::{ContainerInfo, Spec};
 pub use docker::Engine;
-pub use progress::Progress;
 
 /// Container label: the instance the container belongs to.
 pub const LABEL_INSTANCE: &str = "io.boxvirt.instance";

@@ -2,15 +2,14 @@
 //! key (through the jump host), then cloud-init's boot-finished marker. A
 //! spinner names the stage; a timeout names the stage that did not finish.
 
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
-
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::metadata::VmMetadata;
 use super::reach;
 use crate::error::{Failure, Result};
 use crate::libvirt::Libvirt;
+use crate::output::Output;
+use crate::progress::Spinner;
 use crate::settings::Settings;
 use crate::sshjump;
 
@@ -22,44 +21,15 @@ pub struct Ready {
     pub seconds: f64,
 }
 
-struct Stage {
-    bar: Option<ProgressBar>,
-    verbose: bool,
-}
-
-impl Stage {
-    fn new(verbose: bool) -> Stage {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let b = ProgressBar::new_spinner();
-            b.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").unwrap_or_else(|_| ProgressStyle::default_spinner()));
-            b.enable_steady_tick(Duration::from_millis(120));
-            b
-        });
-        Stage { bar, verbose }
-    }
-    fn set(&self, msg: String) {
-        match &self.bar {
-            Some(b) => b.set_message(msg),
-            None if self.verbose => eprintln!("{msg}"),
-            None => {}
-        }
-    }
-    fn done(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
-}
-
 /// Waits until `name` is ready or `timeout` passes.
-pub fn wait(conn: &Libvirt, settings: &Settings, name: &str, timeout: Duration, verbose: bool) -> Result<Ready> {
+pub fn wait(conn: &Libvirt, settings: &Settings, name: &str, timeout: Duration, out: &Output) -> Result<Ready> {
     let started = Instant::now();
     let deadline = started + timeout;
     let meta = conn
         .domain_metadata(name)?
         .map(|m| VmMetadata::parse(&m))
         .ok_or_else(|| Failure::failed(format!("vm '{name}' was not created by boxvirt, so there is no pinned host key to wait for")))?;
-    let stage = Stage::new(verbose);
+    let stage = Spinner::new(out);
     let timed_out = |stage_name: &str, last: &str| {
         Failure::timeout(format!(
             "vm '{name}' not ready within {} s: stage '{stage_name}' did not finish{}",
@@ -70,25 +40,25 @@ pub fn wait(conn: &Libvirt, settings: &Settings, name: &str, timeout: Duration, 
 
     // Stage 1: an address the guest really holds (a reservation alone is
     // known before boot; the SSH stage proves the guest took it).
-    stage.set(format!("{name}: waiting for an IP address"));
+    stage.stage(format!("{name}: waiting for an IP address"));
     let ip = loop {
         let running = conn.domain_summary(name)?.state.is_active();
         if !running {
-            stage.done();
+            stage.finish();
             return Err(Failure::failed(format!("vm '{name}' is not running; start it with 'boxvirt vm start {name}'")));
         }
         if let Some(a) = reach::discover(conn, name, Some(&meta), running)? {
             break a.ip;
         }
         if Instant::now() >= deadline {
-            stage.done();
+            stage.finish();
             return Err(timed_out("ip", ""));
         }
         std::thread::sleep(Duration::from_millis(500));
     };
 
     // Stage 2: SSH with the pinned key.
-    stage.set(format!("{name}: waiting for ssh on {ip}"));
+    stage.stage(format!("{name}: waiting for ssh on {ip}"));
     let jump = reach::jump_host(settings)?;
     let target = reach::guest_endpoint(settings, name, &meta, &ip)?;
     let mut last: String;
@@ -99,14 +69,14 @@ pub fn wait(conn: &Libvirt, settings: &Settings, name: &str, timeout: Duration, 
             Err(e) => last = e.message,
         }
         if Instant::now() >= deadline {
-            stage.done();
+            stage.finish();
             return Err(timed_out("ssh", &last));
         }
         std::thread::sleep(Duration::from_millis(1000));
     };
 
     // Stage 3: cloud-init finished its boot.
-    stage.set(format!("{name}: waiting for cloud-init ({BOOT_FINISHED})"));
+    stage.stage(format!("{name}: waiting for cloud-init ({BOOT_FINISHED})"));
     loop {
         match sshjump::run(&session, &format!("test -f {BOOT_FINISHED}")) {
             Ok((0, _)) => break,
@@ -114,11 +84,11 @@ pub fn wait(conn: &Libvirt, settings: &Settings, name: &str, timeout: Duration, 
             Err(e) => last = e.message,
         }
         if Instant::now() >= deadline {
-            stage.done();
+            stage.finish();
             return Err(timed_out("cloud-init", &last));
         }
         std::thread::sleep(Duration::from_millis(1000));
     }
-    stage.done();
+    stage.finish();
     Ok(Ready { ip, seconds: started.elapsed().as_secs_f64() })
 }
