@@ -162,11 +162,15 @@ pub fn libvirt_checks(conn: &Libvirt) -> Vec<Check> {
         }
     };
     let mut emulator = None;
+    let mut kvm_ok = false;
     if !caps.offers("kvm") && !caps.offers("qemu") && caps.offers("test") {
         rows.push(row("domcaps", Status::Pass, "test driver: only 'test' guests", ""));
     }
     for t in ["kvm", "qemu"].into_iter().filter(|t| caps.offers(t) || !caps.offers("test")) {
         let dc = conn.domain_caps(t);
+        if t == "kvm" {
+            kvm_ok = dc.supported;
+        }
         if dc.supported && emulator.is_none() {
             emulator = dc.emulator.clone();
         }
@@ -184,7 +188,7 @@ pub fn libvirt_checks(conn: &Libvirt) -> Vec<Check> {
         None if caps.offers("test") => row("emulator", Status::Pass, "test driver: no emulator needed", ""),
         None => row("emulator", Status::Fail, "no QEMU emulator found by libvirt", "install qemu-system-x86 (Rocky: copy /usr/libexec/qemu-kvm to /usr/bin/qemu-system-x86_64)"),
     });
-    rows.push(match accel::choose(conn, None) {
+    rows.push(match accel::choose_with(conn, &caps, kvm_ok && caps.offers("kvm"), None) {
         Ok(choice) => match choice.warning {
             None => row("accelerator", Status::Pass, format!("new VMs use {}", choice.domain_type), ""),
             Some(w) => row("accelerator", Status::Warn, format!("new VMs use {}: {w}", choice.domain_type), "override with vm create --accel"),

@@ -11,6 +11,23 @@ use super::errors;
 use crate::error::{Failure, Result};
 
 static QUIET: Once = Once::new();
+static EVENT_LOOP: Once = Once::new();
+
+/// Remote transports (ssh, libssh, tls) need libvirt's event loop running to
+/// service their socket (keepalives, large replies such as domain
+/// capabilities); without it, calls can stall. One background thread for the
+/// life of the process.
+fn start_event_loop() {
+    EVENT_LOOP.call_once(|| {
+        if virt::event::event_register_default_impl().is_ok() {
+            std::thread::spawn(|| loop {
+                if virt::event::event_run_default_impl().is_err() {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+        }
+    });
+}
 
 /// A connection plus the URI it was opened with (for messages).
 pub struct Libvirt {
@@ -46,6 +63,9 @@ impl Libvirt {
             }
         }
 
+        if !is_local_uri(uri) && !uri.starts_with("test:") {
+            start_event_loop();
+        }
         let (tx, rx) = mpsc::channel();
         let owned = uri.to_string();
         std::thread::spawn(move || {

@@ -4,7 +4,7 @@
 use crate::cli::Accel;
 use crate::error::{Failure, Result};
 use crate::hostcheck;
-use crate::libvirt::Libvirt;
+use crate::libvirt::{HostCaps, Libvirt};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Choice {
@@ -87,6 +87,12 @@ pub fn decide(
 pub fn choose(conn: &Libvirt, requested: Option<Accel>) -> Result<Choice> {
     let caps = conn.host_caps()?;
     let kvm_ok = caps.offers("kvm") && conn.domain_caps("kvm").supported;
+    choose_with(conn, &caps, kvm_ok, requested)
+}
+
+/// The same, with capabilities the caller already read (doctor reads them
+/// for its own rows; domain capabilities are a large reply).
+pub fn choose_with(conn: &Libvirt, caps: &HostCaps, kvm_ok: bool, requested: Option<Accel>) -> Result<Choice> {
     let ev = if kvm_ok { evidence(conn, &caps.cpu_features) } else { KvmEvidence::Remote { hardware_flags: false } };
     decide(conn.uri(), &caps.domain_types, kvm_ok, &ev, requested)
 }
