@@ -434,3 +434,46 @@ fn live_incomplete_base_volume_is_uploaded_again() {
     env.run(&["-c", &uri, "image", "rm", &digest[..16], "-y"], &[]).ok();
     assert!(!virsh(&["vol-info", "--pool", "default", &vol]).status.success());
 }
+
+/// `vm create --image`: the disk is a qcow2 overlay whose backing store is the
+/// base volume (a linked clone), grown to --disk-size; `--full-clone` copies.
+/// Deleting the VMs leaves the base, which `image rm` then removes.
+#[test]
+fn live_vm_create_makes_a_linked_clone_or_a_full_copy_of_the_base() {
+    let env = Env::new();
+    require_daemon(&env);
+    let uri = live_uri();
+    env.run(&["-c", &uri, "net", "ensure", "default"], &[]).ok();
+    let server = Server::start();
+    let image = test_image(env.dir.path());
+    let digest = sha256_hex(&image);
+    let url = server.put("/clone/base.qcow2", image);
+    let name = format!("test-img-clone-{}", std::process::id());
+    let base = format!("{name}-{}.qcow2", &digest[..12]);
+    let (linked, full) = (format!("{name}-linked"), format!("{name}-full"));
+    let _cleanup = Cleanup(vec![format!("{linked}.qcow2"), format!("{full}.qcow2"), base.clone()]);
+    let pulled = env.run(&["-c", &uri, "-o", "json", "image", "pull", &url, "--sha256", &digest, "--name", &name], &[]).ok();
+    let v: serde_json::Value = serde_json::from_str(&pulled.stdout).unwrap();
+    let base_path = v["volume"]["path"].as_str().unwrap().to_string();
+
+    let run = env.run(&["-c", &uri, "-o", "json", "vm", "create", "--template", "debian12", "--name", &linked, "--image", &name, "--disk-size", "2", "--no-seed"], &[]).ok();
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["base_image"], base.as_str());
+    let xml = String::from_utf8_lossy(&virsh(&["vol-dumpxml", "--pool", "default", &format!("{linked}.qcow2")]).stdout).to_string();
+    assert!(xml.contains("<backingStore>") && xml.contains(&format!("<path>{base_path}</path>")), "a linked clone: {xml}");
+    assert!(xml.contains(&format!("<capacity unit='bytes'>{}</capacity>", 2u64 << 30)), "grown to --disk-size: {xml}");
+    let dom = String::from_utf8_lossy(&virsh(&["dumpxml", &linked]).stdout).to_string();
+    assert!(dom.contains("<disk type='file' device='disk'>"), "{dom}");
+
+    env.run(&["-c", &uri, "vm", "create", "--template", "debian12", "--name", &full, "--image", &name, "--full-clone", "--disk-size", "1", "--no-seed"], &[]).ok();
+    let xml = String::from_utf8_lossy(&virsh(&["vol-dumpxml", "--pool", "default", &format!("{full}.qcow2")]).stdout).to_string();
+    assert!(!xml.contains("<backingStore>"), "a full copy has no backing store: {xml}");
+
+    // The base is in use: rm refuses; after the VMs are gone it goes.
+    env.run(&["-c", &uri, "image", "rm", &name, "-y"], &[]).expect_code(4);
+    for vm in [&linked, &full] {
+        env.run(&["-c", &uri, "vm", "delete", vm, "--yes"], &[]).ok();
+    }
+    env.run(&["-c", &uri, "image", "rm", &name, "-y"], &[]).ok();
+    assert!(!virsh(&["vol-info", "--pool", "default", &base]).status.success());
+}
