@@ -304,6 +304,19 @@ fn nested_host_end_to_end() {
     let vms = a.ok(&["--via", "ssh", "-o", "json", "vm", "list"]).json();
     assert!(vms.as_array().unwrap().iter().any(|v| v["name"] == "tiny-1" && v["state"] == "running"), "{vms:#}");
 
+    // libvirtd killed inside the container: supervisord restarts it, doctor
+    // turns green again and no domain is lost.
+    assert!(docker(&["exec", &a.container(), "pkill", "-KILL", "-x", "libvirtd"]));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut last = a.run(&["doctor"]);
+    while last.code != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        last = a.run(&["doctor"]);
+    }
+    assert_eq!(last.code, 0, "doctor after libvirtd was killed: {last:?}");
+    let vms = a.ok(&["-o", "json", "vm", "list"]).json();
+    assert!(vms.as_array().unwrap().iter().any(|v| v["name"] == "tiny-1" && v["state"] == "running"), "{vms:#}");
+
     // up again: a no-op.
     let again = a.ok(&["up"]);
     assert!(again.stderr.contains("instance 'e2e-a' is already up"), "{again:?}");
