@@ -27,7 +27,7 @@ fi
 
 if command -v shellcheck >/dev/null 2>&1; then
   shopt -s nullglob
-  scripts=(docker/*.sh tests/harness/*.sh)
+  scripts=(docker/*.sh tests/harness/*.sh tests/run-all.sh .ci/run)
   echo "lint: shellcheck ${scripts[*]}"
   shellcheck -x "${scripts[@]}" || status=1
 else
