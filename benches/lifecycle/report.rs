@@ -1,0 +1,267 @@
+//! The results as a Markdown section (printed, and written into
+//! BENCHMARKS.md between the `results` markers), with the machine it ran on.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use virt::connect::Connect;
+
+use crate::measure::{median, ms, Daemon, Sample};
+use crate::trace::Trace;
+use crate::Contender;
+
+const BEGIN: &str = "<!-- results:begin -->";
+const END: &str = "<!-- results:end -->";
+
+/// Aims from the issue.
+const AIM_CREATE_WALL_VS_FLOOR: f64 = 1.1;
+const AIM_CPU_LESS_THAN_VIRT_INSTALL: f64 = 5.0;
+const AIM_LIST_WALL_VS_VIRSH: f64 = 1.5;
+
+pub struct Machine {
+    date: String,
+    cores: usize,
+    cpu: String,
+    kernel: String,
+    libvirt: String,
+    qemu: String,
+    virt_install: String,
+    load: String,
+    daemon_pid: Option<i32>,
+    /// The boxvirt commit measured (+ a note when src/ has local changes).
+    commit: String,
+}
+
+fn version(v: u32) -> String {
+    format!("{}.{}.{}", v / 1_000_000, (v / 1000) % 1000, v % 1000)
+}
+
+fn command_line(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+fn boxvirt_commit() -> String {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let commit = command_line("git", &["-C", dir, "rev-parse", "--short", "HEAD"]);
+    if commit.is_empty() || commit == "?" {
+        return "unknown (not a git checkout)".into();
+    }
+    let dirty = command_line(
+        "git",
+        &["-C", dir, "status", "--porcelain", "--", "src", "xml-templates", "build.rs", "Cargo.lock"],
+    );
+    if dirty.is_empty() {
+        commit
+    } else {
+        format!("{commit} + local changes in src/")
+    }
+}
+
+impl Machine {
+    pub fn read(conn: &Connect, daemon: Option<&Daemon>) -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_else(|| "?".into());
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default().trim().to_string();
+        Machine {
+            date: command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            cpu,
+            kernel: read("/proc/sys/kernel/osrelease"),
+            libvirt: conn.lib_version().map(version).unwrap_or_else(|_| "?".into()),
+            qemu: conn.hyp_version().map(version).unwrap_or_else(|_| "?".into()),
+            virt_install: command_line("virt-install", &["--version"]),
+            load: read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+            daemon_pid: daemon.map(Daemon::pid),
+            commit: boxvirt_commit(),
+        }
+    }
+
+    pub fn one_line(&self) -> String {
+        format!(
+            "{} cores ({}), kernel {}, libvirt {}, QEMU {}, virt-install {}, load average {}",
+            self.cores, self.cpu, self.kernel, self.libvirt, self.qemu, self.virt_install, self.load
+        )
+    }
+}
+
+pub struct List {
+    pub boxvirt: Vec<Sample>,
+    pub virsh: Vec<Sample>,
+    /// Domains on the daemon while listing (the 50 plus any others).
+    pub domains: usize,
+    /// (label, one traced run)
+    pub traces: Vec<(String, Trace)>,
+}
+
+pub struct Results {
+    pub machine: Machine,
+    pub iterations: usize,
+    pub list_iterations: usize,
+    /// Per contender, in `Contender::ALL` order.
+    pub create: Vec<Vec<Sample>>,
+    /// (label, one traced run) per contender.
+    pub create_traces: Vec<(String, Trace)>,
+    pub list: List,
+}
+
+/// Medians of one contender's samples.
+struct Stats {
+    wall: Duration,
+    min: Duration,
+    max: Duration,
+    cpu: Duration,
+    daemon: Option<Duration>,
+}
+
+impl Stats {
+    fn of(samples: &[Sample]) -> Stats {
+        let wall: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
+        let daemon: Vec<Duration> = samples.iter().filter_map(|s| s.daemon_cpu).collect();
+        Stats {
+            wall: median(&wall),
+            min: wall.iter().copied().min().unwrap_or_default(),
+            max: wall.iter().copied().max().unwrap_or_default(),
+            cpu: median(&samples.iter().map(|s| s.cpu).collect::<Vec<_>>()),
+            daemon: (daemon.len() == samples.len() && !daemon.is_empty()).then(|| median(&daemon)),
+        }
+    }
+
+    fn cells(&self) -> String {
+        let daemon = self.daemon.map(|d| format!("{:.1}", ms(d))).unwrap_or_else(|| "-".into());
+        format!("{:.1} | {:.0}–{:.0} | {:.1} | {daemon}", ms(self.wall), ms(self.min), ms(self.max), ms(self.cpu))
+    }
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    if b.is_zero() {
+        f64::NAN
+    } else {
+        a.as_secs_f64() / b.as_secs_f64()
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "**met**"
+    } else {
+        "**not met**"
+    }
+}
+
+impl Results {
+    pub fn markdown(&self) -> String {
+        let m = &self.machine;
+        let stats: Vec<Stats> = self.create.iter().map(|s| Stats::of(s)).collect();
+        let at = |who: Contender| &stats[Contender::ALL.iter().position(|c| *c == who).unwrap()];
+        let (floor, vi) = (at(Contender::Floor), at(Contender::VirtInstall));
+        let (bx, bxs) = (at(Contender::Boxvirt), at(Contender::BoxvirtSeeded));
+        let mut s = String::new();
+        let mut line = |t: String| {
+            s.push_str(&t);
+            s.push('\n');
+        };
+
+        line(format!(
+            "Run of {}: boxvirt {}, {} create+start rounds, {} list rounds.",
+            m.date, m.commit, self.iterations, self.list_iterations
+        ));
+        line(String::new());
+        line(format!(
+            "Machine: {} cores ({}), kernel {}, libvirt {}, QEMU {}, virt-install {}; load average at the start {}.",
+            m.cores, m.cpu, m.kernel, m.libvirt, m.qemu, m.virt_install, m.load
+        ));
+        line(String::new());
+        line("#### Create + start of the tiny guest".into());
+        line(String::new());
+        line("Medians; the timed region ends when the start call returns (QEMU spawned), not at guest boot.".into());
+        line(String::new());
+        line("| contender | wall ms | wall min–max | client CPU ms | libvirtd CPU ms | wall ÷ floor | virt-install CPU ÷ this |".into());
+        line("|---|---:|---:|---:|---:|---:|---:|".into());
+        for (who, st) in Contender::ALL.iter().zip(&stats) {
+            line(format!(
+                "| {} | {} | {:.2}x | {:.1}x |",
+                who.label(),
+                st.cells(),
+                ratio(st.wall, floor.wall),
+                ratio(vi.cpu, st.cpu)
+            ));
+        }
+        line(String::new());
+
+        let (lb, lv) = (Stats::of(&self.list.boxvirt), Stats::of(&self.list.virsh));
+        line(format!("#### List with 50 defined domains ({} on the daemon in all)", self.list.domains));
+        line(String::new());
+        line("| contender | wall ms | wall min–max | client CPU ms | libvirtd CPU ms | wall ÷ virsh |".into());
+        line("|---|---:|---:|---:|---:|---:|".into());
+        line(format!("| boxvirt vm list | {} | {:.2}x |", lb.cells(), ratio(lb.wall, lv.wall)));
+        line(format!("| virsh list --all | {} | 1.00x |", lv.cells()));
+        line(String::new());
+
+        let list_ratio = ratio(lb.wall, lv.wall);
+        line("#### Aims".into());
+        line(String::new());
+        for (who, st) in [(Contender::Boxvirt, bx), (Contender::BoxvirtSeeded, bxs)] {
+            let create_ratio = ratio(st.wall, floor.wall);
+            let cpu_less = ratio(vi.cpu, st.cpu);
+            line(format!("`{}`:", who.label()));
+            line(String::new());
+            line(format!(
+                "- create+start wall within {AIM_CREATE_WALL_VS_FLOOR}x of the floor: {:.1} ms vs {:.1} ms = {create_ratio:.2}x: {}",
+                ms(st.wall),
+                ms(floor.wall),
+                verdict(create_ratio <= AIM_CREATE_WALL_VS_FLOOR)
+            ));
+            line(format!(
+                "- at least {AIM_CPU_LESS_THAN_VIRT_INSTALL}x less CPU than virt-install: {:.1} ms vs {:.1} ms = {cpu_less:.1}x less: {}",
+                ms(st.cpu),
+                ms(vi.cpu),
+                verdict(cpu_less >= AIM_CPU_LESS_THAN_VIRT_INSTALL)
+            ));
+            line(String::new());
+        }
+        line(format!(
+            "`boxvirt vm list`: wall within {AIM_LIST_WALL_VS_VIRSH}x of `virsh list --all`: {:.1} ms vs {:.1} ms = {list_ratio:.2}x: {}",
+            ms(lb.wall),
+            ms(lv.wall),
+            verdict(list_ratio <= AIM_LIST_WALL_VS_VIRSH)
+        ));
+        line(String::new());
+
+        line("#### libvirt round trips (one more, untimed run of each, libvirt's client RPC log)".into());
+        line(String::new());
+        line("| command | calls | which | calls of 5 ms or more (call to reply) |".into());
+        line("|---|---:|---|---|".into());
+        for (label, t) in self.create_traces.iter().chain(&self.list.traces) {
+            line(format!("| {label} | {} | {} | {} |", t.calls, t.summary(), t.slow_summary()));
+        }
+        if let Some(pid) = m.daemon_pid {
+            line(String::new());
+            line(format!(
+                "libvirtd CPU: all threads of pid {pid} (from /proc/{pid}/task/*/schedstat), not QEMU's; other clients of the same daemon add noise."
+            ));
+        }
+        s
+    }
+}
+
+/// Replaces the text between the markers in `path`, keeping the rest
+/// (appends the markers when they are missing).
+pub fn write_section(path: &Path, section: &str) -> Result<(), String> {
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let new = match (old.find(BEGIN), old.find(END)) {
+        (Some(b), Some(e)) if b < e => format!("{}{BEGIN}\n{section}{}", &old[..b], &old[e..]),
+        _ => format!("{old}\n{BEGIN}\n{section}{END}\n"),
+    };
+    std::fs::write(path, new).map_err(|e| format!("{}: {e}", path.display()))
+}
