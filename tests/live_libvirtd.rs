@@ -76,6 +76,7 @@ fn tiny_guest_boots_stops_and_is_deleted_without_leftovers() {
     require_daemon(d.path());
     let tiny = tiny_dir();
     let name = format!("live-tiny-{}", std::process::id());
+    let _guard = VmGuard { uri: live_uri(), name: name.clone() };
     let log = PathBuf::from(format!("/var/log/libvirt/qemu/{name}.serial.log"));
     let _ = std::fs::remove_file(&log);
 
@@ -185,6 +186,7 @@ fn injected_failures_leave_no_domain_volume_seed_or_reservation_on_the_real_daem
     }
     // A real conflict: the name is taken; nothing new appears.
     let name = format!("live-dup-{}", std::process::id());
+    let _guard = VmGuard { uri: uri.clone(), name: name.clone() };
     let made = live(d.path(), &["-o", "json", "vm", "create", "--template", "debian12", "--name", &name, "--blank-disk", "--disk-size", "1"]).ok();
     let v: serde_json::Value = serde_json::from_str(&made.stdout).unwrap();
     assert_eq!(v["volumes"], serde_json::json!([format!("{name}.qcow2"), format!("{name}-seed.img")]));

@@ -39,6 +39,7 @@ fn tiny_vm_is_ready_over_ssh_with_its_seed_identity_and_leaves_nothing() {
     assert!(tiny.join("vmlinuz").exists(), "run tests/harness/build-tiny-guest.sh");
     in_ns(d.path(), &["net", "ensure", "default"]).ok();
     let name = format!("live-ready-{}", std::process::id());
+    let _guard = common::VmGuard { uri: "qemu:///system".into(), name: name.clone() };
     let log = format!("/var/log/libvirt/qemu/{name}.serial.log");
     let kernel = format!("kernel={}", tiny.join("vmlinuz").display());
     let initrd = format!("initrd={}", tiny.join("initrd.img").display());
@@ -51,12 +52,7 @@ fn tiny_vm_is_ready_over_ssh_with_its_seed_identity_and_leaves_nothing() {
         ],
     );
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();
-    let created = if created.code != 0 {
-        let _ = in_ns(d.path(), &["vm", "delete", &name, "--yes"]);
-        panic!("create --wait failed: {}\nserial log:\n{log_text}", created.stderr);
-    } else {
-        created
-    };
+    assert_eq!(created.code, 0, "create --wait failed: {}\nserial log:\n{log_text}", created.stderr);
     let v: serde_json::Value = serde_json::from_str(&created.stdout).unwrap();
     let ip = v["ip"].as_str().expect("a reserved address").to_string();
     assert!(created.stderr.contains("is ready at"), "{}", created.stderr);

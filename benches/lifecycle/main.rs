@@ -45,7 +45,10 @@ const LIST_DOMAINS: usize = 50;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contender {
-    /// `--no-seed`: the same domain as the other contenders make.
+    /// `--no-seed --no-reserve`: the same work as the floor (define + start).
+    BoxvirtBare,
+    /// `--no-seed`: the same domain as the other contenders make, plus the
+    /// DHCP reservation boxvirt makes by default.
     Boxvirt,
     /// The default: also a cloud-init seed volume (the tiny template asks for one).
     BoxvirtSeeded,
@@ -56,12 +59,19 @@ pub enum Contender {
 }
 
 impl Contender {
-    pub const ALL: [Contender; 5] =
-        [Contender::Boxvirt, Contender::BoxvirtSeeded, Contender::Original, Contender::VirtInstall, Contender::Floor];
+    pub const ALL: [Contender; 6] = [
+        Contender::BoxvirtBare,
+        Contender::Boxvirt,
+        Contender::BoxvirtSeeded,
+        Contender::Original,
+        Contender::VirtInstall,
+        Contender::Floor,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
-            Contender::Boxvirt => "boxvirt vm create --no-seed --start",
+            Contender::BoxvirtBare => "boxvirt vm create --no-seed --no-reserve --start",
+            Contender::Boxvirt => "boxvirt vm create --no-seed --start (+ DHCP reservation)",
             Contender::BoxvirtSeeded => "boxvirt vm create --start (default: + cloud-init seed)",
             Contender::Original => "original: xmlstarlet + virsh define + virsh start",
             Contender::VirtInstall => "virt-install --import --noautoconsole",
@@ -71,6 +81,7 @@ impl Contender {
 
     pub fn tag(self) -> &'static str {
         match self {
+            Contender::BoxvirtBare => "bxb",
             Contender::Boxvirt => "bx",
             Contender::BoxvirtSeeded => "bxs",
             Contender::Original => "sh",
@@ -82,7 +93,7 @@ impl Contender {
     /// Made by boxvirt, so removed with `boxvirt vm delete` (its seed volume
     /// and DHCP reservation too).
     fn by_boxvirt(self) -> bool {
-        matches!(self, Contender::Boxvirt | Contender::BoxvirtSeeded)
+        matches!(self, Contender::BoxvirtBare | Contender::Boxvirt | Contender::BoxvirtSeeded)
     }
 }
 
@@ -335,6 +346,7 @@ fn create_command(cfg: &Config, who: Contender, name: &str) -> Result<Command, S
         cmd
     };
     Ok(match who {
+        Contender::BoxvirtBare => boxvirt(&["--no-seed", "--no-reserve"]),
         Contender::Boxvirt => boxvirt(&["--no-seed"]),
         Contender::BoxvirtSeeded => boxvirt(&[]),
         Contender::Original => {

@@ -165,7 +165,7 @@ impl Results {
         let stats: Vec<Stats> = self.create.iter().map(|s| Stats::of(s)).collect();
         let at = |who: Contender| &stats[Contender::ALL.iter().position(|c| *c == who).unwrap()];
         let (floor, vi) = (at(Contender::Floor), at(Contender::VirtInstall));
-        let (bx, bxs) = (at(Contender::Boxvirt), at(Contender::BoxvirtSeeded));
+        let (bxb, bx, bxs) = (at(Contender::BoxvirtBare), at(Contender::Boxvirt), at(Contender::BoxvirtSeeded));
         let mut s = String::new();
         let mut line = |t: String| {
             s.push_str(&t);
@@ -211,7 +211,7 @@ impl Results {
         let list_ratio = ratio(lb.wall, lv.wall);
         line("#### Aims".into());
         line(String::new());
-        for (who, st) in [(Contender::Boxvirt, bx), (Contender::BoxvirtSeeded, bxs)] {
+        for (who, st) in [(Contender::BoxvirtBare, bxb), (Contender::Boxvirt, bx), (Contender::BoxvirtSeeded, bxs)] {
             let create_ratio = ratio(st.wall, floor.wall);
             let cpu_less = ratio(vi.cpu, st.cpu);
             line(format!("`{}`:", who.label()));

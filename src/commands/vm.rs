@@ -245,6 +245,7 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
         blank_disk: args.blank_disk,
         full_clone: args.full_clone,
         no_seed: args.no_seed,
+        no_reserve: args.no_reserve,
         authorized_keys: keys,
         user_data,
         fail_after: std::env::var("BOXVIRT_INJECT_FAILURE").ok(),

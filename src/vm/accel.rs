@@ -86,7 +86,8 @@ pub fn decide(
 /// Reads what is needed from libvirt and decides.
 pub fn choose(conn: &Libvirt, requested: Option<Accel>) -> Result<Choice> {
     let caps = conn.host_caps()?;
-    let kvm_ok = caps.offers("kvm") && conn.domain_caps("kvm").supported;
+    // Domain capabilities are a large reply: not needed when qemu is asked for.
+    let kvm_ok = requested != Some(Accel::Qemu) && caps.offers("kvm") && conn.domain_caps("kvm").supported;
     choose_with(conn, &caps, kvm_ok, requested)
 }
 

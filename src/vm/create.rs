@@ -48,6 +48,8 @@ pub struct Request {
     pub full_clone: bool,
     /// Leave out the cloud-init seed even when the template wants one.
     pub no_seed: bool,
+    /// Make no DHCP reservation.
+    pub no_reserve: bool,
     /// Public keys for the login user (the instance key first).
     pub authorized_keys: Vec<String>,
     /// Contents of `--user-data FILE`.
@@ -188,7 +190,8 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
     }
     let mac = need.nic.then(|| identity::mac_for(&name));
     // The address to reserve: only on networks that hand out DHCP leases.
-    let planned_ip = match (&network, &mac, net_xml.as_deref().and_then(address::dhcp_subnet)) {
+    let subnet = if req.no_reserve { None } else { net_xml.as_deref().and_then(address::dhcp_subnet) };
+    let planned_ip = match (&network, &mac, subnet) {
         (Some(net), Some(mac), Some(subnet)) => {
             let leased: Vec<(String, std::net::Ipv4Addr)> = conn
                 .dhcp_leases(net, None)

@@ -76,3 +76,17 @@ pub fn fixture(name: &str) -> PathBuf {
 pub fn test_uri(name: &str) -> String {
     format!("test://{}", fixture(name).display())
 }
+
+/// Deletes a VM (and what boxvirt made for it) when dropped, so a failed
+/// assertion does not leave a guest running on the shared daemon.
+pub struct VmGuard {
+    pub uri: String,
+    pub name: String,
+}
+
+impl Drop for VmGuard {
+    fn drop(&mut self) {
+        let dir = std::env::temp_dir();
+        let _ = boxvirt_in(&dir, &["-c", &self.uri, "vm", "delete", &self.name, "--yes"]);
+    }
+}
