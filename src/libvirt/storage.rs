@@ -53,7 +53,7 @@ impl Libvirt {
         }
     }
 
-    fn existing_pool(&self, name: &str) -> Result<StoragePool> {
+    pub(super) fn existing_pool(&self, name: &str) -> Result<StoragePool> {
         self.pool(name)?.ok_or_else(|| Failure::not_found(format!("storage pool '{name}' not found at {}", self.uri())))
     }
 
@@ -123,9 +123,14 @@ impl Libvirt {
         }
     }
 
-    pub fn volume_exists(&self, pool: &str, name: &str) -> Result<bool> {
+    /// A volume of an existing pool, `None` when the volume is missing.
+    pub(super) fn find_volume(&self, pool: &str, name: &str) -> Result<Option<StorageVol>> {
         let p = self.existing_pool(pool)?;
-        Ok(self.volume(&p, pool, name)?.is_some())
+        self.volume(&p, pool, name)
+    }
+
+    pub fn volume_exists(&self, pool: &str, name: &str) -> Result<bool> {
+        Ok(self.find_volume(pool, name)?.is_some())
     }
 
     /// Creates an empty volume (`format` e.g. "qcow2") and returns its path.

@@ -8,7 +8,6 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use virt::error::ErrorNumber;
-use virt::storage_pool::StoragePool;
 use virt::storage_vol::StorageVol;
 use virt::stream::Stream;
 
@@ -23,33 +22,14 @@ const CHUNK: usize = 256 * 1024;
 pub const HEAD_LEN: u64 = 64 * 1024;
 
 impl Libvirt {
-    fn lookup_pool(&self, pool: &str) -> Result<StoragePool> {
-        self.conn.lookup_storage_pool_by_name(pool).map_err(|e| {
-            if errors::is_code(&e, ErrorNumber::NoStoragePool) {
-                Failure::not_found(format!("storage pool '{pool}' not found at {}", self.uri()))
-            } else {
-                failure(e, &format!("looking up storage pool '{pool}'"))
-            }
-        })
-    }
-
-    fn lookup_volume(&self, pool: &str, name: &str) -> Result<Option<StorageVol>> {
-        let p = self.lookup_pool(pool)?;
-        match p.lookup_storage_vol_by_name(name) {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if errors::is_code(&e, ErrorNumber::NoStorageVolume) => Ok(None),
-            Err(e) => Err(failure(e, &format!("looking up volume '{name}' in pool '{pool}'"))),
-        }
-    }
-
     fn existing_volume(&self, pool: &str, name: &str) -> Result<StorageVol> {
-        self.lookup_volume(pool, name)?
+        self.find_volume(pool, name)?
             .ok_or_else(|| Failure::not_found(format!("volume '{name}' not found in pool '{pool}' at {}", self.uri())))
     }
 
     /// The volume's path on the libvirt host, if the volume exists.
     pub fn volume_path(&self, pool: &str, name: &str) -> Result<Option<String>> {
-        match self.lookup_volume(pool, name)? {
+        match self.find_volume(pool, name)? {
             Some(v) => v.path().map(Some).map_err(|e| failure(e, &format!("reading the path of volume '{name}'"))),
             None => Ok(None),
         }
@@ -65,7 +45,7 @@ impl Libvirt {
         if len == 0 {
             return Err(Failure::failed(format!("{what}: the file is empty")));
         }
-        let p = self.lookup_pool(pool)?;
+        let p = self.existing_pool(pool)?;
         // A sparse raw placeholder of exactly the file's length: the upload
         // then overwrites every byte (a qcow2 placeholder would leave its own
         // tail behind a shorter image). libvirt refreshes the pool after an

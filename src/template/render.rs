@@ -42,10 +42,7 @@ pub fn render(source: &str, xml: &str, edits: &[Edit]) -> Result<Rendered> {
 
     loop {
         let start = reader.buffer_position() as usize;
-        let event = reader.read_event().map_err(|e| {
-            let (line, col) = line_col(xml, reader.error_position() as usize);
-            Failure::failed(format!("template {source} is not well-formed XML at line {line}, column {col}: {e}"))
-        })?;
+        let event = next_event(&mut reader, source, xml)?;
         let end = reader.buffer_position() as usize;
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
@@ -142,10 +139,7 @@ pub fn append_child(source: &str, xml: &str, path: &[&str], fragment: &str) -> R
     let mut stack: Vec<String> = Vec::new();
     loop {
         let start = reader.buffer_position() as usize;
-        let event = reader.read_event().map_err(|e| {
-            let (line, col) = line_col(xml, reader.error_position() as usize);
-            Failure::failed(format!("template {source} is not well-formed XML at line {line}, column {col}: {e}"))
-        })?;
+        let event = next_event(&mut reader, source, xml)?;
         match event {
             Event::Start(ref e) => stack.push(e.name().as_ref().to_string()),
             Event::Empty(ref e) => {
@@ -174,6 +168,14 @@ pub fn append_child(source: &str, xml: &str, path: &[&str], fragment: &str) -> R
         }
     }
     Err(Failure::failed(format!("template {source} has no <{}> to add to", path.join("/"))))
+}
+
+/// The next event; a syntax error names the template, line and column.
+fn next_event<'a>(reader: &mut Reader<&'a [u8]>, source: &str, xml: &str) -> Result<Event<'a>> {
+    reader.read_event().map_err(|e| {
+        let (line, col) = line_col(xml, reader.error_position() as usize);
+        Failure::failed(format!("template {source} is not well-formed XML at line {line}, column {col}: {e}"))
+    })
 }
 
 fn path_is(stack: &[String], path: &[&str]) -> bool {
