@@ -76,6 +76,10 @@ fn tiny_vm_is_ready_over_ssh_with_its_seed_identity_and_leaves_nothing() {
     let cfg = in_ns(d.path(), &["vm", "ssh-config", &name]).ok().stdout;
     assert!(cfg.contains(&format!("HostName {ip}")) && cfg.contains("StrictHostKeyChecking yes"), "{cfg}");
 
+    // The serial console over a libvirt stream: type a command at the guest's
+    // shell, read its answer, detach with Ctrl-].
+    assert_eq!(console_round_trip(d.path(), &name, "hostname"), name);
+
     in_ns(d.path(), &["vm", "delete", &name, "--yes"]).ok();
     let after = in_ns(d.path(), &["vm", "list", "-o", "json"]).ok().stdout;
     assert!(!after.contains(&name), "{after}");
@@ -83,4 +87,53 @@ fn tiny_vm_is_ready_over_ssh_with_its_seed_identity_and_leaves_nothing() {
     assert!(!conn.list_volumes("default").unwrap().iter().any(|v| v.name.starts_with(&name)));
     assert!(!conn.network_xml("default").unwrap().contains(&name), "reservation released");
     let _ = std::fs::remove_file(&log);
+}
+
+/// Runs `vm console`, types `command`, returns the first output line after
+/// the echoed command, then detaches (Ctrl-]) and checks the exit code.
+fn console_round_trip(cwd: &Path, name: &str, command: &str) -> String {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(common::bin())
+        .args(["-c", "qemu:///system", "vm", "console", name])
+        .current_dir(cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("boxvirt vm console");
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let marker = "BOXVIRT-CONSOLE";
+    // Ask repeatedly until the shell answers (the first bytes may be lost
+    // while the stream attaches).
+    let answer = loop {
+        assert!(Instant::now() < deadline, "no answer on the console; got: {seen}");
+        stdin.write_all(format!("echo {marker}-$({command})\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        let until = Instant::now() + Duration::from_secs(2);
+        while let Ok(chunk) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        if let Some(line) = seen.lines().find(|l| l.starts_with(&format!("{marker}-"))) {
+            break line.trim_start_matches(&format!("{marker}-")).trim().to_string();
+        }
+    };
+    stdin.write_all(&[0x1d]).unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "console exit: {status:?}");
+    answer
 }
