@@ -120,12 +120,17 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>) {
 // ---------------------------------------------------------------- helpers
 
 /// A real qcow2 (64 MiB virtual) with some data, so it is not all header.
+/// Each call writes a different pattern, so tests running side by side on the
+/// shared daemon never share a digest (base volumes are found by digest).
 fn test_image(dir: &Path) -> Vec<u8> {
+    static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0x10);
+    let pattern = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let path = dir.join("src.qcow2");
     let ok = Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(&path).arg("64M").status();
     assert!(ok.is_ok_and(|s| s.success()), "qemu-img create failed: is qemu-utils installed?");
     // Some data, so the image is more than a header (qemu-io ships with qemu-img).
-    let wrote = Command::new("qemu-io").args(["-f", "qcow2", "-c", "write -P 0x5a 1M 256k"]).arg(&path).output();
+    let write = format!("write -P {pattern} 1M 256k");
+    let wrote = Command::new("qemu-io").args(["-f", "qcow2", "-c", &write]).arg(&path).output();
     assert!(wrote.is_ok_and(|o| o.status.success()), "qemu-io write failed");
     std::fs::read(&path).unwrap()
 }

@@ -35,4 +35,4 @@ bash "$harness/base-image.sh"
 
 step "all test tiers"
 # Two cores: run test binaries one at a time but their tests in parallel.
-cargo test --lib --bins --tests --locked -- --test-threads=4
+cargo test --lib --bins --tests --locked --no-fail-fast -- --test-threads=4
