@@ -191,9 +191,15 @@ fn injected_failures_leave_no_domain_volume_seed_or_reservation_on_the_real_daem
     let v: serde_json::Value = serde_json::from_str(&made.stdout).unwrap();
     assert_eq!(v["volumes"], serde_json::json!([format!("{name}.qcow2"), format!("{name}-seed.img")]));
     assert!(reservations(&uri).contains(&name));
-    let before = domain_names(d.path());
+    // Other tests share the daemon: look only at what this one owns.
+    let mine = |cwd: &Path| -> (Vec<String>, Vec<String>) {
+        let doms = domain_names(cwd).into_iter().filter(|n| n.starts_with(&name)).collect();
+        let vols = pool_volumes(&uri).into_iter().filter(|v| v.starts_with(&name)).collect();
+        (doms, vols)
+    };
+    let before = mine(d.path());
     live(d.path(), &["vm", "create", "--template", "debian12", "--name", &name, "--blank-disk"]).expect_code(4);
-    assert_eq!(domain_names(d.path()), before);
+    assert_eq!(mine(d.path()), before, "a refused create must not touch the existing vm");
     let del = live(d.path(), &["vm", "delete", &name, "--yes"]).ok();
     assert!(del.stderr.contains("DHCP reservation"), "{}", del.stderr);
     assert!(!pool_volumes(&uri).iter().any(|v| v.starts_with(&name)), "delete must remove the volumes boxvirt made");
