@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::{live_uri, tiny_dir};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -200,22 +202,7 @@ fn tiny_guest_awk_reads_the_user_data() {
 
 // ---- a real boot --------------------------------------------------------------
 
-fn live_uri() -> String {
-    std::env::var("BOXVIRT_LIVE_URI").unwrap_or_else(|_| "qemu:///system".to_string())
-}
 
-fn tiny_dir() -> PathBuf {
-    let cache = std::env::var("BOXVIRT_TEST_CACHE").unwrap_or_else(|_| "/var/cache/boxvirt-test".to_string());
-    let dir = PathBuf::from(cache).join("tiny");
-    for f in ["vmlinuz", "initrd.img"] {
-        assert!(
-            dir.join(f).exists(),
-            "{} missing: run tests/harness/build-tiny-guest.sh",
-            dir.join(f).display()
-        );
-    }
-    dir
-}
 
 /// Destroys and undefines the domain and removes its files, even when the
 /// test fails half-way.

@@ -309,9 +309,6 @@ fn unknown_names_bad_digests_and_urls_without_checksum_are_usage_errors() {
 
 // ---------------------------------------------------------------- live libvirtd
 
-fn live_uri() -> String {
-    std::env::var("BOXVIRT_LIVE_URI").unwrap_or_else(|_| "qemu:///system".to_string())
-}
 
 fn require_daemon(env: &Env) {
     let run = env.run(&["-c", &live_uri(), "vm", "list"], &[]);

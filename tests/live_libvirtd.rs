@@ -9,18 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn live_uri() -> String {
-    std::env::var("BOXVIRT_LIVE_URI").unwrap_or_else(|_| "qemu:///system".to_string())
-}
 
-fn tiny_dir() -> PathBuf {
-    let cache = std::env::var("BOXVIRT_TEST_CACHE").unwrap_or_else(|_| "/var/cache/boxvirt-test".to_string());
-    let dir = PathBuf::from(cache).join("tiny");
-    for f in ["vmlinuz", "initrd.img"] {
-        assert!(dir.join(f).exists(), "{} missing: run tests/harness/build-tiny-guest.sh", dir.join(f).display());
-    }
-    dir
-}
 
 /// Runs boxvirt against the live daemon.
 fn live(cwd: &Path, args: &[&str]) -> Run {

@@ -35,8 +35,7 @@ fn in_ns(cwd: &Path, args: &[&str]) -> Run {
 #[test]
 fn tiny_vm_is_ready_over_ssh_with_its_seed_identity_and_leaves_nothing() {
     let d = tempfile::tempdir().unwrap();
-    let tiny = Path::new(&std::env::var("BOXVIRT_TEST_CACHE").unwrap_or_else(|_| "/var/cache/boxvirt-test".into())).join("tiny");
-    assert!(tiny.join("vmlinuz").exists(), "run tests/harness/build-tiny-guest.sh");
+    let tiny = common::tiny_dir();
     in_ns(d.path(), &["net", "ensure", "default"]).ok();
     let name = format!("live-ready-{}", std::process::id());
     let _guard = common::VmGuard { uri: "qemu:///system".into(), name: name.clone() };

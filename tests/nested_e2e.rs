@@ -282,7 +282,7 @@ fn nested_host_end_to_end() {
     assert_eq!(via_ssh.code, 0, "doctor via ssh: {via_ssh:?}");
     let net = a.ok(&["net", "ensure", "default"]);
     assert!(net.stdout.contains("network 'default'"), "{net:?}");
-    let tiny = PathBuf::from(std::env::var("BOXVIRT_TEST_CACHE").unwrap_or_else(|_| "/var/cache/boxvirt-test".into())).join("tiny");
+    let tiny = PathBuf::from(std::env::var("BOXVIRT_TEST_CACHE").unwrap_or_else(|_| "/var/cache/boxvirt-test".into())).join("tiny"); // as tests/common::tiny_dir
     assert!(tiny.join("vmlinuz").exists(), "run tests/harness/build-tiny-guest.sh");
     // The kernel must be where the container's libvirtd can read it: the
     // images dir is bind-mounted at /var/lib/libvirt/images.

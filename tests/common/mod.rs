@@ -90,3 +90,19 @@ impl Drop for VmGuard {
         let _ = boxvirt_in(&dir, &["-c", &self.uri, "vm", "delete", &self.name, "--yes"]);
     }
 }
+
+/// The live libvirtd the harness starts (tests/harness/live-libvirtd.sh).
+pub fn live_uri() -> String {
+    std::env::var("BOXVIRT_LIVE_URI").unwrap_or_else(|_| "qemu:///system".to_string())
+}
+
+/// The tiny guest's kernel and initramfs (tests/harness/build-tiny-guest.sh);
+/// fails (never skips) when they are missing.
+pub fn tiny_dir() -> PathBuf {
+    let cache = std::env::var("BOXVIRT_TEST_CACHE").unwrap_or_else(|_| "/var/cache/boxvirt-test".to_string());
+    let dir = PathBuf::from(cache).join("tiny");
+    for f in ["vmlinuz", "initrd.img"] {
+        assert!(dir.join(f).exists(), "{} missing: run tests/harness/build-tiny-guest.sh", dir.join(f).display());
+    }
+    dir
+}
