@@ -11,6 +11,8 @@
 //! To add checks (e.g. `vm create` inside the nested host, `doctor`), use
 //! [`Instance`]: `inst.ok(&["vm", "list"])` runs `boxvirt --instance .. vm list`.
 
+mod common;
+
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -282,8 +284,7 @@ fn nested_host_end_to_end() {
     assert_eq!(via_ssh.code, 0, "doctor via ssh: {via_ssh:?}");
     let net = a.ok(&["net", "ensure", "default"]);
     assert!(net.stdout.contains("network 'default'"), "{net:?}");
-    let tiny = PathBuf::from(std::env::var("BOXVIRT_TEST_CACHE").unwrap_or_else(|_| "/var/cache/boxvirt-test".into())).join("tiny"); // as tests/common::tiny_dir
-    assert!(tiny.join("vmlinuz").exists(), "run tests/harness/build-tiny-guest.sh");
+    let tiny = common::tiny_dir();
     // The kernel must be where the container's libvirtd can read it: the
     // images dir is bind-mounted at /var/lib/libvirt/images.
     for f in ["vmlinuz", "initrd.img"] {
