@@ -63,6 +63,15 @@ impl Sources {
         Ok(Sources { env: std::env::vars().collect(), dotenv, cwd, uid, gid })
     }
 
+    /// Under `sudo`, the user who ran it (so the socket and keys end up
+    /// theirs, usable without sudo afterwards); else our own id.
+    fn invoking_id(&self, sudo_var: &str, own: u32) -> u32 {
+        if self.uid != 0 {
+            return own;
+        }
+        self.env.get(sudo_var).and_then(|v| v.parse().ok()).unwrap_or(own)
+    }
+
     /// Environment first, then `.env`; empty values count as unset.
     fn get(&self, key: &str) -> Option<&str> {
         self.env
@@ -159,8 +168,8 @@ impl Settings {
             ssh_port: port(flags.ssh_port, "BOXMAN_SSH_PORT", DEFAULT_SSH_PORT)?,
             libvirt_tcp_port: port(flags.libvirt_tcp_port, "BOXMAN_LIBVIRT_TCP_PORT", DEFAULT_TCP_PORT)?,
             libvirt_tls_port: port(flags.libvirt_tls_port, "BOXMAN_LIBVIRT_TLS_PORT", DEFAULT_TLS_PORT)?,
-            host_uid: id(flags.host_uid, "HOST_UID", src.uid)?,
-            host_gid: id(flags.host_gid, "HOST_GID", src.gid)?,
+            host_uid: id(flags.host_uid, "HOST_UID", src.invoking_id("SUDO_UID", src.uid))?,
+            host_gid: id(flags.host_gid, "HOST_GID", src.invoking_id("SUDO_GID", src.gid))?,
         })
     }
 
@@ -248,6 +257,21 @@ mod tests {
         assert_eq!((s.host_uid, s.host_gid), (1000, 1001));
         assert_eq!(s.container_name(), "boxman-libvirt-default");
         assert_eq!(s.libvirt_uri(), "qemu+unix:///system?socket=/home/u/proj/data/libvirt-run/libvirt-sock");
+    }
+
+    #[test]
+    fn under_sudo_the_invoking_user_is_mapped() {
+        let mut src = sources(&[("SUDO_UID", "1004"), ("SUDO_GID", "1005")], "");
+        src.uid = 0;
+        src.gid = 0;
+        let s = Settings::resolve(&GlobalArgs::default(), &src).unwrap();
+        assert_eq!((s.host_uid, s.host_gid), (1004, 1005));
+        // HOST_UID still wins; a non-root user's SUDO_* is ignored.
+        let mut src = sources(&[("SUDO_UID", "1004"), ("HOST_UID", "7")], "");
+        src.uid = 0;
+        assert_eq!(Settings::resolve(&GlobalArgs::default(), &src).unwrap().host_uid, 7);
+        let src = sources(&[("SUDO_UID", "1004")], "");
+        assert_eq!(Settings::resolve(&GlobalArgs::default(), &src).unwrap().host_uid, 1000);
     }
 
     #[test]
