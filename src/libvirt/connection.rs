@@ -90,11 +90,6 @@ impl Libvirt {
         Ok((version_string(lib), version_string(hyp)))
     }
 
-    /// The connected driver, e.g. "QEMU" or "TEST".
-    pub fn driver(&self) -> Result<String> {
-        self.conn.driver_type().map_err(|e| errors::failure(e, "reading the driver type"))
-    }
-
     /// Whether the hypervisor runs on this machine's kernel (a local socket,
     /// including the nested host's bind-mounted one), so local /dev/kvm and
     /// /proc checks describe it.

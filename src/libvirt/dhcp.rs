@@ -1,6 +1,7 @@
 //! DHCP host reservations on a network (virNetworkUpdate), so a VM's address
 //! is known before it boots, and released when it is deleted.
 
+use virt::network::Network;
 use virt::sys;
 
 use super::errors::failure;
@@ -13,53 +14,41 @@ fn host_xml(mac: &str, name: &str, ip: &str) -> String {
 }
 
 impl Libvirt {
-    fn update_flags(&self, network: &str) -> Result<u32> {
-        let net = self.conn.lookup_network_by_name(network).map_err(|e| failure(e, &format!("looking up network '{network}'")))?;
-        let active = net.is_active().map_err(|e| failure(e, &format!("reading network '{network}'")))?;
-        let persistent = net.is_persistent().map_err(|e| failure(e, &format!("reading network '{network}'")))?;
+    /// One virNetworkUpdate of the DHCP host section, live and/or persistent
+    /// as the network is (one lookup for the whole operation).
+    fn update_dhcp_host(&self, net: &Network, network: &str, command: u32, host: &str, what: &str) -> Result<()> {
+        let read = format!("reading network '{network}'");
         let mut flags = 0;
-        if active {
+        if net.is_active().map_err(|e| failure(e, &read))? {
             flags |= sys::VIR_NETWORK_UPDATE_AFFECT_LIVE;
         }
-        if persistent {
+        if net.is_persistent().map_err(|e| failure(e, &read))? {
             flags |= sys::VIR_NETWORK_UPDATE_AFFECT_CONFIG;
         }
-        Ok(flags)
+        net.update(command, sys::VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, host, flags)
+            .map_err(|e| failure(e, what))
     }
 
     /// Adds `<host mac name ip/>` to the network's first IPv4 `<dhcp>`.
     pub fn add_dhcp_host(&self, network: &str, mac: &str, name: &str, ip: &str) -> Result<()> {
-        let flags = self.update_flags(network)?;
-        let net = self.conn.lookup_network_by_name(network).map_err(|e| failure(e, &format!("looking up network '{network}'")))?;
-        net.update(
-            sys::VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
-            sys::VIR_NETWORK_SECTION_IP_DHCP_HOST,
-            -1,
-            &host_xml(mac, name, ip),
-            flags,
-        )
-        .map_err(|e| failure(e, &format!("reserving {ip} for {mac} on network '{network}'")))
+        let net = self.existing_network(network)?;
+        let what = format!("reserving {ip} for {mac} on network '{network}'");
+        self.update_dhcp_host(&net, network, sys::VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, &host_xml(mac, name, ip), &what)
     }
 
     /// Removes the reservation; one that is already gone is not an error.
     pub fn remove_dhcp_host(&self, network: &str, mac: &str, name: &str, ip: &str) -> Result<bool> {
-        let reserved = crate::xml::find_all(&self.network_xml(network)?, &["network", "ip", "dhcp", "host"])
+        let net = self.existing_network(network)?;
+        let xml = net.xml_desc(0).map_err(|e| failure(e, &format!("reading network '{network}' XML")))?;
+        let reserved = crate::xml::find_all(&xml, &["network", "ip", "dhcp", "host"])
             .into_iter()
             .any(|h| h.attr("mac").is_some_and(|m| m.eq_ignore_ascii_case(mac)));
         if !reserved {
             return Ok(false);
         }
-        let flags = self.update_flags(network)?;
-        let net = self.conn.lookup_network_by_name(network).map_err(|e| failure(e, &format!("looking up network '{network}'")))?;
-        net.update(
-            sys::VIR_NETWORK_UPDATE_COMMAND_DELETE,
-            sys::VIR_NETWORK_SECTION_IP_DHCP_HOST,
-            -1,
-            &host_xml(mac, name, ip),
-            flags,
-        )
-        .map(|_| true)
-        .map_err(|e| failure(e, &format!("releasing the reservation of {mac} on network '{network}'")))
+        let what = format!("releasing the reservation of {mac} on network '{network}'");
+        self.update_dhcp_host(&net, network, sys::VIR_NETWORK_UPDATE_COMMAND_DELETE, &host_xml(mac, name, ip), &what)?;
+        Ok(true)
     }
 
     /// Addresses reported for a running domain by one source: "lease"

@@ -34,7 +34,7 @@ fn text(ptr: *const c_char) -> Option<String> {
 impl Libvirt {
     /// Current leases of `network`, optionally only those of one MAC.
     pub fn dhcp_leases(&self, network: &str, mac: Option<&str>) -> Result<Vec<Lease>> {
-        let net = self.conn.lookup_network_by_name(network).map_err(|e| failure(e, &format!("looking up network '{network}'")))?;
+        let net = self.existing_network(network)?;
         let mac_c = mac
             .map(CString::new)
             .transpose()

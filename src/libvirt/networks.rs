@@ -46,7 +46,7 @@ impl Libvirt {
         }
     }
 
-    fn existing_network(&self, name: &str) -> Result<Network> {
+    pub(super) fn existing_network(&self, name: &str) -> Result<Network> {
         self.network(name)?.ok_or_else(|| {
             Failure::not_found(format!(
                 "network '{name}' not found at {}; create it with 'boxvirt net ensure {name}'",

@@ -129,10 +129,6 @@ impl Libvirt {
         self.volume(&p, pool, name)
     }
 
-    pub fn volume_exists(&self, pool: &str, name: &str) -> Result<bool> {
-        Ok(self.find_volume(pool, name)?.is_some())
-    }
-
     /// Creates an empty volume (`format` e.g. "qcow2") and returns its path.
     pub fn create_volume(&self, pool: &str, name: &str, capacity_bytes: u64, format: &str) -> Result<String> {
         let p = self.existing_pool(pool)?;
@@ -197,20 +193,6 @@ impl Libvirt {
             }
         }
         vol.path().map_err(|e| failure(e, &format!("reading the path of volume '{name}'")))
-    }
-
-    /// Path and capacity of an existing volume.
-    pub fn volume_info(&self, pool: &str, name: &str) -> Result<VolumeSummary> {
-        let p = self.existing_pool(pool)?;
-        let v = self
-            .volume(&p, pool, name)?
-            .ok_or_else(|| Failure::not_found(format!("volume '{name}' not found in pool '{pool}'")))?;
-        let what = format!("reading volume '{name}'");
-        Ok(VolumeSummary {
-            name: name.to_string(),
-            path: v.path().map_err(|e| failure(e, &what))?,
-            capacity_bytes: v.info().map_err(|e| failure(e, &what))?.capacity,
-        })
     }
 
     /// Deletes a volume; a volume that is already gone is not an error.
