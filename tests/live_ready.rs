@@ -79,7 +79,9 @@ fn tiny_vm_is_ready_over_ssh_with_its_seed_identity_and_leaves_nothing() {
     // shell, read its answer, detach with Ctrl-].
     assert_eq!(console_round_trip(d.path(), &name, "hostname"), name);
 
+    assert!(d.path().join(format!("data/ssh/vm-{name}.conf")).exists(), "vm ssh writes its config");
     in_ns(d.path(), &["vm", "delete", &name, "--yes"]).ok();
+    assert!(!d.path().join(format!("data/ssh/vm-{name}.conf")).exists(), "vm delete removes it");
     let after = in_ns(d.path(), &["vm", "list", "-o", "json"]).ok().stdout;
     assert!(!after.contains(&name), "{after}");
     let conn = boxvirt::libvirt::Libvirt::open("qemu:///system", "live").unwrap();

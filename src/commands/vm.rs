@@ -377,6 +377,8 @@ fn delete(ctx: &Ctx, name: &str) -> Result<Exit> {
             removed.push(format!("DHCP reservation {} on {}", r.ip, r.network));
         }
     }
+    // The ssh config `vm ssh` wrote for it, if any.
+    let _ = std::fs::remove_file(ctx.settings.ssh_dir().join(format!("vm-{name}.conf")));
     let mut line = format!("deleted vm '{name}'");
     if !removed.is_empty() {
         line.push_str(&format!(" and {}", removed.join(", ")));
