@@ -14,9 +14,17 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(settings: Settings) -> Ctx {
-        let out = Output { format: settings.output, quiet: settings.quiet, verbose: settings.verbose };
+        let out = Output {
+            format: settings.output,
+            quiet: settings.quiet,
+            verbose: settings.verbose,
+        };
         let catalog = Catalog::new(settings.template_dir.clone());
-        Ctx { settings, catalog, out }
+        Ctx {
+            settings,
+            catalog,
+            out,
+        }
     }
 
     /// The next step a connection error suggests.
@@ -27,7 +35,8 @@ impl Ctx {
                 self.settings.instance
             )
         } else {
-            "check the URI and that libvirtd runs there; 'boxvirt doctor' shows the details".to_string()
+            "check the URI and that libvirtd runs there; 'boxvirt doctor' shows the details"
+                .to_string()
         }
     }
 

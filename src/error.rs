@@ -41,7 +41,10 @@ impl std::error::Error for Failure {}
 
 impl Failure {
     pub fn new(exit: Exit, message: impl Into<String>) -> Self {
-        Failure { exit, message: message.into() }
+        Failure {
+            exit,
+            message: message.into(),
+        }
     }
     pub fn failed(message: impl Into<String>) -> Self {
         Self::new(Exit::Failed, message)
@@ -63,7 +66,10 @@ impl Failure {
     }
     /// Prefix the message with what was being done, keeping the exit kind.
     pub fn context(self, what: impl fmt::Display) -> Self {
-        Failure { exit: self.exit, message: format!("{what}: {}", self.message) }
+        Failure {
+            exit: self.exit,
+            message: format!("{what}: {}", self.message),
+        }
     }
 }
 

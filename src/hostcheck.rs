@@ -33,7 +33,13 @@ impl KvmProbe {
 
 /// Opens the device, asks the API version and creates (then drops) a VM.
 pub fn probe_kvm(path: &Path) -> KvmProbe {
-    let mut probe = KvmProbe { exists: path.exists(), read_write: false, api_version: None, can_create_vm: false, problem: None };
+    let mut probe = KvmProbe {
+        exists: path.exists(),
+        read_write: false,
+        api_version: None,
+        can_create_vm: false,
+        problem: None,
+    };
     if !probe.exists {
         probe.problem = Some(format!("{} does not exist", path.display()));
         return probe;
@@ -50,14 +56,20 @@ pub fn probe_kvm(path: &Path) -> KvmProbe {
     // SAFETY: both ioctls take no argument pointer; fd is open for the call.
     let version = unsafe { libc::ioctl(fd, KVM_GET_API_VERSION as _, 0) };
     if version < 0 {
-        probe.problem = Some(format!("KVM_GET_API_VERSION failed: {}", std::io::Error::last_os_error()));
+        probe.problem = Some(format!(
+            "KVM_GET_API_VERSION failed: {}",
+            std::io::Error::last_os_error()
+        ));
         return probe;
     }
     probe.api_version = Some(version);
     // SAFETY: as above; the returned descriptor is closed right away.
     let vm = unsafe { libc::ioctl(fd, KVM_CREATE_VM as _, 0) };
     if vm < 0 {
-        probe.problem = Some(format!("KVM_CREATE_VM failed: {}", std::io::Error::last_os_error()));
+        probe.problem = Some(format!(
+            "KVM_CREATE_VM failed: {}",
+            std::io::Error::last_os_error()
+        ));
         return probe;
     }
     // SAFETY: vm is a descriptor we own and close once.
@@ -92,7 +104,10 @@ pub fn cpu_virt() -> CpuVirt {
 }
 
 fn classify(cpuinfo: &str, sys_module: &Path) -> CpuVirt {
-    let flags = cpuinfo.lines().find(|l| l.starts_with("flags")).unwrap_or("");
+    let flags = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .unwrap_or("");
     let has = |f: &str| flags.split_whitespace().any(|w| w == f);
     let nested = ["kvm_intel", "kvm_amd"].iter().find_map(|m| {
         std::fs::read_to_string(sys_module.join(m).join("parameters/nested"))
@@ -108,7 +123,11 @@ fn classify(cpuinfo: &str, sys_module: &Path) -> CpuVirt {
     } else {
         (VirtKind::None, "none".to_string())
     };
-    CpuVirt { kind, detail, nested }
+    CpuVirt {
+        kind,
+        detail,
+        nested,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -132,11 +151,16 @@ pub fn device_access(path: &Path) -> DeviceAccess {
 /// Whether a guest of type `kvm` can really run on this kernel, and why not.
 pub fn kvm_guest_verdict(kvm: &KvmProbe, cpu: &CpuVirt) -> Result<(), String> {
     if !kvm.usable() {
-        return Err(kvm.problem.clone().unwrap_or_else(|| "/dev/kvm is not usable".to_string()));
+        return Err(kvm
+            .problem
+            .clone()
+            .unwrap_or_else(|| "/dev/kvm is not usable".to_string()));
     }
     match cpu.kind {
         VirtKind::Hardware => Ok(()),
-        VirtKind::Pvm => Err("KVM here is PVM (kvm_pvm): stock guest kernels do not boot under it".to_string()),
+        VirtKind::Pvm => {
+            Err("KVM here is PVM (kvm_pvm): stock guest kernels do not boot under it".to_string())
+        }
         VirtKind::None => Err("the CPU shows no vmx/svm flag".to_string()),
     }
 }
@@ -154,7 +178,10 @@ mod tests {
         assert_eq!(classify("flags\t: fpu sse", m).kind, VirtKind::None);
         std::fs::create_dir_all(m.join("kvm_intel/parameters")).unwrap();
         std::fs::write(m.join("kvm_intel/parameters/nested"), "Y\n").unwrap();
-        assert_eq!(classify("flags: vmx", m).nested, Some(("kvm_intel".into(), "Y".into())));
+        assert_eq!(
+            classify("flags: vmx", m).nested,
+            Some(("kvm_intel".into(), "Y".into()))
+        );
         std::fs::create_dir_all(m.join("kvm_pvm")).unwrap();
         assert_eq!(classify("flags: vmx", m).kind, VirtKind::Pvm);
     }
@@ -164,15 +191,32 @@ mod tests {
         let p = probe_kvm(Path::new("/nonexistent/kvm"));
         assert!(!p.exists && !p.usable());
         assert!(p.problem.unwrap().contains("does not exist"));
-        assert_eq!(device_access(Path::new("/nonexistent/tun")), DeviceAccess::Missing);
+        assert_eq!(
+            device_access(Path::new("/nonexistent/tun")),
+            DeviceAccess::Missing
+        );
     }
 
     #[test]
     fn pvm_is_not_a_kvm_guest_host() {
-        let ok = KvmProbe { exists: true, read_write: true, api_version: Some(12), can_create_vm: true, problem: None };
-        let pvm = CpuVirt { kind: VirtKind::Pvm, detail: "kvm_pvm".into(), nested: None };
+        let ok = KvmProbe {
+            exists: true,
+            read_write: true,
+            api_version: Some(12),
+            can_create_vm: true,
+            problem: None,
+        };
+        let pvm = CpuVirt {
+            kind: VirtKind::Pvm,
+            detail: "kvm_pvm".into(),
+            nested: None,
+        };
         assert!(kvm_guest_verdict(&ok, &pvm).unwrap_err().contains("PVM"));
-        let hw = CpuVirt { kind: VirtKind::Hardware, detail: "vmx".into(), nested: None };
+        let hw = CpuVirt {
+            kind: VirtKind::Hardware,
+            detail: "vmx".into(),
+            nested: None,
+        };
         assert!(kvm_guest_verdict(&ok, &hw).is_ok());
     }
 }

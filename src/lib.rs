@@ -34,7 +34,11 @@ pub fn main_entry() -> u8 {
         Err(e) => {
             // Help and version go to stdout with 0; usage errors exit 2.
             let _ = e.print();
-            return if e.use_stderr() { Exit::Usage.code() } else { Exit::Ok.code() };
+            return if e.use_stderr() {
+                Exit::Usage.code()
+            } else {
+                Exit::Ok.code()
+            };
         }
     };
     let result = settings::Sources::from_process()

@@ -82,7 +82,8 @@ impl Transfer {
         let bar = (!out.quiet && std::io::stderr().is_terminal()).then(|| {
             // Hidden until the size is known, so it never shows "0 B/0 B".
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
-            let template = "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}";
+            let template =
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}";
             if let Ok(style) = ProgressStyle::with_template(template) {
                 bar.set_style(style.progress_chars("=> "));
             }

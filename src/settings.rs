@@ -60,7 +60,13 @@ impl Sources {
         };
         // SAFETY: getuid/getgid cannot fail and touch no memory.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        Ok(Sources { env: std::env::vars().collect(), dotenv, cwd, uid, gid })
+        Ok(Sources {
+            env: std::env::vars().collect(),
+            dotenv,
+            cwd,
+            uid,
+            gid,
+        })
     }
 
     /// Under `sudo`, the user who ran it (so the socket and keys end up
@@ -69,7 +75,10 @@ impl Sources {
         if self.uid != 0 {
             return own;
         }
-        self.env.get(sudo_var).and_then(|v| v.parse().ok()).unwrap_or(own)
+        self.env
+            .get(sudo_var)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(own)
     }
 
     /// Environment first, then `.env`; empty values count as unset.
@@ -92,7 +101,9 @@ pub fn parse_dotenv(text: &str) -> HashMap<String, String> {
             continue;
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((key, value)) = line.split_once('=') else { continue };
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
         let mut value = value.trim();
         if value.len() >= 2
             && ((value.starts_with('"') && value.ends_with('"'))
@@ -110,14 +121,18 @@ pub fn parse_dotenv(text: &str) -> HashMap<String, String> {
 fn parse_port(key: &str, value: &str) -> Result<u16> {
     match value.parse::<u16>() {
         Ok(p) if p > 0 => Ok(p),
-        _ => Err(Failure::usage(format!("{key}={value:?} is not a TCP port; use a number from 1 to 65535"))),
+        _ => Err(Failure::usage(format!(
+            "{key}={value:?} is not a TCP port; use a number from 1 to 65535"
+        ))),
     }
 }
 
 fn parse_id(key: &str, value: &str) -> Result<u32> {
-    value
-        .parse::<u32>()
-        .map_err(|_| Failure::usage(format!("{key}={value:?} is not a numeric id; use e.g. $(id -u)")))
+    value.parse::<u32>().map_err(|_| {
+        Failure::usage(format!(
+            "{key}={value:?} is not a numeric id; use e.g. $(id -u)"
+        ))
+    })
 }
 
 impl Settings {
@@ -152,7 +167,10 @@ impl Settings {
         };
 
         Ok(Settings {
-            explicit_uri: flags.connect.clone().or_else(|| src.get("LIBVIRT_DEFAULT_URI").map(str::to_string)),
+            explicit_uri: flags
+                .connect
+                .clone()
+                .or_else(|| src.get("LIBVIRT_DEFAULT_URI").map(str::to_string)),
             via: flags.via.unwrap_or_default(),
             instance,
             data_dir,
@@ -166,10 +184,26 @@ impl Settings {
             quiet: flags.quiet,
             yes: flags.yes,
             ssh_port: port(flags.ssh_port, "BOXMAN_SSH_PORT", DEFAULT_SSH_PORT)?,
-            libvirt_tcp_port: port(flags.libvirt_tcp_port, "BOXMAN_LIBVIRT_TCP_PORT", DEFAULT_TCP_PORT)?,
-            libvirt_tls_port: port(flags.libvirt_tls_port, "BOXMAN_LIBVIRT_TLS_PORT", DEFAULT_TLS_PORT)?,
-            host_uid: id(flags.host_uid, "HOST_UID", src.invoking_id("SUDO_UID", src.uid))?,
-            host_gid: id(flags.host_gid, "HOST_GID", src.invoking_id("SUDO_GID", src.gid))?,
+            libvirt_tcp_port: port(
+                flags.libvirt_tcp_port,
+                "BOXMAN_LIBVIRT_TCP_PORT",
+                DEFAULT_TCP_PORT,
+            )?,
+            libvirt_tls_port: port(
+                flags.libvirt_tls_port,
+                "BOXMAN_LIBVIRT_TLS_PORT",
+                DEFAULT_TLS_PORT,
+            )?,
+            host_uid: id(
+                flags.host_uid,
+                "HOST_UID",
+                src.invoking_id("SUDO_UID", src.uid),
+            )?,
+            host_gid: id(
+                flags.host_gid,
+                "HOST_GID",
+                src.invoking_id("SUDO_GID", src.gid),
+            )?,
         })
     }
 
@@ -192,7 +226,10 @@ impl Settings {
     }
 
     pub fn socket_uri(&self) -> String {
-        format!("qemu+unix:///system?socket={}", self.socket_path().display())
+        format!(
+            "qemu+unix:///system?socket={}",
+            self.socket_path().display()
+        )
     }
 
     /// The instance's sshd with its key and pinned host key. libvirt's libssh2
@@ -229,9 +266,16 @@ impl Settings {
 }
 
 fn absolute(cwd: &Path, p: &Path) -> PathBuf {
-    let joined = if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd.join(p)
+    };
     // Drop `.` components so paths in configs read cleanly.
-    joined.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect()
+    joined
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
 }
 
 #[cfg(test)]
@@ -240,7 +284,10 @@ mod tests {
 
     fn sources(env: &[(&str, &str)], dotenv: &str) -> Sources {
         Sources {
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             dotenv: parse_dotenv(dotenv),
             cwd: PathBuf::from("/home/u/proj"),
             uid: 1000,
@@ -253,10 +300,16 @@ mod tests {
         let s = Settings::resolve(&GlobalArgs::default(), &sources(&[], "")).unwrap();
         assert_eq!(s.instance, "default");
         assert_eq!(s.data_dir, PathBuf::from("/home/u/proj/data"));
-        assert_eq!((s.ssh_port, s.libvirt_tcp_port, s.libvirt_tls_port), (2222, 16509, 16514));
+        assert_eq!(
+            (s.ssh_port, s.libvirt_tcp_port, s.libvirt_tls_port),
+            (2222, 16509, 16514)
+        );
         assert_eq!((s.host_uid, s.host_gid), (1000, 1001));
         assert_eq!(s.container_name(), "boxman-libvirt-default");
-        assert_eq!(s.libvirt_uri(), "qemu+unix:///system?socket=/home/u/proj/data/libvirt-run/libvirt-sock");
+        assert_eq!(
+            s.libvirt_uri(),
+            "qemu+unix:///system?socket=/home/u/proj/data/libvirt-run/libvirt-sock"
+        );
     }
 
     #[test]
@@ -269,9 +322,19 @@ mod tests {
         // HOST_UID still wins; a non-root user's SUDO_* is ignored.
         let mut src = sources(&[("SUDO_UID", "1004"), ("HOST_UID", "7")], "");
         src.uid = 0;
-        assert_eq!(Settings::resolve(&GlobalArgs::default(), &src).unwrap().host_uid, 7);
+        assert_eq!(
+            Settings::resolve(&GlobalArgs::default(), &src)
+                .unwrap()
+                .host_uid,
+            7
+        );
         let src = sources(&[("SUDO_UID", "1004")], "");
-        assert_eq!(Settings::resolve(&GlobalArgs::default(), &src).unwrap().host_uid, 1000);
+        assert_eq!(
+            Settings::resolve(&GlobalArgs::default(), &src)
+                .unwrap()
+                .host_uid,
+            1000
+        );
     }
 
     #[test]
@@ -285,7 +348,11 @@ mod tests {
         assert_eq!(s.ssh_port, 2300);
         assert_eq!(s.data_dir, PathBuf::from("/home/u/proj/data-x"));
         assert_eq!(s.host_uid, 5);
-        let flags = GlobalArgs { instance: Some("flag".into()), ssh_port: Some(2500), ..Default::default() };
+        let flags = GlobalArgs {
+            instance: Some("flag".into()),
+            ssh_port: Some(2500),
+            ..Default::default()
+        };
         let s = Settings::resolve(&flags, &src).unwrap();
         assert_eq!((s.instance.as_str(), s.ssh_port), ("flag", 2500));
     }
@@ -295,13 +362,23 @@ mod tests {
         let src = sources(&[("LIBVIRT_DEFAULT_URI", "test:///default")], "");
         let s = Settings::resolve(&GlobalArgs::default(), &src).unwrap();
         assert_eq!(s.libvirt_uri(), "test:///default");
-        let flags = GlobalArgs { connect: Some("qemu:///system".into()), ..Default::default() };
-        assert_eq!(Settings::resolve(&flags, &src).unwrap().libvirt_uri(), "qemu:///system");
+        let flags = GlobalArgs {
+            connect: Some("qemu:///system".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Settings::resolve(&flags, &src).unwrap().libvirt_uri(),
+            "qemu:///system"
+        );
     }
 
     #[test]
     fn ssh_uri_uses_port_key_and_pinned_known_hosts() {
-        let flags = GlobalArgs { via: Some(Via::Ssh), ssh_port: Some(2223), ..Default::default() };
+        let flags = GlobalArgs {
+            via: Some(Via::Ssh),
+            ssh_port: Some(2223),
+            ..Default::default()
+        };
         let s = Settings::resolve(&flags, &sources(&[], "")).unwrap();
         assert_eq!(
             s.libvirt_uri(),
@@ -311,10 +388,18 @@ mod tests {
 
     #[test]
     fn bad_values_are_usage_errors_naming_the_variable() {
-        let err = Settings::resolve(&GlobalArgs::default(), &sources(&[("BOXMAN_SSH_PORT", "abc")], "")).unwrap_err();
+        let err = Settings::resolve(
+            &GlobalArgs::default(),
+            &sources(&[("BOXMAN_SSH_PORT", "abc")], ""),
+        )
+        .unwrap_err();
         assert_eq!(err.exit, crate::error::Exit::Usage);
         assert!(err.message.contains("BOXMAN_SSH_PORT"), "{}", err.message);
-        let err = Settings::resolve(&GlobalArgs::default(), &sources(&[("BOXMAN_INSTANCE_NAME", "a b")], "")).unwrap_err();
+        let err = Settings::resolve(
+            &GlobalArgs::default(),
+            &sources(&[("BOXMAN_INSTANCE_NAME", "a b")], ""),
+        )
+        .unwrap_err();
         assert!(err.message.contains("instance"), "{}", err.message);
     }
 }

@@ -41,30 +41,55 @@ impl Endpoint {
 fn key_blob(line: &str) -> Result<Vec<u8>> {
     let key = ssh_key::PublicKey::from_openssh(line.trim())
         .map_err(|e| Failure::failed(format!("cannot parse the pinned host key {line:?}: {e}")))?;
-    key.to_bytes().map_err(|e| Failure::failed(format!("cannot encode a host key: {e}")))
+    key.to_bytes()
+        .map_err(|e| Failure::failed(format!("cannot encode a host key: {e}")))
 }
 
 fn expected_blob(spec: &HostKey) -> Result<Vec<u8>> {
     match spec {
         HostKey::Pinned(line) => key_blob(line),
         HostKey::KnownHosts { file, pattern } => {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| Failure::failed(format!("cannot read {}: {e}; run 'boxvirt up' to write it", file.display())))?;
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                Failure::failed(format!(
+                    "cannot read {}: {e}; run 'boxvirt up' to write it",
+                    file.display()
+                ))
+            })?;
             let line = text
                 .lines()
-                .find(|l| l.split_whitespace().next().is_some_and(|hosts| hosts.split(',').any(|h| h == pattern)))
-                .ok_or_else(|| Failure::failed(format!("{} has no key for {pattern}; run 'boxvirt up' to write it", file.display())))?;
-            let key: String = line.split_whitespace().skip(1).take(2).collect::<Vec<_>>().join(" ");
+                .find(|l| {
+                    l.split_whitespace()
+                        .next()
+                        .is_some_and(|hosts| hosts.split(',').any(|h| h == pattern))
+                })
+                .ok_or_else(|| {
+                    Failure::failed(format!(
+                        "{} has no key for {pattern}; run 'boxvirt up' to write it",
+                        file.display()
+                    ))
+                })?;
+            let key: String = line
+                .split_whitespace()
+                .skip(1)
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ");
             key_blob(&key)
         }
     }
 }
 
 fn handshake(mut session: Session, endpoint: &Endpoint, timeout: Duration) -> Result<Session> {
-    let fail = |what: &str, e: &dyn std::fmt::Display| Failure::failed(format!("ssh to {}: {what}: {e}", endpoint.label()));
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        Failure::failed(format!("ssh to {}: {what}: {e}", endpoint.label()))
+    };
     session.set_timeout(timeout.as_millis().min(u128::from(u32::MAX)) as u32);
-    session.handshake().map_err(|e| fail("handshake failed", &e))?;
-    let (blob, _) = session.host_key().ok_or_else(|| Failure::failed(format!("ssh to {}: no host key", endpoint.label())))?;
+    session
+        .handshake()
+        .map_err(|e| fail("handshake failed", &e))?;
+    let (blob, _) = session
+        .host_key()
+        .ok_or_else(|| Failure::failed(format!("ssh to {}: no host key", endpoint.label())))?;
     if blob != expected_blob(&endpoint.host_key)?.as_slice() {
         return Err(Failure::failed(format!(
             "ssh to {}: the host key does not match the pinned one (refusing to connect)",
@@ -89,7 +114,8 @@ fn tcp(endpoint: &Endpoint, timeout: Duration) -> Result<TcpStream> {
 
 /// An authenticated session to `target`, through `jump` when given.
 pub fn connect(jump: Option<&Endpoint>, target: &Endpoint, timeout: Duration) -> Result<Session> {
-    let session = Session::new().map_err(|e| Failure::failed(format!("cannot start an ssh session: {e}")))?;
+    let session =
+        Session::new().map_err(|e| Failure::failed(format!("cannot start an ssh session: {e}")))?;
     match jump {
         None => {
             let mut s = session;
@@ -97,15 +123,24 @@ pub fn connect(jump: Option<&Endpoint>, target: &Endpoint, timeout: Duration) ->
             handshake(s, target, timeout)
         }
         Some(jump) => {
-            let mut outer = Session::new().map_err(|e| Failure::failed(format!("cannot start an ssh session: {e}")))?;
+            let mut outer = Session::new()
+                .map_err(|e| Failure::failed(format!("cannot start an ssh session: {e}")))?;
             outer.set_tcp_stream(tcp(jump, timeout)?);
             let outer = handshake(outer, jump, timeout)?;
-            let channel = outer.channel_direct_tcpip(&target.host, target.port, None).map_err(|e| {
-                Failure::failed(format!("ssh via {}: cannot open a channel to {}:{}: {e}", jump.label(), target.host, target.port))
-            })?;
+            let channel = outer
+                .channel_direct_tcpip(&target.host, target.port, None)
+                .map_err(|e| {
+                    Failure::failed(format!(
+                        "ssh via {}: cannot open a channel to {}:{}: {e}",
+                        jump.label(),
+                        target.host,
+                        target.port
+                    ))
+                })?;
             // libssh2 needs a real socket for the inner session: bridge a
             // socket pair to the channel in a small pump thread.
-            let (near, far) = UnixStream::pair().map_err(|e| Failure::failed(format!("cannot make a socket pair: {e}")))?;
+            let (near, far) = UnixStream::pair()
+                .map_err(|e| Failure::failed(format!("cannot make a socket pair: {e}")))?;
             std::thread::spawn(move || pump(outer, channel, far));
             let mut inner = session;
             inner.set_tcp_stream(near);
@@ -156,7 +191,9 @@ fn write_all_channel(channel: &mut ssh2::Channel, mut data: &[u8]) -> std::io::R
     while !data.is_empty() {
         match channel.write(data) {
             Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(1)),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
             Err(e) => return Err(e),
         }
     }
@@ -167,7 +204,9 @@ fn write_all_sock(sock: &mut UnixStream, mut data: &[u8]) -> std::io::Result<()>
     while !data.is_empty() {
         match sock.write(data) {
             Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(1)),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
             Err(e) => return Err(e),
         }
     }
@@ -176,7 +215,8 @@ fn write_all_sock(sock: &mut UnixStream, mut data: &[u8]) -> std::io::Result<()>
 
 /// Runs `command`; returns its exit status and stdout.
 pub fn run(session: &Session, command: &str) -> Result<(i32, String)> {
-    let fail = |e: &dyn std::fmt::Display| Failure::failed(format!("ssh: running {command:?}: {e}"));
+    let fail =
+        |e: &dyn std::fmt::Display| Failure::failed(format!("ssh: running {command:?}: {e}"));
     let mut ch = session.channel_session().map_err(|e| fail(&e))?;
     ch.exec(command).map_err(|e| fail(&e))?;
     let mut out = String::new();
@@ -189,7 +229,8 @@ pub fn run(session: &Session, command: &str) -> Result<(i32, String)> {
 mod tests {
     use super::*;
 
-    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test";
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test";
 
     #[test]
     fn known_hosts_lookup_by_pattern() {
@@ -197,15 +238,26 @@ mod tests {
         let f = dir.path().join("known_hosts");
         std::fs::write(&f, format!("[127.0.0.1]:2200 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAA\n[127.0.0.1]:2222 {KEY}\n")).unwrap();
         let want = key_blob(KEY).unwrap();
-        let got = expected_blob(&HostKey::KnownHosts { file: f.clone(), pattern: "[127.0.0.1]:2222".into() }).unwrap();
+        let got = expected_blob(&HostKey::KnownHosts {
+            file: f.clone(),
+            pattern: "[127.0.0.1]:2222".into(),
+        })
+        .unwrap();
         assert_eq!(got, want);
-        let err = expected_blob(&HostKey::KnownHosts { file: f, pattern: "[127.0.0.1]:9".into() }).unwrap_err();
+        let err = expected_blob(&HostKey::KnownHosts {
+            file: f,
+            pattern: "[127.0.0.1]:9".into(),
+        })
+        .unwrap_err();
         assert!(err.message.contains("no key for [127.0.0.1]:9"));
     }
 
     #[test]
     fn pinned_key_must_parse() {
         assert!(expected_blob(&HostKey::Pinned("not a key".into())).is_err());
-        assert_eq!(expected_blob(&HostKey::Pinned(KEY.into())).unwrap().len(), 51);
+        assert_eq!(
+            expected_blob(&HostKey::Pinned(KEY.into())).unwrap().len(),
+            51
+        );
     }
 }

@@ -53,14 +53,20 @@ pub fn find_all(xml: &str, path: &[&str]) -> Vec<Element> {
             Event::Start(e) => {
                 stack.push(e.local_name().as_ref().to_string());
                 if stack == path {
-                    found.push(Element { attrs: attrs_of(&e), text: String::new() });
+                    found.push(Element {
+                        attrs: attrs_of(&e),
+                        text: String::new(),
+                    });
                     open = Some(found.len() - 1);
                 }
             }
             Event::Empty(e) => {
                 stack.push(e.local_name().as_ref().to_string());
                 if stack == path {
-                    found.push(Element { attrs: attrs_of(&e), text: String::new() });
+                    found.push(Element {
+                        attrs: attrs_of(&e),
+                        text: String::new(),
+                    });
                 }
                 stack.pop();
             }

@@ -48,7 +48,12 @@ fn run(cmd: &str, args: &[&str], input: Option<&str>) -> String {
         });
     if let Some(text) = input {
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
     }
     drop(child.stdin.take());
     let out = child.wait_with_output().unwrap();
@@ -74,20 +79,29 @@ fn pyyaml(text: &str) -> serde_json::Value {
 fn seed_image_reads_back_with_mtools_and_fsck_fat() {
     let s = spec("tiny-7", "52:54:00:12:34:56");
     let image = cloudinit::build_seed_image(&s).unwrap();
-    assert!(image.len() <= 2 * 1024 * 1024, "seed is {} bytes", image.len());
+    assert!(
+        image.len() <= 2 * 1024 * 1024,
+        "seed is {} bytes",
+        image.len()
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("seed.img");
     std::fs::write(&path, &image).unwrap();
     let img = path.to_str().unwrap();
 
     let fsck = run("fsck.fat", &["-n", img], None);
-    assert!(fsck.contains("3 files") || fsck.contains("files,"), "{fsck}");
+    assert!(
+        fsck.contains("3 files") || fsck.contains("files,"),
+        "{fsck}"
+    );
     let label = run("mlabel", &["-s", "-i", img, "::"], None);
     assert_eq!(label.trim(), "Volume label is CIDATA");
     let listing = run("mdir", &["-i", img, "::"], None);
     for name in ["meta-data", "user-data", "network-config"] {
         assert!(
-            listing.lines().any(|l| l.trim_end().ends_with(&format!(" {name}"))),
+            listing
+                .lines()
+                .any(|l| l.trim_end().ends_with(&format!(" {name}"))),
             "{name} missing:\n{listing}"
         );
     }
@@ -135,8 +149,14 @@ fn pyyaml_reads_every_file_as_meant() {
         user["users"][0]["ssh_authorized_keys"][0],
         s.authorized_keys[0].as_str()
     );
-    assert_eq!(user["ssh_keys"]["ed25519_private"], s.host_key.private_openssh.as_str());
-    assert_eq!(user["ssh_keys"]["ed25519_public"], s.host_key.public_line.as_str());
+    assert_eq!(
+        user["ssh_keys"]["ed25519_private"],
+        s.host_key.private_openssh.as_str()
+    );
+    assert_eq!(
+        user["ssh_keys"]["ed25519_public"],
+        s.host_key.public_line.as_str()
+    );
     assert_eq!(user["ssh_deletekeys"], true);
     assert_eq!(user["disable_root"], true);
     assert_eq!(user["bootcmd"][0][4], s.instance_id.as_str());
@@ -150,7 +170,10 @@ fn pyyaml_reads_every_file_as_meant() {
         (user["hostname"].as_str(), user["users"][0]["name"].as_str()),
         (Some("0755"), Some("yes"))
     );
-    assert_eq!(pyyaml(&cloudinit::meta_data(&odd))["local-hostname"], "0755");
+    assert_eq!(
+        pyyaml(&cloudinit::meta_data(&odd))["local-hostname"],
+        "0755"
+    );
 }
 
 #[test]
@@ -169,16 +192,23 @@ fn merged_user_data_keeps_boxvirts_user_keys_and_identity() {
     assert_eq!(user["users"][0]["groups"], serde_json::json!(["adm"]));
     assert_eq!(user["users"][1], "default");
     assert_eq!(user["users"][2]["name"], "alice");
-    assert_eq!(user["ssh_keys"]["ed25519_private"], s.host_key.private_openssh.as_str());
+    assert_eq!(
+        user["ssh_keys"]["ed25519_private"],
+        s.host_key.private_openssh.as_str()
+    );
     assert_eq!(user["packages"], serde_json::json!(["git", "on"]));
-    assert_eq!(user["runcmd"][0], serde_json::json!(["sh", "-c", "echo \"hi: there\""]));
+    assert_eq!(
+        user["runcmd"][0],
+        serde_json::json!(["sh", "-c", "echo \"hi: there\""])
+    );
     assert_eq!(user["write_files"][0]["content"], "hello\nworld\n");
 }
 
 #[test]
 fn tiny_guest_awk_reads_the_user_data() {
     let dir = tempfile::tempdir().unwrap();
-    let awk = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/tiny-guest/cloud-config.awk");
+    let awk =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/tiny-guest/cloud-config.awk");
     let keyout = dir.path().join("ed25519_private");
     let mut s = spec("tiny-5", "52:54:00:12:34:56");
     let plain = s.authorized_keys[0].clone();
@@ -197,12 +227,13 @@ fn tiny_guest_awk_reads_the_user_data() {
     let want =
         format!("HOSTNAME tiny-5\nUSER boxvirt\nSHELL boxvirt /bin/sh\nKEY boxvirt {plain}\nKEY boxvirt {odd}\n");
     assert_eq!(facts, want);
-    assert_eq!(std::fs::read_to_string(&keyout).unwrap(), s.host_key.private_openssh);
+    assert_eq!(
+        std::fs::read_to_string(&keyout).unwrap(),
+        s.host_key.private_openssh
+    );
 }
 
 // ---- a real boot --------------------------------------------------------------
-
-
 
 /// Destroys and undefines the domain and removes its files, even when the
 /// test fails half-way.
@@ -316,7 +347,8 @@ fn the_tiny_guest_boots_with_the_seed_and_takes_its_identity() {
     let _ = std::fs::remove_file(&log);
 
     let lv = Libvirt::open(&uri, "start it with tests/harness/live-libvirtd.sh start").unwrap();
-    lv.define_domain(&domain_xml(&name, &tiny, &seed, &mac, &log)).unwrap();
+    lv.define_domain(&domain_xml(&name, &tiny, &seed, &mac, &log))
+        .unwrap();
     lv.start_domain(&name).unwrap();
 
     let wait = Duration::from_secs(180);
@@ -331,7 +363,10 @@ fn the_tiny_guest_boots_with_the_seed_and_takes_its_identity() {
     );
     wait_for_line(&log, "BOXVIRT-TINY-BOOT-FINISHED", wait);
     let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(text.contains("boxvirt-tiny: NoCloud seed on /dev/vda"), "{text}");
+    assert!(
+        text.contains("boxvirt-tiny: NoCloud seed on /dev/vda"),
+        "{text}"
+    );
 
     assert!(lv.destroy_domain(&name).unwrap());
     lv.undefine_domain(&name).unwrap();

@@ -50,7 +50,11 @@ impl Server {
     }
 
     fn put(&self, path: &str, body: Vec<u8>) -> String {
-        self.state.lock().unwrap().files.insert(path.to_string(), body);
+        self.state
+            .lock()
+            .unwrap()
+            .files
+            .insert(path.to_string(), body);
         format!("{}{path}", self.base)
     }
 
@@ -59,7 +63,11 @@ impl Server {
     }
 
     fn gets_of(&self, path: &str) -> Vec<Option<String>> {
-        self.seen().into_iter().filter(|(p, _)| p == path).map(|(_, r)| r).collect()
+        self.seen()
+            .into_iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, r)| r)
+            .collect()
     }
 }
 
@@ -86,17 +94,24 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>) {
         let mut s = state.lock().unwrap();
         s.seen.push((path.clone(), range.clone()));
         let body = s.files.get(&path).cloned();
-        let cut = if body.is_some() { s.cut_at.take() } else { None };
+        let cut = if body.is_some() {
+            s.cut_at.take()
+        } else {
+            None
+        };
         (body, cut, s.ignore_range)
     };
     let Some(body) = body else {
-        let _ = conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let _ = conn
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         return;
     };
     let len = body.len() as u64;
-    let start = range
-        .filter(|_| !ignore)
-        .and_then(|r| r.strip_prefix("bytes=").and_then(|r| r.strip_suffix('-')).map(|n| n.parse::<u64>().unwrap()));
+    let start = range.filter(|_| !ignore).and_then(|r| {
+        r.strip_prefix("bytes=")
+            .and_then(|r| r.strip_suffix('-'))
+            .map(|n| n.parse::<u64>().unwrap())
+    });
     let head = match start {
         Some(s) if s >= len => {
             let _ = write!(conn, "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
@@ -126,12 +141,25 @@ fn test_image(dir: &Path) -> Vec<u8> {
     static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0x10);
     let pattern = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let path = dir.join("src.qcow2");
-    let ok = Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(&path).arg("64M").status();
-    assert!(ok.is_ok_and(|s| s.success()), "qemu-img create failed: is qemu-utils installed?");
+    let ok = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&path)
+        .arg("64M")
+        .status();
+    assert!(
+        ok.is_ok_and(|s| s.success()),
+        "qemu-img create failed: is qemu-utils installed?"
+    );
     // Some data, so the image is more than a header (qemu-io ships with qemu-img).
     let write = format!("write -P {pattern} 1M 256k");
-    let wrote = Command::new("qemu-io").args(["-f", "qcow2", "-c", &write]).arg(&path).output();
-    assert!(wrote.is_ok_and(|o| o.status.success()), "qemu-io write failed");
+    let wrote = Command::new("qemu-io")
+        .args(["-f", "qcow2", "-c", &write])
+        .arg(&path)
+        .output();
+    assert!(
+        wrote.is_ok_and(|o| o.status.success()),
+        "qemu-io write failed"
+    );
     std::fs::read(&path).unwrap()
 }
 
@@ -153,7 +181,10 @@ impl Env {
 
     fn run(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
         let cache = self.cache.display().to_string();
-        let mut env = vec![("BOXVIRT_CACHE_DIR", cache.as_str()), ("BOXVIRT_DOWNLOAD_RETRIES", "0")];
+        let mut env = vec![
+            ("BOXVIRT_CACHE_DIR", cache.as_str()),
+            ("BOXVIRT_DOWNLOAD_RETRIES", "0"),
+        ];
         env.extend_from_slice(extra);
         boxvirt_env(self.dir.path(), args, &env)
     }
@@ -163,12 +194,17 @@ impl Env {
     }
 
     fn parts(&self) -> Vec<PathBuf> {
-        files_in(&self.cache.join("images/partial")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "part")).collect()
+        files_in(&self.cache.join("images/partial"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "part"))
+            .collect()
     }
 }
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir).map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default()
+    std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------- offline tests
@@ -182,15 +218,35 @@ fn checksum_mismatch_is_an_error_naming_both_digests_and_caches_nothing() {
     let url = server.put("/img/bad.qcow2", image);
     let wrong = "0".repeat(64);
 
-    let run = env.run(&["image", "pull", &url, "--sha256", &wrong, "--no-upload"], &[]).expect_code(1);
+    let run = env
+        .run(
+            &["image", "pull", &url, "--sha256", &wrong, "--no-upload"],
+            &[],
+        )
+        .expect_code(1);
     let line = run.one_line_error();
     assert!(line.contains(&wrong) && line.contains(&actual), "{line}");
     assert!(env.verified().is_empty(), "cached: {:?}", env.verified());
     assert!(env.parts().is_empty(), "part left: {:?}", env.parts());
 
     // Same through a checksum file that lists a wrong digest.
-    let sums = server.put("/img/SHA256SUMS", format!("{wrong} *bad.qcow2\n").into_bytes());
-    let run = env.run(&["image", "pull", &url, "--checksum-url", &sums, "--no-upload"], &[]).expect_code(1);
+    let sums = server.put(
+        "/img/SHA256SUMS",
+        format!("{wrong} *bad.qcow2\n").into_bytes(),
+    );
+    let run = env
+        .run(
+            &[
+                "image",
+                "pull",
+                &url,
+                "--checksum-url",
+                &sums,
+                "--no-upload",
+            ],
+            &[],
+        )
+        .expect_code(1);
     assert!(run.one_line_error().contains(&actual));
     assert!(env.verified().is_empty() && env.parts().is_empty());
 }
@@ -205,16 +261,36 @@ fn interrupted_download_is_resumed_by_the_next_pull() {
     let cut = 100_000u64;
     server.state.lock().unwrap().cut_at = Some(cut);
 
-    let run = env.run(&["image", "pull", &url, "--sha256", &digest, "--no-upload"], &[]).expect_code(1);
+    let run = env
+        .run(
+            &["image", "pull", &url, "--sha256", &digest, "--no-upload"],
+            &[],
+        )
+        .expect_code(1);
     let line = run.one_line_error();
-    assert!(line.contains("interrupted") && line.contains("resume"), "{line}");
-    assert!(env.verified().is_empty(), "a partial download must not be cached");
+    assert!(
+        line.contains("interrupted") && line.contains("resume"),
+        "{line}"
+    );
+    assert!(
+        env.verified().is_empty(),
+        "a partial download must not be cached"
+    );
     let parts = env.parts();
     assert_eq!(parts.len(), 1, "{parts:?}");
     assert_eq!(std::fs::metadata(&parts[0]).unwrap().len(), cut);
 
-    let run = env.run(&["image", "pull", &url, "--sha256", &digest, "--no-upload"], &[]).ok();
-    assert!(run.stdout.contains(&digest) && run.stdout.contains("downloaded and verified"), "{}", run.stdout);
+    let run = env
+        .run(
+            &["image", "pull", &url, "--sha256", &digest, "--no-upload"],
+            &[],
+        )
+        .ok();
+    assert!(
+        run.stdout.contains(&digest) && run.stdout.contains("downloaded and verified"),
+        "{}",
+        run.stdout
+    );
     let gets = server.gets_of("/img/cut.qcow2");
     assert_eq!(gets, vec![None, Some(format!("bytes={cut}-"))]);
     let cached = env.cache.join(format!("images/sha256/{digest}.qcow2"));
@@ -222,7 +298,12 @@ fn interrupted_download_is_resumed_by_the_next_pull() {
     assert!(env.parts().is_empty());
 
     // Cached now: no further request for the image.
-    let run = env.run(&["image", "pull", &url, "--sha256", &digest, "--no-upload"], &[]).ok();
+    let run = env
+        .run(
+            &["image", "pull", &url, "--sha256", &digest, "--no-upload"],
+            &[],
+        )
+        .ok();
     assert!(run.stdout.contains("already cached"), "{}", run.stdout);
     assert_eq!(server.gets_of("/img/cut.qcow2").len(), 2);
 }
@@ -235,8 +316,15 @@ fn interruption_is_resumed_within_one_pull_and_a_server_without_ranges_restarts(
     let digest = sha256_hex(&image);
     let url = server.put("/img/retry.qcow2", image.clone());
     server.state.lock().unwrap().cut_at = Some(70_000);
-    env.run(&["image", "pull", &url, "--sha256", &digest, "--no-upload"], &[("BOXVIRT_DOWNLOAD_RETRIES", "2")]).ok();
-    assert_eq!(server.gets_of("/img/retry.qcow2"), vec![None, Some("bytes=70000-".to_string())]);
+    env.run(
+        &["image", "pull", &url, "--sha256", &digest, "--no-upload"],
+        &[("BOXVIRT_DOWNLOAD_RETRIES", "2")],
+    )
+    .ok();
+    assert_eq!(
+        server.gets_of("/img/retry.qcow2"),
+        vec![None, Some("bytes=70000-".to_string())]
+    );
 
     // A server that ignores Range: the part is discarded and the download starts over.
     let env = Env::new();
@@ -246,9 +334,20 @@ fn interruption_is_resumed_within_one_pull_and_a_server_without_ranges_restarts(
         s.cut_at = Some(50_000);
         s.ignore_range = true;
     }
-    env.run(&["image", "pull", &url, "--sha256", &digest, "--no-upload"], &[]).expect_code(1);
-    env.run(&["image", "pull", &url, "--sha256", &digest, "--no-upload"], &[]).ok();
-    assert_eq!(std::fs::read(env.cache.join(format!("images/sha256/{digest}.qcow2"))).unwrap(), image);
+    env.run(
+        &["image", "pull", &url, "--sha256", &digest, "--no-upload"],
+        &[],
+    )
+    .expect_code(1);
+    env.run(
+        &["image", "pull", &url, "--sha256", &digest, "--no-upload"],
+        &[],
+    )
+    .ok();
+    assert_eq!(
+        std::fs::read(env.cache.join(format!("images/sha256/{digest}.qcow2"))).unwrap(),
+        image
+    );
 }
 
 #[test]
@@ -258,8 +357,25 @@ fn checksum_files_in_gnu_and_bsd_format_are_read() {
     let image = test_image(env.dir.path());
     let digest = sha256_hex(&image);
     let url = server.put("/a/disk.qcow2", image.clone());
-    let sums = server.put("/a/SHA256SUMS", format!("{} *other.img\n{digest} *disk.qcow2\n", "1".repeat(64)).into_bytes());
-    let run = env.run(&["image", "pull", &url, "--checksum-url", &sums, "--no-upload", "-o", "json"], &[]).ok();
+    let sums = server.put(
+        "/a/SHA256SUMS",
+        format!("{} *other.img\n{digest} *disk.qcow2\n", "1".repeat(64)).into_bytes(),
+    );
+    let run = env
+        .run(
+            &[
+                "image",
+                "pull",
+                &url,
+                "--checksum-url",
+                &sums,
+                "--no-upload",
+                "-o",
+                "json",
+            ],
+            &[],
+        )
+        .ok();
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(v["image"]["sha256"], digest.as_str());
     assert_eq!(v["image"]["name"], "disk");
@@ -271,10 +387,28 @@ fn checksum_files_in_gnu_and_bsd_format_are_read() {
     let url = server.put("/b/Rocky-9-test.x86_64.qcow2", image);
     let sums = server.put(
         "/b/CHECKSUM",
-        format!("# Rocky-9-test.x86_64.qcow2: 1 bytes\nSHA256 (Rocky-9-test.x86_64.qcow2) = {digest}\n").into_bytes(),
+        format!(
+            "# Rocky-9-test.x86_64.qcow2: 1 bytes\nSHA256 (Rocky-9-test.x86_64.qcow2) = {digest}\n"
+        )
+        .into_bytes(),
     );
-    env.run(&["image", "pull", &url, "--checksum-url", &sums, "--name", "rocky-test", "--no-upload"], &[]).ok();
-    let list = env.run(&["image", "list", "--cache-only", "-o", "json"], &[]).ok();
+    env.run(
+        &[
+            "image",
+            "pull",
+            &url,
+            "--checksum-url",
+            &sums,
+            "--name",
+            "rocky-test",
+            "--no-upload",
+        ],
+        &[],
+    )
+    .ok();
+    let list = env
+        .run(&["image", "list", "--cache-only", "-o", "json"], &[])
+        .ok();
     let v: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
     assert_eq!(v[0]["name"], "rocky-test");
     assert_eq!(v[0]["sha256"], digest.as_str());
@@ -282,7 +416,19 @@ fn checksum_files_in_gnu_and_bsd_format_are_read() {
     // A checksum file that does not list the image: a clear error, nothing cached.
     let env = Env::new();
     let sums = server.put("/b/EMPTY", b"# nothing\n".to_vec());
-    let run = env.run(&["image", "pull", &url, "--checksum-url", &sums, "--no-upload"], &[]).expect_code(1);
+    let run = env
+        .run(
+            &[
+                "image",
+                "pull",
+                &url,
+                "--checksum-url",
+                &sums,
+                "--no-upload",
+            ],
+            &[],
+        )
+        .expect_code(1);
     assert!(run.one_line_error().contains("--sha256"), "{}", run.stderr);
     assert!(env.verified().is_empty());
 }
@@ -292,23 +438,39 @@ fn unknown_names_bad_digests_and_urls_without_checksum_are_usage_errors() {
     let env = Env::new();
     let run = env.run(&["image", "pull", "nosuch"], &[]).expect_code(3);
     let line = run.one_line_error();
-    assert!(line.contains("unknown image 'nosuch'") && line.contains("rocky9, ubuntu24, debian12"), "{line}");
+    assert!(
+        line.contains("unknown image 'nosuch'") && line.contains("rocky9, ubuntu24, debian12"),
+        "{line}"
+    );
 
-    let run = env.run(&["image", "pull", "rocky9", "--sha256", "abc123"], &[]).expect_code(2);
+    let run = env
+        .run(&["image", "pull", "rocky9", "--sha256", "abc123"], &[])
+        .expect_code(2);
     assert!(run.one_line_error().contains("--sha256"), "{}", run.stderr);
 
-    let run = env.run(&["image", "pull", "http://127.0.0.1:9/x.qcow2"], &[]).expect_code(2);
+    let run = env
+        .run(&["image", "pull", "http://127.0.0.1:9/x.qcow2"], &[])
+        .expect_code(2);
     let line = run.one_line_error();
-    assert!(line.contains("--sha256 HEX") && line.contains("--checksum-url"), "{line}");
+    assert!(
+        line.contains("--sha256 HEX") && line.contains("--checksum-url"),
+        "{line}"
+    );
 
-    env.run(&["image", "rm", "nosuch", "--cache-only", "-y"], &[]).expect_code(3);
-    let run = env.run(&["image", "rm", "rocky9", "--cache-only", "-y"], &[]).expect_code(3);
-    assert!(run.one_line_error().contains("not in the cache"), "{}", run.stderr);
+    env.run(&["image", "rm", "nosuch", "--cache-only", "-y"], &[])
+        .expect_code(3);
+    let run = env
+        .run(&["image", "rm", "rocky9", "--cache-only", "-y"], &[])
+        .expect_code(3);
+    assert!(
+        run.one_line_error().contains("not in the cache"),
+        "{}",
+        run.stderr
+    );
     assert!(env.verified().is_empty() && env.parts().is_empty());
 }
 
 // ---------------------------------------------------------------- live libvirtd
-
 
 fn require_daemon(env: &Env) {
     let run = env.run(&["-c", &live_uri(), "vm", "list"], &[]);
@@ -322,7 +484,12 @@ fn require_daemon(env: &Env) {
 }
 
 fn virsh(args: &[&str]) -> std::process::Output {
-    Command::new("virsh").arg("-c").arg(live_uri()).args(args).output().expect("running virsh")
+    Command::new("virsh")
+        .arg("-c")
+        .arg(live_uri())
+        .args(args)
+        .output()
+        .expect("running virsh")
 }
 
 /// Removes this test's volumes from pool 'default' whatever happens.
@@ -337,7 +504,8 @@ impl Drop for Cleanup {
 }
 
 fn download_back(vol: &str) -> Vec<u8> {
-    let conn = boxvirt::libvirt::Libvirt::open(&live_uri(), "start tests/harness/live-libvirtd.sh").unwrap();
+    let conn = boxvirt::libvirt::Libvirt::open(&live_uri(), "start tests/harness/live-libvirtd.sh")
+        .unwrap();
     let mut bytes = Vec::new();
     conn.download_volume("default", vol, &mut bytes).unwrap();
     bytes
@@ -357,7 +525,15 @@ fn live_upload_through_a_stream_then_rm_refuses_while_an_overlay_uses_it() {
     let _cleanup = Cleanup(vec![overlay.clone(), vol.clone()]);
     let uri = live_uri();
 
-    let run = env.run(&["-c", &uri, "image", "pull", &url, "--sha256", &digest, "--name", &name, "-o", "json"], &[]).ok();
+    let run = env
+        .run(
+            &[
+                "-c", &uri, "image", "pull", &url, "--sha256", &digest, "--name", &name, "-o",
+                "json",
+            ],
+            &[],
+        )
+        .ok();
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(v["volume"]["name"], vol.as_str());
     assert_eq!(v["volume"]["pool"], "default");
@@ -367,20 +543,38 @@ fn live_upload_through_a_stream_then_rm_refuses_while_an_overlay_uses_it() {
     let path = v["volume"]["path"].as_str().unwrap().to_string();
 
     // The volume holds exactly the image's bytes, read back through a stream.
-    assert_eq!(download_back(&vol), image, "volume content differs from the image");
+    assert_eq!(
+        download_back(&vol),
+        image,
+        "volume content differs from the image"
+    );
     // libvirt probed it as the qcow2 it is, with the image's virtual size.
-    let xml = String::from_utf8_lossy(&virsh(&["vol-dumpxml", "--pool", "default", &vol]).stdout).to_string();
-    assert!(xml.contains("<format type='qcow2'/>") && xml.contains(&format!("{}", 64u64 << 20)), "{xml}");
+    let xml = String::from_utf8_lossy(&virsh(&["vol-dumpxml", "--pool", "default", &vol]).stdout)
+        .to_string();
+    assert!(
+        xml.contains("<format type='qcow2'/>") && xml.contains(&format!("{}", 64u64 << 20)),
+        "{xml}"
+    );
 
     // Same digest: not uploaded again.
-    let again = env.run(&["-c", &uri, "image", "pull", &name, "-o", "json"], &[]).ok();
+    let again = env
+        .run(&["-c", &uri, "image", "pull", &name, "-o", "json"], &[])
+        .ok();
     let v: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
     assert_eq!(v["volume"]["uploaded"], false);
     assert_eq!(v["image"]["downloaded"], false);
 
-    let list = env.run(&["-c", &uri, "image", "list", "-o", "json"], &[]).ok();
+    let list = env
+        .run(&["-c", &uri, "image", "list", "-o", "json"], &[])
+        .ok();
     let v: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
-    let row = v.as_array().unwrap().iter().find(|r| r["name"] == name.as_str()).expect("listed").clone();
+    let row = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name.as_str())
+        .expect("listed")
+        .clone();
     assert_eq!(row["sha256"], digest.as_str());
     assert_eq!(row["volume"]["name"], vol.as_str());
     let table = env.run(&["-c", &uri, "image", "list"], &[]).ok();
@@ -399,18 +593,44 @@ fn live_upload_through_a_stream_then_rm_refuses_while_an_overlay_uses_it() {
         "--backing-vol-format",
         "qcow2",
     ]);
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let run = env.run(&["-c", &uri, "image", "rm", &name, "-y"], &[]).expect_code(4);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let run = env
+        .run(&["-c", &uri, "image", "rm", &name, "-y"], &[])
+        .expect_code(4);
     let line = run.one_line_error();
     assert!(line.contains(&overlay) && line.contains(&vol), "{line}");
-    assert!(virsh(&["vol-info", "--pool", "default", &vol]).status.success());
-    assert_eq!(env.verified().iter().filter(|p| p.extension().is_some_and(|e| e == "qcow2")).count(), 1);
+    assert!(virsh(&["vol-info", "--pool", "default", &vol])
+        .status
+        .success());
+    assert_eq!(
+        env.verified()
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "qcow2"))
+            .count(),
+        1
+    );
 
-    assert!(virsh(&["vol-delete", "--pool", "default", &overlay]).status.success());
+    assert!(virsh(&["vol-delete", "--pool", "default", &overlay])
+        .status
+        .success());
     env.run(&["-c", &uri, "image", "rm", &name, "-y"], &[]).ok();
-    assert!(!virsh(&["vol-info", "--pool", "default", &vol]).status.success(), "base volume still there");
-    assert!(env.verified().is_empty(), "cache not emptied: {:?}", env.verified());
-    env.run(&["-c", &uri, "image", "rm", &name, "-y"], &[]).expect_code(3);
+    assert!(
+        !virsh(&["vol-info", "--pool", "default", &vol])
+            .status
+            .success(),
+        "base volume still there"
+    );
+    assert!(
+        env.verified().is_empty(),
+        "cache not emptied: {:?}",
+        env.verified()
+    );
+    env.run(&["-c", &uri, "image", "rm", &name, "-y"], &[])
+        .expect_code(3);
 }
 
 #[test]
@@ -427,14 +647,39 @@ fn live_incomplete_base_volume_is_uploaded_again() {
     let uri = live_uri();
 
     // What a killed upload leaves: the placeholder, its head still zeros.
-    let made = virsh(&["vol-create-as", "default", &vol, &image.len().to_string(), "--format", "raw"]);
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let run = env.run(&["-c", &uri, "image", "pull", &url, "--sha256", &digest, "--name", &name], &[]).ok();
-    assert!(run.stderr.contains("warning:") && run.stderr.contains("incomplete"), "{}", run.stderr);
+    let made = virsh(&[
+        "vol-create-as",
+        "default",
+        &vol,
+        &image.len().to_string(),
+        "--format",
+        "raw",
+    ]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let run = env
+        .run(
+            &[
+                "-c", &uri, "image", "pull", &url, "--sha256", &digest, "--name", &name,
+            ],
+            &[],
+        )
+        .ok();
+    assert!(
+        run.stderr.contains("warning:") && run.stderr.contains("incomplete"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stdout.contains("uploaded"), "{}", run.stdout);
     assert_eq!(download_back(&vol), image);
-    env.run(&["-c", &uri, "image", "rm", &digest[..16], "-y"], &[]).ok();
-    assert!(!virsh(&["vol-info", "--pool", "default", &vol]).status.success());
+    env.run(&["-c", &uri, "image", "rm", &digest[..16], "-y"], &[])
+        .ok();
+    assert!(!virsh(&["vol-info", "--pool", "default", &vol])
+        .status
+        .success());
 }
 
 /// `vm create --image`: the disk is a qcow2 overlay whose backing store is the
@@ -453,29 +698,154 @@ fn live_vm_create_makes_a_linked_clone_or_a_full_copy_of_the_base() {
     let name = format!("test-img-clone-{}", std::process::id());
     let base = format!("{name}-{}.qcow2", &digest[..12]);
     let (linked, full) = (format!("{name}-linked"), format!("{name}-full"));
-    let _cleanup = Cleanup(vec![format!("{linked}.qcow2"), format!("{full}.qcow2"), base.clone()]);
-    let pulled = env.run(&["-c", &uri, "-o", "json", "image", "pull", &url, "--sha256", &digest, "--name", &name], &[]).ok();
+    let _cleanup = Cleanup(vec![
+        format!("{linked}.qcow2"),
+        format!("{full}.qcow2"),
+        base.clone(),
+    ]);
+    let pulled = env
+        .run(
+            &[
+                "-c", &uri, "-o", "json", "image", "pull", &url, "--sha256", &digest, "--name",
+                &name,
+            ],
+            &[],
+        )
+        .ok();
     let v: serde_json::Value = serde_json::from_str(&pulled.stdout).unwrap();
     let base_path = v["volume"]["path"].as_str().unwrap().to_string();
 
-    let run = env.run(&["-c", &uri, "-o", "json", "vm", "create", "--template", "debian12", "--name", &linked, "--image", &name, "--disk-size", "2", "--no-seed"], &[]).ok();
+    let run = env
+        .run(
+            &[
+                "-c",
+                &uri,
+                "-o",
+                "json",
+                "vm",
+                "create",
+                "--template",
+                "debian12",
+                "--name",
+                &linked,
+                "--image",
+                &name,
+                "--disk-size",
+                "2",
+                "--no-seed",
+            ],
+            &[],
+        )
+        .ok();
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(v["base_image"], base.as_str());
-    let xml = String::from_utf8_lossy(&virsh(&["vol-dumpxml", "--pool", "default", &format!("{linked}.qcow2")]).stdout).to_string();
-    assert!(xml.contains("<backingStore>") && xml.contains(&format!("<path>{base_path}</path>")), "a linked clone: {xml}");
-    assert!(xml.contains(&format!("<capacity unit='bytes'>{}</capacity>", 2u64 << 30)), "grown to --disk-size: {xml}");
+    let xml = String::from_utf8_lossy(
+        &virsh(&[
+            "vol-dumpxml",
+            "--pool",
+            "default",
+            &format!("{linked}.qcow2"),
+        ])
+        .stdout,
+    )
+    .to_string();
+    assert!(
+        xml.contains("<backingStore>") && xml.contains(&format!("<path>{base_path}</path>")),
+        "a linked clone: {xml}"
+    );
+    assert!(
+        xml.contains(&format!("<capacity unit='bytes'>{}</capacity>", 2u64 << 30)),
+        "grown to --disk-size: {xml}"
+    );
     let dom = String::from_utf8_lossy(&virsh(&["dumpxml", &linked]).stdout).to_string();
     assert!(dom.contains("<disk type='file' device='disk'>"), "{dom}");
 
-    env.run(&["-c", &uri, "vm", "create", "--template", "debian12", "--name", &full, "--image", &name, "--full-clone", "--disk-size", "1", "--no-seed"], &[]).ok();
-    let xml = String::from_utf8_lossy(&virsh(&["vol-dumpxml", "--pool", "default", &format!("{full}.qcow2")]).stdout).to_string();
-    assert!(!xml.contains("<backingStore>"), "a full copy has no backing store: {xml}");
+    env.run(
+        &[
+            "-c",
+            &uri,
+            "vm",
+            "create",
+            "--template",
+            "debian12",
+            "--name",
+            &full,
+            "--image",
+            &name,
+            "--full-clone",
+            "--disk-size",
+            "1",
+            "--no-seed",
+        ],
+        &[],
+    )
+    .ok();
+    let xml = String::from_utf8_lossy(
+        &virsh(&["vol-dumpxml", "--pool", "default", &format!("{full}.qcow2")]).stdout,
+    )
+    .to_string();
+    assert!(
+        !xml.contains("<backingStore>"),
+        "a full copy has no backing store: {xml}"
+    );
 
     // The base is in use: rm refuses; after the VMs are gone it goes.
-    env.run(&["-c", &uri, "image", "rm", &name, "-y"], &[]).expect_code(4);
+    env.run(&["-c", &uri, "image", "rm", &name, "-y"], &[])
+        .expect_code(4);
     for vm in [&linked, &full] {
-        env.run(&["-c", &uri, "vm", "delete", vm, "--yes"], &[]).ok();
+        env.run(&["-c", &uri, "vm", "delete", vm, "--yes"], &[])
+            .ok();
     }
     env.run(&["-c", &uri, "image", "rm", &name, "-y"], &[]).ok();
-    assert!(!virsh(&["vol-info", "--pool", "default", &base]).status.success());
+    assert!(!virsh(&["vol-info", "--pool", "default", &base])
+        .status
+        .success());
+}
+
+/// Listings tolerate objects that vanish between the listing and the read
+/// (other tools and other tests delete volumes and networks concurrently).
+/// Before the fix, 10 of 60 `image list` runs here failed with "Storage
+/// volume not found" while another process churned volumes.
+#[test]
+fn live_listings_survive_volumes_and_networks_deleted_meanwhile() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let env = Env::new();
+    require_daemon(&env);
+    let uri = live_uri();
+    let stop = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let stop = stop.clone();
+        let prefix = format!("churn-{}", std::process::id());
+        std::thread::spawn(move || {
+            let mut rounds = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let vol = format!("{prefix}-{rounds}.qcow2");
+                virsh(&["vol-create-as", "default", &vol, "1M", "--format", "qcow2"]);
+                virsh(&["vol-delete", "--pool", "default", &vol]);
+                rounds += 1;
+            }
+            rounds
+        })
+    };
+    let mut failures = Vec::new();
+    for _ in 0..60 {
+        for args in [
+            &["image", "list"][..],
+            &["net", "list"][..],
+            &["vm", "list"][..],
+        ] {
+            let run = env.run(&[&["-c", uri.as_str()][..], args].concat(), &[]);
+            if run.code != 0 {
+                failures.push(format!("{args:?}: {}", run.stderr.trim()));
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let rounds = churn.join().unwrap();
+    assert!(rounds > 0, "the churn thread made no volumes");
+    assert!(
+        failures.is_empty(),
+        "{} listings failed while volumes churned: {failures:?}",
+        failures.len()
+    );
 }

@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-
-
 /// Runs boxvirt against the live daemon.
 fn live(cwd: &Path, args: &[&str]) -> Run {
     let uri = live_uri();
@@ -21,13 +19,23 @@ fn live(cwd: &Path, args: &[&str]) -> Run {
 
 fn require_daemon(cwd: &Path) {
     let run = live(cwd, &["vm", "list"]);
-    assert_eq!(run.code, 0, "live libvirtd not reachable at {}: {}\nstart it with tests/harness/live-libvirtd.sh start", live_uri(), run.stderr);
+    assert_eq!(
+        run.code,
+        0,
+        "live libvirtd not reachable at {}: {}\nstart it with tests/harness/live-libvirtd.sh start",
+        live_uri(),
+        run.stderr
+    );
 }
 
 fn domain_names(cwd: &Path) -> Vec<String> {
     let run = live(cwd, &["vm", "list", "-o", "json"]).ok();
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    v.as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap().to_string()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn wait_for_line(file: &Path, marker: &str, timeout: Duration) -> String {
@@ -37,7 +45,11 @@ fn wait_for_line(file: &Path, marker: &str, timeout: Duration) -> String {
         if text.contains(marker) {
             return text;
         }
-        assert!(Instant::now() < deadline, "no {marker:?} in {} within {timeout:?}; it holds:\n{text}", file.display());
+        assert!(
+            Instant::now() < deadline,
+            "no {marker:?} in {} within {timeout:?}; it holds:\n{text}",
+            file.display()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -65,28 +77,53 @@ fn tiny_guest_boots_stops_and_is_deleted_without_leftovers() {
     require_daemon(d.path());
     let tiny = tiny_dir();
     let name = format!("live-tiny-{}", std::process::id());
-    let _guard = VmGuard { uri: live_uri(), name: name.clone() };
+    let _guard = VmGuard {
+        uri: live_uri(),
+        name: name.clone(),
+    };
     let log = PathBuf::from(format!("/var/log/libvirt/qemu/{name}.serial.log"));
     let _ = std::fs::remove_file(&log);
 
     let run = live(d.path(), &["net", "ensure", "default"]).ok();
     assert!(run.stdout.contains("network 'default'"), "{}", run.stdout);
     let again = live(d.path(), &["net", "ensure", "default"]).ok();
-    assert!(again.stdout.contains("nothing changed"), "second ensure must change nothing: {}", again.stdout);
+    assert!(
+        again.stdout.contains("nothing changed"),
+        "second ensure must change nothing: {}",
+        again.stdout
+    );
 
     let doctor = live(d.path(), &["doctor", "-o", "json"]);
     let report: serde_json::Value = serde_json::from_str(&doctor.stdout).unwrap();
-    assert_eq!(doctor.code, 0, "doctor failed on the live daemon: {}", doctor.stdout);
-    let accel = report["checks"].as_array().unwrap().iter().find(|c| c["id"] == "accelerator").unwrap().clone();
+    assert_eq!(
+        doctor.code, 0,
+        "doctor failed on the live daemon: {}",
+        doctor.stdout
+    );
+    let accel = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "accelerator")
+        .unwrap()
+        .clone();
 
     let mut args = tiny_create_args(&name, &log, &tiny);
     args.push("--start".into());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let created = live(d.path(), &args).ok();
-    assert!(created.stdout.contains(&format!("created vm '{name}'")), "{}", created.stdout);
+    assert!(
+        created.stdout.contains(&format!("created vm '{name}'")),
+        "{}",
+        created.stdout
+    );
     // On a host where KVM guests cannot boot (PVM, no vmx/svm), the fallback is visible.
     if accel["detail"].as_str().unwrap().contains("use qemu") {
-        assert!(created.stderr.contains("warning:") && created.stderr.contains("TCG"), "{}", created.stderr);
+        assert!(
+            created.stderr.contains("warning:") && created.stderr.contains("TCG"),
+            "{}",
+            created.stderr
+        );
     }
 
     // Printed by the guest's /init, so the kernel and initramfs really ran.
@@ -94,7 +131,13 @@ fn tiny_guest_boots_stops_and_is_deleted_without_leftovers() {
 
     let list = live(d.path(), &["vm", "list", "-o", "json"]).ok();
     let v: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
-    let me = v.as_array().unwrap().iter().find(|x| x["name"] == name.as_str()).expect("listed").clone();
+    let me = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == name.as_str())
+        .expect("listed")
+        .clone();
     assert_eq!(me["state"], "running");
     assert_eq!(me["memory_mib"], 256);
 
@@ -114,10 +157,22 @@ fn tiny_guest_boots_stops_and_is_deleted_without_leftovers() {
     let info = live(d.path(), &["vm", "info", &name, "-o", "json"]).ok();
     let v: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
     assert_eq!(v["state"], "shut-off");
-    assert_eq!(v["domain_type"], accel["detail"].as_str().unwrap().split_whitespace().nth(3).unwrap().trim_end_matches(':'));
+    assert_eq!(
+        v["domain_type"],
+        accel["detail"]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .nth(3)
+            .unwrap()
+            .trim_end_matches(':')
+    );
 
     live(d.path(), &["vm", "delete", &name, "--yes"]).ok();
-    assert!(!domain_names(d.path()).contains(&name), "domain left behind");
+    assert!(
+        !domain_names(d.path()).contains(&name),
+        "domain left behind"
+    );
     let _ = std::fs::remove_file(&log);
 }
 
@@ -134,21 +189,34 @@ fn a_vm_that_fails_to_start_is_rolled_back() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let run = live(d.path(), &args).expect_code(1);
     let line = run.one_line_error();
-    assert!(line.contains(&format!("starting vm '{name}'")) && line.contains("rolled back"), "{line}");
-    assert!(!domain_names(d.path()).contains(&name), "domain left defined after a failed start");
+    assert!(
+        line.contains(&format!("starting vm '{name}'")) && line.contains("rolled back"),
+        "{line}"
+    );
+    assert!(
+        !domain_names(d.path()).contains(&name),
+        "domain left defined after a failed start"
+    );
 }
 
 fn reservations(uri: &str) -> Vec<String> {
     let conn = boxvirt::libvirt::Libvirt::open(uri, "live").unwrap();
-    boxvirt::xml::find_all(&conn.network_xml("default").unwrap(), &["network", "ip", "dhcp", "host"])
-        .into_iter()
-        .filter_map(|h| h.attr("name").map(str::to_string))
-        .collect()
+    boxvirt::xml::find_all(
+        &conn.network_xml("default").unwrap(),
+        &["network", "ip", "dhcp", "host"],
+    )
+    .into_iter()
+    .filter_map(|h| h.attr("name").map(str::to_string))
+    .collect()
 }
 
 fn pool_volumes(uri: &str) -> Vec<String> {
     let conn = boxvirt::libvirt::Libvirt::open(uri, "live").unwrap();
-    conn.list_volumes("default").unwrap().into_iter().map(|v| v.name).collect()
+    conn.list_volumes("default")
+        .unwrap()
+        .into_iter()
+        .map(|v| v.name)
+        .collect()
 }
 
 #[test]
@@ -162,35 +230,110 @@ fn injected_failures_leave_no_domain_volume_seed_or_reservation_on_the_real_daem
         // A blank disk (no internet for a base image) with the seed: every step applies.
         let run = boxvirt_env(
             d.path(),
-            &["-c", &uri, "vm", "create", "--template", "debian12", "--name", &name, "--blank-disk", "--disk-size", "1", "--start"],
+            &[
+                "-c",
+                &uri,
+                "vm",
+                "create",
+                "--template",
+                "debian12",
+                "--name",
+                &name,
+                "--blank-disk",
+                "--disk-size",
+                "1",
+                "--start",
+            ],
             &[("BOXVIRT_INJECT_FAILURE", step)],
         )
         .expect_code(1);
         let line = run.one_line_error();
-        assert!(line.contains(&format!("after step '{step}'")) && line.contains("rolled back"), "{line}");
+        assert!(
+            line.contains(&format!("after step '{step}'")) && line.contains("rolled back"),
+            "{line}"
+        );
         assert!(!line.contains("could NOT"), "{line}");
-        assert!(!domain_names(d.path()).contains(&name), "{step}: domain left behind");
-        assert!(!pool_volumes(&uri).iter().any(|v| v.starts_with(&name)), "{step}: volume left behind");
-        assert!(!reservations(&uri).contains(&name), "{step}: DHCP reservation left behind");
+        assert!(
+            !domain_names(d.path()).contains(&name),
+            "{step}: domain left behind"
+        );
+        assert!(
+            !pool_volumes(&uri).iter().any(|v| v.starts_with(&name)),
+            "{step}: volume left behind"
+        );
+        assert!(
+            !reservations(&uri).contains(&name),
+            "{step}: DHCP reservation left behind"
+        );
     }
     // A real conflict: the name is taken; nothing new appears.
     let name = format!("live-dup-{}", std::process::id());
-    let _guard = VmGuard { uri: uri.clone(), name: name.clone() };
-    let made = live(d.path(), &["-o", "json", "vm", "create", "--template", "debian12", "--name", &name, "--blank-disk", "--disk-size", "1"]).ok();
+    let _guard = VmGuard {
+        uri: uri.clone(),
+        name: name.clone(),
+    };
+    let made = live(
+        d.path(),
+        &[
+            "-o",
+            "json",
+            "vm",
+            "create",
+            "--template",
+            "debian12",
+            "--name",
+            &name,
+            "--blank-disk",
+            "--disk-size",
+            "1",
+        ],
+    )
+    .ok();
     let v: serde_json::Value = serde_json::from_str(&made.stdout).unwrap();
-    assert_eq!(v["volumes"], serde_json::json!([format!("{name}.qcow2"), format!("{name}-seed.img")]));
+    assert_eq!(
+        v["volumes"],
+        serde_json::json!([format!("{name}.qcow2"), format!("{name}-seed.img")])
+    );
     assert!(reservations(&uri).contains(&name));
     // Other tests share the daemon: look only at what this one owns.
     let mine = |cwd: &Path| -> (Vec<String>, Vec<String>) {
-        let doms = domain_names(cwd).into_iter().filter(|n| n.starts_with(&name)).collect();
-        let vols = pool_volumes(&uri).into_iter().filter(|v| v.starts_with(&name)).collect();
+        let doms = domain_names(cwd)
+            .into_iter()
+            .filter(|n| n.starts_with(&name))
+            .collect();
+        let vols = pool_volumes(&uri)
+            .into_iter()
+            .filter(|v| v.starts_with(&name))
+            .collect();
         (doms, vols)
     };
     let before = mine(d.path());
-    live(d.path(), &["vm", "create", "--template", "debian12", "--name", &name, "--blank-disk"]).expect_code(4);
-    assert_eq!(mine(d.path()), before, "a refused create must not touch the existing vm");
+    live(
+        d.path(),
+        &[
+            "vm",
+            "create",
+            "--template",
+            "debian12",
+            "--name",
+            &name,
+            "--blank-disk",
+        ],
+    )
+    .expect_code(4);
+    assert_eq!(
+        mine(d.path()),
+        before,
+        "a refused create must not touch the existing vm"
+    );
     let del = live(d.path(), &["vm", "delete", &name, "--yes"]).ok();
     assert!(del.stderr.contains("DHCP reservation"), "{}", del.stderr);
-    assert!(!pool_volumes(&uri).iter().any(|v| v.starts_with(&name)), "delete must remove the volumes boxvirt made");
-    assert!(!reservations(&uri).contains(&name), "delete must release the reservation");
+    assert!(
+        !pool_volumes(&uri).iter().any(|v| v.starts_with(&name)),
+        "delete must remove the volumes boxvirt made"
+    );
+    assert!(
+        !reservations(&uri).contains(&name),
+        "delete must release the reservation"
+    );
 }

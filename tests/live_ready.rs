@@ -38,7 +38,10 @@ fn tiny_vm_is_ready_over_ssh_with_its_seed_identity_and_leaves_nothing() {
     let tiny = common::tiny_dir();
     in_ns(d.path(), &["net", "ensure", "default"]).ok();
     let name = format!("live-ready-{}", std::process::id());
-    let _guard = common::VmGuard { uri: "qemu:///system".into(), name: name.clone() };
+    let _guard = common::VmGuard {
+        uri: "qemu:///system".into(),
+        name: name.clone(),
+    };
     let log = format!("/var/log/libvirt/qemu/{name}.serial.log");
     let kernel = format!("kernel={}", tiny.join("vmlinuz").display());
     let initrd = format!("initrd={}", tiny.join("initrd.img").display());
@@ -46,47 +49,98 @@ fn tiny_vm_is_ready_over_ssh_with_its_seed_identity_and_leaves_nothing() {
     let created = in_ns(
         d.path(),
         &[
-            "-o", "json", "vm", "create", "--template", "tiny", "--name", &name, "--set", &kernel, "--set", &initrd, "--set", &serial,
-            "--wait", "--timeout", "240", "--eject-seed",
+            "-o",
+            "json",
+            "vm",
+            "create",
+            "--template",
+            "tiny",
+            "--name",
+            &name,
+            "--set",
+            &kernel,
+            "--set",
+            &initrd,
+            "--set",
+            &serial,
+            "--wait",
+            "--timeout",
+            "240",
+            "--eject-seed",
         ],
     );
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert_eq!(created.code, 0, "create --wait failed: {}\nserial log:\n{log_text}", created.stderr);
+    assert_eq!(
+        created.code, 0,
+        "create --wait failed: {}\nserial log:\n{log_text}",
+        created.stderr
+    );
     let v: serde_json::Value = serde_json::from_str(&created.stdout).unwrap();
     let ip = v["ip"].as_str().expect("a reserved address").to_string();
     assert!(created.stderr.contains("is ready at"), "{}", created.stderr);
     assert!(created.stderr.contains("ejected"), "{}", created.stderr);
     // The guest took the identity from its seed: hostname and host key.
-    assert!(log_text.contains(&format!("BOXVIRT-TINY-HOSTNAME {name}")), "{log_text}");
-    assert!(log_text.contains(&format!("BOXVIRT-TINY-IP {ip}")), "the reserved address was handed out: {log_text}");
+    assert!(
+        log_text.contains(&format!("BOXVIRT-TINY-HOSTNAME {name}")),
+        "{log_text}"
+    );
+    assert!(
+        log_text.contains(&format!("BOXVIRT-TINY-IP {ip}")),
+        "the reserved address was handed out: {log_text}"
+    );
 
     let run = in_ns(d.path(), &["vm", "ssh", &name, "--", "hostname"]).ok();
     assert_eq!(run.stdout.trim(), name);
     let run = in_ns(d.path(), &["vm", "ip", &name, "-o", "json"]).ok();
     let ipj: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!((ipj["ip"].as_str(), ipj["source"].as_str()), (Some(ip.as_str()), Some("reservation")));
+    assert_eq!(
+        (ipj["ip"].as_str(), ipj["source"].as_str()),
+        (Some(ip.as_str()), Some("reservation"))
+    );
     let list = in_ns(d.path(), &["vm", "list", "-o", "json"]).ok();
     let rows: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
-    let me = rows.as_array().unwrap().iter().find(|r| r["name"] == name.as_str()).unwrap().clone();
+    let me = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name.as_str())
+        .unwrap()
+        .clone();
     assert_eq!(me["ip"].as_str(), Some(ip.as_str()));
     // The seed is gone from the domain and the pool.
     let xml = in_ns(d.path(), &["vm", "xml", &name]).ok().stdout;
     assert!(!xml.contains("-seed.img"), "{xml}");
     let cfg = in_ns(d.path(), &["vm", "ssh-config", &name]).ok().stdout;
-    assert!(cfg.contains(&format!("HostName {ip}")) && cfg.contains("StrictHostKeyChecking yes"), "{cfg}");
+    assert!(
+        cfg.contains(&format!("HostName {ip}")) && cfg.contains("StrictHostKeyChecking yes"),
+        "{cfg}"
+    );
 
     // The serial console over a libvirt stream: type a command at the guest's
     // shell, read its answer, detach with Ctrl-].
     assert_eq!(console_round_trip(d.path(), &name, "hostname"), name);
 
-    assert!(d.path().join(format!("data/ssh/vm-{name}.conf")).exists(), "vm ssh writes its config");
+    assert!(
+        d.path().join(format!("data/ssh/vm-{name}.conf")).exists(),
+        "vm ssh writes its config"
+    );
     in_ns(d.path(), &["vm", "delete", &name, "--yes"]).ok();
-    assert!(!d.path().join(format!("data/ssh/vm-{name}.conf")).exists(), "vm delete removes it");
+    assert!(
+        !d.path().join(format!("data/ssh/vm-{name}.conf")).exists(),
+        "vm delete removes it"
+    );
     let after = in_ns(d.path(), &["vm", "list", "-o", "json"]).ok().stdout;
     assert!(!after.contains(&name), "{after}");
     let conn = boxvirt::libvirt::Libvirt::open("qemu:///system", "live").unwrap();
-    assert!(!conn.list_volumes("default").unwrap().iter().any(|v| v.name.starts_with(&name)));
-    assert!(!conn.network_xml("default").unwrap().contains(&name), "reservation released");
+    assert!(!conn
+        .list_volumes("default")
+        .unwrap()
+        .iter()
+        .any(|v| v.name.starts_with(&name)));
+    assert!(
+        !conn.network_xml("default").unwrap().contains(&name),
+        "reservation released"
+    );
     let _ = std::fs::remove_file(&log);
 }
 
@@ -121,15 +175,23 @@ fn console_round_trip(cwd: &Path, name: &str, command: &str) -> String {
     // Ask repeatedly until the shell answers (the first bytes may be lost
     // while the stream attaches).
     let answer = loop {
-        assert!(Instant::now() < deadline, "no answer on the console; got: {seen}");
-        stdin.write_all(format!("echo {marker}-$({command})\n").as_bytes()).unwrap();
+        assert!(
+            Instant::now() < deadline,
+            "no answer on the console; got: {seen}"
+        );
+        stdin
+            .write_all(format!("echo {marker}-$({command})\n").as_bytes())
+            .unwrap();
         stdin.flush().unwrap();
         let until = Instant::now() + Duration::from_secs(2);
         while let Ok(chunk) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
             seen.push_str(&String::from_utf8_lossy(&chunk));
         }
         if let Some(line) = seen.lines().find(|l| l.starts_with(&format!("{marker}-"))) {
-            break line.trim_start_matches(&format!("{marker}-")).trim().to_string();
+            break line
+                .trim_start_matches(&format!("{marker}-"))
+                .trim()
+                .to_string();
         }
     };
     stdin.write_all(&[0x1d]).unwrap();

@@ -33,7 +33,8 @@ struct Out {
 
 impl Out {
     fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
     }
 }
 
@@ -50,11 +51,19 @@ struct Instance {
 
 impl Instance {
     fn new(name: &str, port: u16) -> Instance {
-        let work = tempfile::Builder::new().prefix(&format!("boxvirt-{name}-")).tempdir().unwrap();
+        let work = tempfile::Builder::new()
+            .prefix(&format!("boxvirt-{name}-"))
+            .tempdir()
+            .unwrap();
         std::fs::create_dir_all(work.path().join("home")).unwrap();
         // A leftover from an interrupted run would make `up` a no-op.
         docker(&["rm", "-f", &format!("boxman-libvirt-{name}")]);
-        Instance { name: name.to_string(), port, work, user: None }
+        Instance {
+            name: name.to_string(),
+            port,
+            work,
+            user: None,
+        }
     }
 
     /// An instance run by another (non-root) user who owns its dirs.
@@ -84,7 +93,13 @@ impl Instance {
     /// the default `./data` is the instance's), with a clean environment.
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = self.program(BIN);
-        cmd.args(["--instance", &self.name, "--ssh-port", &self.port.to_string()]).args(args);
+        cmd.args([
+            "--instance",
+            &self.name,
+            "--ssh-port",
+            &self.port.to_string(),
+        ])
+        .args(args);
         self.prepare(&mut cmd);
         cmd
     }
@@ -95,16 +110,30 @@ impl Instance {
             None => Command::new(program),
             Some((uid, gid)) => {
                 let mut cmd = Command::new("setpriv");
-                cmd.args(["--reuid", &uid.to_string(), "--regid", &gid.to_string(), "--init-groups", program]);
+                cmd.args([
+                    "--reuid",
+                    &uid.to_string(),
+                    "--regid",
+                    &gid.to_string(),
+                    "--init-groups",
+                    program,
+                ]);
                 cmd
             }
         }
     }
 
     fn prepare(&self, cmd: &mut Command) {
-        cmd.current_dir(self.dir()).env("HOME", self.home()).stdin(Stdio::null());
-        for var in ["BOXMAN_INSTANCE_NAME", "BOXMAN_DATA_DIR", "BOXMAN_SSH_PORT", "LIBVIRT_DEFAULT_URI", "DOCKER_HOST"]
-        {
+        cmd.current_dir(self.dir())
+            .env("HOME", self.home())
+            .stdin(Stdio::null());
+        for var in [
+            "BOXMAN_INSTANCE_NAME",
+            "BOXMAN_DATA_DIR",
+            "BOXMAN_SSH_PORT",
+            "LIBVIRT_DEFAULT_URI",
+            "DOCKER_HOST",
+        ] {
             cmd.env_remove(var);
         }
     }
@@ -145,14 +174,20 @@ impl Drop for Instance {
 
 fn run(mut cmd: Command) -> Out {
     let started = Instant::now();
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     let out = Out {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         took: started.elapsed(),
     };
-    eprintln!("[{:>5.1} s] {cmd:?} -> {}", out.took.as_secs_f64(), out.code);
+    eprintln!(
+        "[{:>5.1} s] {cmd:?} -> {}",
+        out.took.as_secs_f64(),
+        out.code
+    );
     out
 }
 
@@ -177,7 +212,9 @@ fn docker_out(args: &[&str]) -> String {
 
 /// A free TCP port on 127.0.0.1 at or after `from`.
 fn free_port(from: u16) -> u16 {
-    (from..from + 500).find(|p| TcpListener::bind((Ipv4Addr::LOCALHOST, *p)).is_ok()).expect("a free port")
+    (from..from + 500)
+        .find(|p| TcpListener::bind((Ipv4Addr::LOCALHOST, *p)).is_ok())
+        .expect("a free port")
 }
 
 fn is_root() -> bool {
@@ -188,13 +225,25 @@ fn is_root() -> bool {
 /// A non-root user in the docker group (made when missing): (uid, gid).
 fn test_user() -> (u32, u32) {
     const USER: &str = "boxvirt-e2e";
-    let exists = Command::new("id").arg(USER).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
+    let exists = Command::new("id")
+        .arg(USER)
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     let status = if exists {
-        Command::new("usermod").args(["-aG", "docker", USER]).status()
+        Command::new("usermod")
+            .args(["-aG", "docker", USER])
+            .status()
     } else {
-        Command::new("useradd").args(["-M", "-s", "/usr/sbin/nologin", "-G", "docker", USER]).status()
+        Command::new("useradd")
+            .args(["-M", "-s", "/usr/sbin/nologin", "-G", "docker", USER])
+            .status()
     };
-    assert!(status.map(|s| s.success()).unwrap_or(false), "cannot create user {USER} in group docker");
+    assert!(
+        status.map(|s| s.success()).unwrap_or(false),
+        "cannot create user {USER} in group docker"
+    );
     let id = |flag: &str| -> u32 {
         let out = Command::new("id").args([flag, USER]).output().unwrap();
         String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
@@ -225,9 +274,18 @@ fn nested_host_end_to_end() {
     assert!(up.stdout.contains("socket="), "{up:?}");
     let key = std::fs::read_to_string(a.data().join("ssh/id_ed25519")).unwrap();
     let known_hosts = std::fs::read_to_string(a.data().join("ssh/known_hosts")).unwrap();
-    assert!(known_hosts.starts_with(&format!("[127.0.0.1]:{} ssh-ed25519 ", a.port)), "{known_hosts}");
+    assert!(
+        known_hosts.starts_with(&format!("[127.0.0.1]:{} ssh-ed25519 ", a.port)),
+        "{known_hosts}"
+    );
     let conf = std::fs::read_to_string(a.data().join("ssh/boxman.conf")).unwrap();
-    assert!(conf.contains(&format!("IdentityFile {}/ssh/id_ed25519", a.data().display())), "{conf}");
+    assert!(
+        conf.contains(&format!(
+            "IdentityFile {}/ssh/id_ed25519",
+            a.data().display()
+        )),
+        "{conf}"
+    );
 
     // status: everything answers; JSON has the documented fields.
     let (code, st) = a.status_json();
@@ -238,11 +296,19 @@ fn nested_host_end_to_end() {
     assert_eq!(st["socket"]["answering"], true);
     assert_eq!(st["ssh_key"]["mode"], "0600");
     let ports = st["ports"].as_array().unwrap();
-    assert!(ports.iter().any(|p| p["name"] == "ssh" && p["published"] == true && p["address"] == "127.0.0.1"));
-    assert!(ports.iter().any(|p| p["name"] == "libvirt-tcp" && p["published"] == false));
+    assert!(ports
+        .iter()
+        .any(|p| p["name"] == "ssh" && p["published"] == true && p["address"] == "127.0.0.1"));
+    assert!(ports
+        .iter()
+        .any(|p| p["name"] == "libvirt-tcp" && p["published"] == false));
     for prog in ["sshd", "libvirtd", "virtlogd"] {
         assert!(
-            st["programs"].as_array().unwrap().iter().any(|p| p["name"] == prog && p["state"] == "RUNNING"),
+            st["programs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == prog && p["state"] == "RUNNING"),
             "{prog}: {st:#}"
         );
     }
@@ -255,7 +321,13 @@ fn nested_host_end_to_end() {
     let doms = a.ok(&["-o", "json", "virsh"]).json();
     assert!(doms.is_array(), "{doms}");
     let uri = a.ok(&["-o", "json", "uri"]).json();
-    assert!(uri["socket_uri"].as_str().unwrap().ends_with("/data/libvirt-run/libvirt-sock"), "{uri}");
+    assert!(
+        uri["socket_uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("/data/libvirt-run/libvirt-sock"),
+        "{uri}"
+    );
 
     // ssh: runs a command, propagates its exit code.
     assert_eq!(a.ok(&["ssh", "--", "id", "-un"]).stdout.trim(), "qemu_user");
@@ -263,9 +335,13 @@ fn nested_host_end_to_end() {
 
     // The original tool's client commands, verbatim (instance and port are the test's).
     let (n, p) = (&a.name, a.port);
-    a.sh(r#"virsh -c "qemu+unix:///system?socket=$(pwd)/data/libvirt-run/libvirt-sock" list --all"#);
+    a.sh(
+        r#"virsh -c "qemu+unix:///system?socket=$(pwd)/data/libvirt-run/libvirt-sock" list --all"#,
+    );
     a.sh(&format!("ssh -F ./data/ssh/boxman.conf boxman-{n} true"));
-    a.sh(&format!("ssh -F ~/.ssh/config.d/boxman/boxman-{n}.conf boxman-{n} true"));
+    a.sh(&format!(
+        "ssh -F ~/.ssh/config.d/boxman/boxman-{n}.conf boxman-{n} true"
+    ));
     a.sh(&format!(
         r#"virsh -c "qemu+ssh://qemu_user@127.0.0.1:{p}/system?keyfile=$(pwd)/data/ssh/id_ed25519&known_hosts=/dev/null&no_verify=1" list --all"#
     ));
@@ -274,10 +350,26 @@ fn nested_host_end_to_end() {
     // ssh), the default network, and a real guest inside the container that
     // becomes ready over SSH through the container's sshd.
     let doctor = a.run(&["-o", "json", "doctor"]);
-    assert_eq!(doctor.code, 0, "doctor through the socket: {}", doctor.stdout);
+    assert_eq!(
+        doctor.code, 0,
+        "doctor through the socket: {}",
+        doctor.stdout
+    );
     let report = doctor.json();
-    for id in ["instance-socket", "instance-sshd", "libvirt", "network-default", "domcaps-qemu", "emulator"] {
-        let row = report["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("{id}: {report:#}"));
+    for id in [
+        "instance-socket",
+        "instance-sshd",
+        "libvirt",
+        "network-default",
+        "domcaps-qemu",
+        "emulator",
+    ] {
+        let row = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("{id}: {report:#}"));
         assert_eq!(row["status"], "pass", "{id}: {row}");
     }
     let via_ssh = a.run(&["--via", "ssh", "doctor"]);
@@ -288,26 +380,64 @@ fn nested_host_end_to_end() {
     // The kernel must be where the container's libvirtd can read it: the
     // images dir is bind-mounted at /var/lib/libvirt/images.
     for f in ["vmlinuz", "initrd.img"] {
-        std::fs::copy(tiny.join(f), a.data().join("images").join(format!("boxvirt-tiny-{f}"))).unwrap();
+        std::fs::copy(
+            tiny.join(f),
+            a.data().join("images").join(format!("boxvirt-tiny-{f}")),
+        )
+        .unwrap();
     }
     let created = a.run(&[
-        "-o", "json", "vm", "create", "--template", "tiny", "--name", "tiny-1",
-        "--set", "kernel=/var/lib/libvirt/images/boxvirt-tiny-vmlinuz",
-        "--set", "initrd=/var/lib/libvirt/images/boxvirt-tiny-initrd.img",
-        "--set", "serial_log=/var/lib/libvirt/images/tiny-1.serial.log",
-        "--wait", "--timeout", "300",
+        "-o",
+        "json",
+        "vm",
+        "create",
+        "--template",
+        "tiny",
+        "--name",
+        "tiny-1",
+        "--set",
+        "kernel=/var/lib/libvirt/images/boxvirt-tiny-vmlinuz",
+        "--set",
+        "initrd=/var/lib/libvirt/images/boxvirt-tiny-initrd.img",
+        "--set",
+        "serial_log=/var/lib/libvirt/images/tiny-1.serial.log",
+        "--wait",
+        "--timeout",
+        "300",
     ]);
-    let serial = std::fs::read_to_string(a.data().join("images/tiny-1.serial.log")).unwrap_or_default();
-    assert_eq!(created.code, 0, "vm create --wait in the nested host: {created:?}\nserial log:\n{serial}");
+    let serial =
+        std::fs::read_to_string(a.data().join("images/tiny-1.serial.log")).unwrap_or_default();
+    assert_eq!(
+        created.code, 0,
+        "vm create --wait in the nested host: {created:?}\nserial log:\n{serial}"
+    );
     assert!(serial.contains("BOXVIRT-TINY-BOOTED"), "{serial}");
     assert!(serial.contains("BOXVIRT-TINY-HOSTNAME tiny-1"), "{serial}");
-    assert_eq!(a.ok(&["vm", "ssh", "tiny-1", "--", "hostname"]).stdout.trim(), "tiny-1");
+    assert_eq!(
+        a.ok(&["vm", "ssh", "tiny-1", "--", "hostname"])
+            .stdout
+            .trim(),
+        "tiny-1"
+    );
     let vms = a.ok(&["--via", "ssh", "-o", "json", "vm", "list"]).json();
-    assert!(vms.as_array().unwrap().iter().any(|v| v["name"] == "tiny-1" && v["state"] == "running"), "{vms:#}");
+    assert!(
+        vms.as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "tiny-1" && v["state"] == "running"),
+        "{vms:#}"
+    );
 
     // libvirtd killed inside the container: supervisord restarts it, doctor
     // turns green again and no domain is lost.
-    assert!(docker(&["exec", &a.container(), "pkill", "-KILL", "-x", "libvirtd"]));
+    assert!(docker(&[
+        "exec",
+        &a.container(),
+        "pkill",
+        "-KILL",
+        "-x",
+        "libvirtd"
+    ]));
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut last = a.run(&["doctor"]);
     while last.code != 0 && Instant::now() < deadline {
@@ -316,11 +446,20 @@ fn nested_host_end_to_end() {
     }
     assert_eq!(last.code, 0, "doctor after libvirtd was killed: {last:?}");
     let vms = a.ok(&["-o", "json", "vm", "list"]).json();
-    assert!(vms.as_array().unwrap().iter().any(|v| v["name"] == "tiny-1" && v["state"] == "running"), "{vms:#}");
+    assert!(
+        vms.as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "tiny-1" && v["state"] == "running"),
+        "{vms:#}"
+    );
 
     // up again: a no-op.
     let again = a.ok(&["up"]);
-    assert!(again.stderr.contains("instance 'e2e-a' is already up"), "{again:?}");
+    assert!(
+        again.stderr.contains("instance 'e2e-a' is already up"),
+        "{again:?}"
+    );
 
     // A domain defined through the socket must survive down/up (libvirt's
     // state lives in the data dir).
@@ -337,57 +476,111 @@ fn nested_host_end_to_end() {
     assert!(!docker(&["container", "inspect", &a.container()]));
     let down = a.run(&["down"]);
     assert_eq!(down.code, 3, "{down:?}");
-    assert!(down.stderr.contains("instance 'e2e-a' is not running (no container boxman-libvirt-e2e-a)"), "{down:?}");
+    assert!(
+        down.stderr
+            .contains("instance 'e2e-a' is not running (no container boxman-libvirt-e2e-a)"),
+        "{down:?}"
+    );
     let (code, st) = a.status_json();
-    assert_eq!((code, st["ok"].clone()), (1, serde_json::Value::Bool(false)), "{st:#}");
+    assert_eq!(
+        (code, st["ok"].clone()),
+        (1, serde_json::Value::Bool(false)),
+        "{st:#}"
+    );
 
     // up after down: same client key and pinned host key (the data dir kept them).
     a.ok(&["up"]);
-    assert_eq!(std::fs::read_to_string(a.data().join("ssh/id_ed25519")).unwrap(), key);
-    assert_eq!(std::fs::read_to_string(a.data().join("ssh/known_hosts")).unwrap(), known_hosts);
+    assert_eq!(
+        std::fs::read_to_string(a.data().join("ssh/id_ed25519")).unwrap(),
+        key
+    );
+    assert_eq!(
+        std::fs::read_to_string(a.data().join("ssh/known_hosts")).unwrap(),
+        known_hosts
+    );
     a.sh(&format!("ssh -F ./data/ssh/boxman.conf boxman-{n} true"));
     let doms = a.ok(&["-o", "json", "virsh"]).json();
     assert!(
-        doms.as_array().unwrap().iter().any(|d| d["name"] == "e2e-persist" && d["state"] == "shut-off"),
+        doms.as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["name"] == "e2e-persist" && d["state"] == "shut-off"),
         "{doms:#}"
     );
     // The VM made by boxvirt is still defined after down/up, and its delete
     // removes what boxvirt made for it.
-    assert!(doms.as_array().unwrap().iter().any(|d| d["name"] == "tiny-1"), "{doms:#}");
+    assert!(
+        doms.as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["name"] == "tiny-1"),
+        "{doms:#}"
+    );
     let del = a.ok(&["vm", "delete", "tiny-1", "--yes"]);
-    assert!(del.stderr.contains("tiny-1-seed.img") && del.stderr.contains("DHCP reservation"), "{del:?}");
+    assert!(
+        del.stderr.contains("tiny-1-seed.img") && del.stderr.contains("DHCP reservation"),
+        "{del:?}"
+    );
 
     // A second instance beside the first: own name, data dir and port.
     let b = Instance::new("e2e-b", free_port(a.port + 1));
     // A timeout names the stage (exit 6); the next `up` finishes the job.
     let late = b.run(&["up", "--timeout", "0"]);
     assert_eq!(late.code, 6, "{late:?}");
-    assert!(late.stderr.contains("waiting for libvirt to answer on the socket"), "{late:?}");
+    assert!(
+        late.stderr
+            .contains("waiting for libvirt to answer on the socket"),
+        "{late:?}"
+    );
     let resumed = b.ok(&["up"]);
-    assert!(resumed.stderr.contains("instance 'e2e-b' is already up"), "{resumed:?}");
+    assert!(
+        resumed.stderr.contains("instance 'e2e-b' is already up"),
+        "{resumed:?}"
+    );
     assert!(b.data().join("ssh/boxman.conf").exists());
     assert_eq!(b.status_json().0, 0);
-    assert_eq!(a.status_json().0, 0, "the first instance must be unaffected");
-    b.sh(&format!("ssh -F ./data/ssh/boxman.conf boxman-{} true", b.name));
-    b.sh(r#"virsh -c "qemu+unix:///system?socket=$(pwd)/data/libvirt-run/libvirt-sock" list --all"#);
+    assert_eq!(
+        a.status_json().0,
+        0,
+        "the first instance must be unaffected"
+    );
+    b.sh(&format!(
+        "ssh -F ./data/ssh/boxman.conf boxman-{} true",
+        b.name
+    ));
+    b.sh(
+        r#"virsh -c "qemu+unix:///system?socket=$(pwd)/data/libvirt-run/libvirt-sock" list --all"#,
+    );
 
     // logs, restart, link/unlink on the second instance.
     let logs = b.ok(&["logs", "--tail", "200"]);
-    assert!(logs.stderr.contains("entrypoint:") || logs.stdout.contains("entrypoint:"), "{logs:?}");
+    assert!(
+        logs.stderr.contains("entrypoint:") || logs.stdout.contains("entrypoint:"),
+        "{logs:?}"
+    );
     b.ok(&["restart"]);
     assert_eq!(b.status_json().0, 0);
     let link = b.home().join(".ssh/config.d/boxman/boxman-e2e-b.conf");
     b.ok(&["unlink-ssh"]);
     assert!(std::fs::symlink_metadata(&link).is_err());
     b.ok(&["link-ssh"]);
-    assert_eq!(std::fs::read_link(&link).unwrap(), b.data().join("ssh/boxman.conf"));
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        b.data().join("ssh/boxman.conf")
+    );
 
     // clean all of b keeps the image a still uses.
     let clean_b = b.ok(&["clean", "all", "--yes"]);
-    assert!(clean_b.stderr.contains(&format!("keeping {IMAGE}")), "{clean_b:?}");
+    assert!(
+        clean_b.stderr.contains(&format!("keeping {IMAGE}")),
+        "{clean_b:?}"
+    );
     assert!(docker(&["image", "inspect", IMAGE]));
     assert!(!b.data().exists());
-    assert!(!b.home().join(".ssh/config.d/boxman/boxman-e2e-b.conf").exists());
+    assert!(!b
+        .home()
+        .join(".ssh/config.d/boxman/boxman-e2e-b.conf")
+        .exists());
     a.ok(&["virsh"]);
 
     // A non-root user (in the docker group): the socket works without sudo
@@ -405,9 +598,15 @@ fn nested_host_end_to_end() {
         );
         u.ok(&["virsh"]);
         u.sh(r#"virsh -c "qemu+unix:///system?socket=$(pwd)/data/libvirt-run/libvirt-sock" list --all"#);
-        u.sh(&format!("ssh -F ~/.ssh/config.d/boxman/boxman-{}.conf boxman-{} true", u.name, u.name));
+        u.sh(&format!(
+            "ssh -F ~/.ssh/config.d/boxman/boxman-{}.conf boxman-{} true",
+            u.name, u.name
+        ));
         let clean = u.ok(&["-v", "clean", "all", "--yes"]);
-        assert!(clean.stderr.contains("emptying it from a container"), "{clean:?}");
+        assert!(
+            clean.stderr.contains("emptying it from a container"),
+            "{clean:?}"
+        );
         assert!(!u.data().exists(), "{clean:?}");
     }
 
@@ -416,7 +615,9 @@ fn nested_host_end_to_end() {
     let clean_a = a.ok(&["clean", "all", "--yes"]);
     assert!(!docker(&["container", "inspect", &a.container()]));
     assert!(!a.data().exists(), "{clean_a:?}");
-    assert!(std::fs::symlink_metadata(a.home().join(".ssh/config.d/boxman/boxman-e2e-a.conf")).is_err());
+    assert!(
+        std::fs::symlink_metadata(a.home().join(".ssh/config.d/boxman/boxman-e2e-a.conf")).is_err()
+    );
     if clean_a.stderr.contains(&format!("keeping {IMAGE}")) {
         let users = docker_out(&["ps", "-a", "--format", "{{.Names}}"]);
         eprintln!("image kept for other containers: {users}");
@@ -450,20 +651,33 @@ fn nested_faults_have_their_exit_codes() {
     // down of an instance that does not exist: not found (3).
     let out = f.run(&["down"]);
     assert_eq!(out.code, 3, "{out:?}");
-    assert!(out.stderr.contains("no container boxman-libvirt-e2e-faults"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("no container boxman-libvirt-e2e-faults"),
+        "{out:?}"
+    );
 
     // SSH port taken: conflict (4), naming the port and this process.
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
     let out = run({
         let mut c = Command::new(BIN);
-        c.args(["--instance", "e2e-faults", "--ssh-port", &port.to_string(), "up"]);
+        c.args([
+            "--instance",
+            "e2e-faults",
+            "--ssh-port",
+            &port.to_string(),
+            "up",
+        ]);
         f.prepare(&mut c);
         c
     });
     assert_eq!(out.code, 4, "{out:?}");
     assert!(out.stderr.contains(&format!("port {port}")), "{out:?}");
-    assert!(out.stderr.contains(&format!("pid {}", std::process::id())), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!("pid {}", std::process::id())),
+        "{out:?}"
+    );
     drop(listener);
 
     // Deleting without --yes and without a terminal: refused (2).

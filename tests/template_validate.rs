@@ -29,7 +29,10 @@ fn validate(kind: Kind, label: &str, xml: &str) {
 }
 
 fn sets(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[test]
@@ -37,7 +40,11 @@ fn every_template_validates_with_defaults_and_edge_values() {
     let catalog = Catalog::default();
     let long_name = "n".repeat(64);
     for t in catalog.list().unwrap() {
-        validate(t.kind, &format!("{} (defaults)", t.label()), &t.render(&[]).unwrap());
+        validate(
+            t.kind,
+            &format!("{} (defaults)", t.label()),
+            &t.render(&[]).unwrap(),
+        );
         let edge = match t.kind {
             Kind::Domain => {
                 let mut v = vec![
@@ -61,15 +68,27 @@ fn every_template_validates_with_defaults_and_edge_values() {
                 sets(&v)
             }
             Kind::Network => sets(&[("name", long_name.as_str()), ("bridge", "virbr-edge_1")]),
-            Kind::Pool => sets(&[("name", long_name.as_str()), ("path", "/srv/pool & 'images' <x>")]),
+            Kind::Pool => sets(&[
+                ("name", long_name.as_str()),
+                ("path", "/srv/pool & 'images' <x>"),
+            ]),
         };
         let xml = t.render(&edge).unwrap();
         validate(t.kind, &format!("{} (edge values)", t.label()), &xml);
         // The values came through escaped, and the rest is untouched.
         assert!(xml.contains(&long_name));
-        assert!(!xml.contains("<&>") && !xml.contains("'<c>'"), "unescaped value in {xml}");
+        assert!(
+            !xml.contains("<&>") && !xml.contains("'<c>'"),
+            "unescaped value in {xml}"
+        );
     }
     // Maximum memory too.
     let tiny = catalog.get(Kind::Domain, "tiny").unwrap();
-    validate(Kind::Domain, "tiny max memory", &tiny.render(&sets(&[("memory", "1048576"), ("accel", "kvm")])).unwrap());
+    validate(
+        Kind::Domain,
+        "tiny max memory",
+        &tiny
+            .render(&sets(&[("memory", "1048576"), ("accel", "kvm")]))
+            .unwrap(),
+    );
 }

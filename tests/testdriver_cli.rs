@@ -15,10 +15,19 @@ fn vm_list_shows_fixture_domains_as_table_and_json() {
     let d = tmp();
     let uri = test_uri("node.xml");
     let run = boxvirt_in(d.path(), &["-c", &uri, "vm", "list"]).ok();
-    assert!(run.stdout.contains("web-1") && run.stdout.contains("db-1"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("web-1") && run.stdout.contains("db-1"),
+        "{}",
+        run.stdout
+    );
     let run = boxvirt_in(d.path(), &["-c", &uri, "vm", "list", "-o", "json"]).ok();
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    let names: Vec<&str> = v.as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["db-1", "web-1"]);
     assert_eq!(v[1]["vcpus"], 2);
     assert_eq!(v[1]["memory_mib"], 512);
@@ -28,7 +37,12 @@ fn vm_list_shows_fixture_domains_as_table_and_json() {
 #[test]
 fn libvirt_default_uri_env_is_used_and_connect_flag_wins() {
     let d = tmp();
-    let run = boxvirt_env(d.path(), &["vm", "list", "-o", "json"], &[("LIBVIRT_DEFAULT_URI", &test_uri("node.xml"))]).ok();
+    let run = boxvirt_env(
+        d.path(),
+        &["vm", "list", "-o", "json"],
+        &[("LIBVIRT_DEFAULT_URI", &test_uri("node.xml"))],
+    )
+    .ok();
     assert!(run.stdout.contains("web-1"));
     let run = boxvirt_env(
         d.path(),
@@ -48,7 +62,23 @@ fn vm_create_from_each_cloud_template_on_the_test_driver() {
         // internet (image): a blank disk and no seed; the live tiers do the rest.
         let run = boxvirt_in(
             d.path(),
-            &["-c", &uri, "-o", "json", "vm", "create", "--template", t, "--memory", "1024", "--vcpus", "2", "--blank-disk", "--no-seed", "--start"],
+            &[
+                "-c",
+                &uri,
+                "-o",
+                "json",
+                "vm",
+                "create",
+                "--template",
+                t,
+                "--memory",
+                "1024",
+                "--vcpus",
+                "2",
+                "--blank-disk",
+                "--no-seed",
+                "--start",
+            ],
         )
         .ok();
         let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
@@ -64,7 +94,23 @@ fn vm_create_from_each_cloud_template_on_the_test_driver() {
 #[test]
 fn default_name_skips_names_in_use() {
     let d = tmp();
-    let run = boxvirt_in(d.path(), &["-c", &test_uri("node.xml"), "-o", "json", "vm", "create", "--template", "tiny", "--name", "web-2", "--no-seed"]).ok();
+    let run = boxvirt_in(
+        d.path(),
+        &[
+            "-c",
+            &test_uri("node.xml"),
+            "-o",
+            "json",
+            "vm",
+            "create",
+            "--template",
+            "tiny",
+            "--name",
+            "web-2",
+            "--no-seed",
+        ],
+    )
+    .ok();
     assert!(run.stdout.contains("\"web-2\""));
 }
 
@@ -74,30 +120,132 @@ fn bad_input_gets_one_line_and_the_documented_exit_code() {
     let uri = test_uri("node.xml");
     let long = "x".repeat(65);
     let cases: Vec<(Vec<&str>, i32, &str)> = vec![
-        (vec!["vm", "create", "--template", "tiny", "--name", ""], 2, "is empty"),
-        (vec!["vm", "create", "--template", "tiny", "--name", &long], 2, "longer than 64"),
-        (vec!["vm", "create", "--template", "tiny", "--name", "a/b"], 2, "'/'"),
-        (vec!["vm", "create", "--template", "tiny", "--name", "a'b"], 2, "contains"),
-        (vec!["vm", "create", "--template", "tiny", "--name", "a<b"], 2, "'<'"),
-        (vec!["vm", "create", "--template", "tiny", "--name", "a b"], 2, "' '"),
-        (vec!["vm", "create", "--template", "tiny", "--name=-x"], 2, "starts with '-'"),
-        (vec!["vm", "create", "--template", "nope"], 3, "no domain template named \"nope\""),
-        (vec!["vm", "create", "--template", "tiny", "--memory", "8"], 2, "memory"),
-        (vec!["vm", "create", "--template", "tiny", "--memory", "99999999"], 2, "memory"),
-        (vec!["vm", "create", "--template", "tiny", "--vcpus", "0"], 2, "vcpus"),
-        (vec!["vm", "create", "--template", "tiny", "--vcpus", "1000"], 2, "vcpus"),
-        (vec!["vm", "create", "--template", "tiny", "--name", "web-1"], 4, "already exists"),
-        (vec!["vm", "create", "--template", "tiny", "--network", "nonet"], 3, "network 'nonet' not found"),
-        (vec!["vm", "create", "--template", "tiny", "--disk-size", "5"], 2, "has no disk"),
-        (vec!["vm", "create", "--template", "tiny", "--image", "rocky9"], 2, "has no disk"),
-        (vec!["vm", "create", "--template", "tiny", "--ssh-key", "/nonexistent.pub"], 2, "/nonexistent.pub"),
-        (vec!["vm", "create", "--template", "tiny", "--user-data", "/nonexistent.yaml"], 2, "/nonexistent.yaml"),
-        (vec!["vm", "create", "--template", "tiny", "--set", "memory=64"], 2, "use --memory"),
-        (vec!["vm", "create", "--template", "tiny", "--set", "colour=red"], 2, "unknown domain template parameter"),
+        (
+            vec!["vm", "create", "--template", "tiny", "--name", ""],
+            2,
+            "is empty",
+        ),
+        (
+            vec!["vm", "create", "--template", "tiny", "--name", &long],
+            2,
+            "longer than 64",
+        ),
+        (
+            vec!["vm", "create", "--template", "tiny", "--name", "a/b"],
+            2,
+            "'/'",
+        ),
+        (
+            vec!["vm", "create", "--template", "tiny", "--name", "a'b"],
+            2,
+            "contains",
+        ),
+        (
+            vec!["vm", "create", "--template", "tiny", "--name", "a<b"],
+            2,
+            "'<'",
+        ),
+        (
+            vec!["vm", "create", "--template", "tiny", "--name", "a b"],
+            2,
+            "' '",
+        ),
+        (
+            vec!["vm", "create", "--template", "tiny", "--name=-x"],
+            2,
+            "starts with '-'",
+        ),
+        (
+            vec!["vm", "create", "--template", "nope"],
+            3,
+            "no domain template named \"nope\"",
+        ),
+        (
+            vec!["vm", "create", "--template", "tiny", "--memory", "8"],
+            2,
+            "memory",
+        ),
+        (
+            vec!["vm", "create", "--template", "tiny", "--memory", "99999999"],
+            2,
+            "memory",
+        ),
+        (
+            vec!["vm", "create", "--template", "tiny", "--vcpus", "0"],
+            2,
+            "vcpus",
+        ),
+        (
+            vec!["vm", "create", "--template", "tiny", "--vcpus", "1000"],
+            2,
+            "vcpus",
+        ),
+        (
+            vec!["vm", "create", "--template", "tiny", "--name", "web-1"],
+            4,
+            "already exists",
+        ),
+        (
+            vec!["vm", "create", "--template", "tiny", "--network", "nonet"],
+            3,
+            "network 'nonet' not found",
+        ),
+        (
+            vec!["vm", "create", "--template", "tiny", "--disk-size", "5"],
+            2,
+            "has no disk",
+        ),
+        (
+            vec!["vm", "create", "--template", "tiny", "--image", "rocky9"],
+            2,
+            "has no disk",
+        ),
+        (
+            vec![
+                "vm",
+                "create",
+                "--template",
+                "tiny",
+                "--ssh-key",
+                "/nonexistent.pub",
+            ],
+            2,
+            "/nonexistent.pub",
+        ),
+        (
+            vec![
+                "vm",
+                "create",
+                "--template",
+                "tiny",
+                "--user-data",
+                "/nonexistent.yaml",
+            ],
+            2,
+            "/nonexistent.yaml",
+        ),
+        (
+            vec!["vm", "create", "--template", "tiny", "--set", "memory=64"],
+            2,
+            "use --memory",
+        ),
+        (
+            vec!["vm", "create", "--template", "tiny", "--set", "colour=red"],
+            2,
+            "unknown domain template parameter",
+        ),
         (vec!["vm", "start", "ghost"], 3, "vm 'ghost' not found"),
-        (vec!["vm", "delete", "ghost", "--yes"], 3, "vm 'ghost' not found"),
+        (
+            vec!["vm", "delete", "ghost", "--yes"],
+            3,
+            "vm 'ghost' not found",
+        ),
         (vec!["net", "show", "ghost"], 3, "network 'ghost' not found"),
-        (vec!["net", "ensure", "ghost"], 3, "no network template 'ghost'"),
+        (
+            vec!["net", "ensure", "ghost"],
+            3,
+            "no network template 'ghost'",
+        ),
         (vec!["vm", "delete", "web-1"], 2, "refusing without --yes"),
     ];
     for (args, code, needle) in cases {
@@ -115,8 +263,20 @@ fn unreachable_uris_exit_5_naming_the_uri_and_next_step() {
     let d = tmp();
     let run = boxvirt_in(d.path(), &["vm", "list"]).expect_code(5);
     let line = run.one_line_error();
-    assert!(line.contains("data/libvirt-run/libvirt-sock") && line.contains("boxvirt up"), "{line}");
-    let run = boxvirt_in(d.path(), &["-c", "qemu+unix:///system?socket=/nonexistent/sock", "vm", "list"]).expect_code(5);
+    assert!(
+        line.contains("data/libvirt-run/libvirt-sock") && line.contains("boxvirt up"),
+        "{line}"
+    );
+    let run = boxvirt_in(
+        d.path(),
+        &[
+            "-c",
+            "qemu+unix:///system?socket=/nonexistent/sock",
+            "vm",
+            "list",
+        ],
+    )
+    .expect_code(5);
     assert!(run.one_line_error().contains("/nonexistent/sock"));
     // A socket file nobody listens on (a stale bind mount looks like this).
     let sock = d.path().join("stale.sock");
@@ -130,21 +290,55 @@ fn unreachable_uris_exit_5_naming_the_uri_and_next_step() {
 fn malformed_user_template_names_file_line_and_column() {
     let d = tmp();
     std::fs::create_dir_all(d.path().join("tpl/domain")).unwrap();
-    std::fs::write(d.path().join("tpl/domain/bad.xml"), "<domain type='qemu'>\n  <name>x</nam>\n</domain>\n").unwrap();
-    let run = boxvirt_in(d.path(), &["-c", &test_uri("node.xml"), "--template-dir", "tpl", "vm", "create", "--template", "bad"]).expect_code(1);
+    std::fs::write(
+        d.path().join("tpl/domain/bad.xml"),
+        "<domain type='qemu'>\n  <name>x</nam>\n</domain>\n",
+    )
+    .unwrap();
+    let run = boxvirt_in(
+        d.path(),
+        &[
+            "-c",
+            &test_uri("node.xml"),
+            "--template-dir",
+            "tpl",
+            "vm",
+            "create",
+            "--template",
+            "bad",
+        ],
+    )
+    .expect_code(1);
     let line = run.one_line_error();
-    assert!(line.contains("tpl/domain/bad.xml") && line.contains("line 2, column"), "{line}");
+    assert!(
+        line.contains("tpl/domain/bad.xml") && line.contains("line 2, column"),
+        "{line}"
+    );
     // The same directory from the environment variable.
-    let run = boxvirt_env(d.path(), &["template", "show", "bad"], &[("BOXVIRT_TEMPLATE_DIR", "tpl")]).expect_code(1);
+    let run = boxvirt_env(
+        d.path(),
+        &["template", "show", "bad"],
+        &[("BOXVIRT_TEMPLATE_DIR", "tpl")],
+    )
+    .expect_code(1);
     assert!(run.one_line_error().contains("bad.xml"));
 }
 
 #[test]
 fn dotenv_in_the_working_directory_sets_the_instance() {
     let d = tmp();
-    std::fs::write(d.path().join(".env"), "BOXMAN_INSTANCE_NAME=lab2\nBOXMAN_DATA_DIR=./data-lab2\n").unwrap();
+    std::fs::write(
+        d.path().join(".env"),
+        "BOXMAN_INSTANCE_NAME=lab2\nBOXMAN_DATA_DIR=./data-lab2\n",
+    )
+    .unwrap();
     let run = boxvirt_in(d.path(), &["vm", "list"]).expect_code(5);
-    assert!(run.stderr.contains("data-lab2/libvirt-run/libvirt-sock") && run.stderr.contains("instance 'lab2'"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("data-lab2/libvirt-run/libvirt-sock")
+            && run.stderr.contains("instance 'lab2'"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -152,8 +346,15 @@ fn net_ensure_reports_changes_and_json() {
     let d = tmp();
     let uri = test_uri("node.xml");
     let run = boxvirt_in(d.path(), &["-c", &uri, "net", "ensure", "isolated"]).ok();
-    assert_eq!(run.stdout.trim(), "network 'isolated': defined, started, set to autostart");
-    let run = boxvirt_in(d.path(), &["-c", &uri, "-o", "json", "net", "ensure", "default"]).ok();
+    assert_eq!(
+        run.stdout.trim(),
+        "network 'isolated': defined, started, set to autostart"
+    );
+    let run = boxvirt_in(
+        d.path(),
+        &["-c", &uri, "-o", "json", "net", "ensure", "default"],
+    )
+    .ok();
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(v["changes"], serde_json::json!(["autostart-set"]));
 }
@@ -161,27 +362,71 @@ fn net_ensure_reports_changes_and_json() {
 #[test]
 fn template_show_renders_with_escaping() {
     let d = tmp();
-    let run = boxvirt_in(d.path(), &["template", "show", "tiny", "--set", "cmdline=console=ttyS0 x=<&>"]).ok();
-    assert!(run.stdout.contains("<cmdline>console=ttyS0 x=&lt;&amp;&gt;</cmdline>"), "{}", run.stdout);
+    let run = boxvirt_in(
+        d.path(),
+        &[
+            "template",
+            "show",
+            "tiny",
+            "--set",
+            "cmdline=console=ttyS0 x=<&>",
+        ],
+    )
+    .ok();
+    assert!(
+        run.stdout
+            .contains("<cmdline>console=ttyS0 x=&lt;&amp;&gt;</cmdline>"),
+        "{}",
+        run.stdout
+    );
     let run = boxvirt_in(d.path(), &["template", "show", "default"]).expect_code(2);
     assert!(run.one_line_error().contains("--kind"));
-    boxvirt_in(d.path(), &["template", "show", "default", "--kind", "network"]).ok();
+    boxvirt_in(
+        d.path(),
+        &["template", "show", "default", "--kind", "network"],
+    )
+    .ok();
 }
 
 #[test]
 fn doctor_json_on_the_test_driver() {
     let d = tmp();
-    let run = boxvirt_in(d.path(), &["-c", &test_uri("node.xml"), "doctor", "-o", "json"]);
+    let run = boxvirt_in(
+        d.path(),
+        &["-c", &test_uri("node.xml"), "doctor", "-o", "json"],
+    );
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    let ids: Vec<&str> = v["checks"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
-    for id in ["kvm-device", "cpu-virtualization", "net-tun", "vhost-net", "libvirt", "network-default", "storage-pool"] {
+    let ids: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    for id in [
+        "kvm-device",
+        "cpu-virtualization",
+        "net-tun",
+        "vhost-net",
+        "libvirt",
+        "network-default",
+        "storage-pool",
+    ] {
         assert!(ids.contains(&id), "{id} missing from {ids:?}");
     }
     assert_eq!(run.code == 0, v["ok"].as_bool().unwrap());
     // A network that is missing fails the run.
-    let run = boxvirt_in(d.path(), &["-c", &test_uri("empty.xml"), "doctor", "-o", "json"]).expect_code(1);
+    let run = boxvirt_in(
+        d.path(),
+        &["-c", &test_uri("empty.xml"), "doctor", "-o", "json"],
+    )
+    .expect_code(1);
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    let net = v["checks"].as_array().unwrap().iter().find(|c| c["id"] == "network-default").unwrap();
+    let net = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "network-default")
+        .unwrap();
     assert_eq!(net["status"], "fail");
     assert_eq!(net["fix"], "boxvirt net ensure default");
 }

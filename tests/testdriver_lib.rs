@@ -15,42 +15,84 @@ fn open(fixture: &str) -> Libvirt {
 }
 
 fn quiet() -> Output {
-    Output { format: OutputFormat::Table, quiet: true, verbose: 0 }
+    Output {
+        format: OutputFormat::Table,
+        quiet: true,
+        verbose: 0,
+    }
 }
 
 /// The test driver has no upload streams and there is no internet: a blank
 /// disk and no seed (the live tiers cover images and seeds).
 fn offline() -> Request {
-    Request { blank_disk: true, no_seed: true, ..Default::default() }
+    Request {
+        blank_disk: true,
+        no_seed: true,
+        ..Default::default()
+    }
 }
 
 fn reservations(conn: &Libvirt) -> usize {
-    boxvirt::xml::find_all(&conn.network_xml("default").unwrap(), &["network", "ip", "dhcp", "host"]).len()
+    boxvirt::xml::find_all(
+        &conn.network_xml("default").unwrap(),
+        &["network", "ip", "dhcp", "host"],
+    )
+    .len()
 }
 
 fn names(conn: &Libvirt) -> Vec<String> {
-    conn.list_domains().unwrap().into_iter().map(|d| d.name).collect()
+    conn.list_domains()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.name)
+        .collect()
 }
 
 fn volumes(conn: &Libvirt) -> Vec<String> {
-    conn.list_volumes("default").unwrap().into_iter().map(|v| v.name).collect()
+    conn.list_volumes("default")
+        .unwrap()
+        .into_iter()
+        .map(|v| v.name)
+        .collect()
 }
 
 #[test]
 fn create_then_list_then_delete_leaves_the_host_as_it_was() {
     let conn = open("node.xml");
     let before = (names(&conn), volumes(&conn));
-    let req = Request { template: "rocky9".into(), name: Some("r1".into()), start: true, ..offline() };
+    let req = Request {
+        template: "rocky9".into(),
+        name: Some("r1".into()),
+        start: true,
+        ..offline()
+    };
     let made = create(&conn, &Catalog::default(), &quiet(), &req).unwrap();
     assert_eq!(made.volumes, vec!["r1.qcow2"]);
     assert!(names(&conn).contains(&"r1".to_string()));
     assert!(volumes(&conn).contains(&"r1.qcow2".to_string()));
     let xml = conn.domain_xml("r1", true).unwrap();
-    assert!(xml.contains(&format!("<mac address='{}'/>", made.mac.unwrap())), "{xml}");
-    assert!(xml.contains("/r1.qcow2'/>"), "disk points at the new volume: {xml}");
-    assert_eq!(reservations(&conn), 1, "a DHCP host entry for {:?}", made.ip);
-    let meta = conn.domain_metadata("r1").unwrap().expect("boxvirt metadata");
-    assert!(meta.contains("r1.qcow2") && meta.contains("rocky9"), "{meta}");
+    assert!(
+        xml.contains(&format!("<mac address='{}'/>", made.mac.unwrap())),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("/r1.qcow2'/>"),
+        "disk points at the new volume: {xml}"
+    );
+    assert_eq!(
+        reservations(&conn),
+        1,
+        "a DHCP host entry for {:?}",
+        made.ip
+    );
+    let meta = conn
+        .domain_metadata("r1")
+        .unwrap()
+        .expect("boxvirt metadata");
+    assert!(
+        meta.contains("r1.qcow2") && meta.contains("rocky9"),
+        "{meta}"
+    );
     // What `vm delete` does.
     conn.destroy_domain("r1").unwrap();
     conn.undefine_domain("r1").unwrap();
@@ -59,7 +101,9 @@ fn create_then_list_then_delete_leaves_the_host_as_it_was() {
         assert!(conn.delete_volume(&v.pool, &v.name).unwrap());
     }
     let r = parsed.reservation.unwrap();
-    assert!(conn.remove_dhcp_host(&r.network, &r.mac, "r1", &r.ip).unwrap());
+    assert!(conn
+        .remove_dhcp_host(&r.network, &r.mac, "r1", &r.ip)
+        .unwrap());
     assert_eq!(reservations(&conn), 0);
     assert_eq!((names(&conn), volumes(&conn)), before);
 }
@@ -78,10 +122,18 @@ fn a_failure_after_each_step_rolls_back_everything_this_run_made() {
             ..offline()
         };
         let err = create(&conn, &Catalog::default(), &quiet(), &req).unwrap_err();
-        assert!(err.message.contains(&format!("after step '{step}'")), "{}", err.message);
+        assert!(
+            err.message.contains(&format!("after step '{step}'")),
+            "{}",
+            err.message
+        );
         assert!(err.message.contains("rolled back"), "{}", err.message);
         assert!(!err.message.contains("could NOT"), "{}", err.message);
-        assert_eq!((names(&conn), volumes(&conn), reservations(&conn)), before, "after failing at {step}");
+        assert_eq!(
+            (names(&conn), volumes(&conn), reservations(&conn)),
+            before,
+            "after failing at {step}"
+        );
     }
 }
 
@@ -90,9 +142,20 @@ fn a_missing_network_is_caught_before_anything_is_made() {
     let conn = open("node.xml");
     let before = (names(&conn), volumes(&conn));
     // A network that existed and was deleted: caught by the pre-checks.
-    conn.ensure_network("isolated", || Catalog::default().get(Kind::Network, "isolated")?.render(&[])).unwrap();
+    conn.ensure_network("isolated", || {
+        Catalog::default()
+            .get(Kind::Network, "isolated")?
+            .render(&[])
+    })
+    .unwrap();
     conn.delete_network("isolated").unwrap();
-    let req = Request { template: "rocky9".into(), name: Some("nonet".into()), network: Some("isolated".into()), start: true, ..offline() };
+    let req = Request {
+        template: "rocky9".into(),
+        name: Some("nonet".into()),
+        network: Some("isolated".into()),
+        start: true,
+        ..offline()
+    };
     let err = create(&conn, &Catalog::default(), &quiet(), &req).unwrap_err();
     assert_eq!(err.exit, boxvirt::error::Exit::NotFound, "{}", err.message);
     assert_eq!((names(&conn), volumes(&conn)), before);
@@ -101,9 +164,20 @@ fn a_missing_network_is_caught_before_anything_is_made() {
 #[test]
 fn net_ensure_is_idempotent_and_says_what_it_changed() {
     let conn = open("empty.xml");
-    let tpl = || Catalog::default().get(Kind::Network, "default")?.render(&[]);
+    let tpl = || {
+        Catalog::default()
+            .get(Kind::Network, "default")?
+            .render(&[])
+    };
     let first = conn.ensure_network("default", tpl).unwrap();
-    assert_eq!(first, vec![NetworkChange::Defined, NetworkChange::Started, NetworkChange::AutostartSet]);
+    assert_eq!(
+        first,
+        vec![
+            NetworkChange::Defined,
+            NetworkChange::Started,
+            NetworkChange::AutostartSet
+        ]
+    );
     assert!(conn.ensure_network("default", tpl).unwrap().is_empty());
     let s = conn.network_summary("default").unwrap().unwrap();
     assert!(s.active && s.autostart && s.persistent);
@@ -114,8 +188,18 @@ fn net_ensure_is_idempotent_and_says_what_it_changed() {
 #[test]
 fn pool_is_created_from_the_template_when_missing() {
     let conn = open("empty.xml");
-    conn.ensure_network("default", || Catalog::default().get(Kind::Network, "default")?.render(&[])).unwrap();
-    let req = Request { template: "debian12".into(), name: Some("d1".into()), disk_gib: Some(3), ..offline() };
+    conn.ensure_network("default", || {
+        Catalog::default()
+            .get(Kind::Network, "default")?
+            .render(&[])
+    })
+    .unwrap();
+    let req = Request {
+        template: "debian12".into(),
+        name: Some("d1".into()),
+        disk_gib: Some(3),
+        ..offline()
+    };
     create(&conn, &Catalog::default(), &quiet(), &req).unwrap();
     let vols = conn.list_volumes("default").unwrap();
     assert_eq!(vols.len(), 1);

@@ -93,7 +93,10 @@ impl Contender {
     /// Made by boxvirt, so removed with `boxvirt vm delete` (its seed volume
     /// and DHCP reservation too).
     fn by_boxvirt(self) -> bool {
-        matches!(self, Contender::BoxvirtBare | Contender::Boxvirt | Contender::BoxvirtSeeded)
+        matches!(
+            self,
+            Contender::BoxvirtBare | Contender::Boxvirt | Contender::BoxvirtSeeded
+        )
     }
 }
 
@@ -110,24 +113,34 @@ pub struct Config {
 
 fn env_usize(key: &str, default: usize) -> Result<usize, String> {
     match std::env::var(key) {
-        Ok(v) => v.parse().ok().filter(|n| *n > 0).ok_or_else(|| format!("{key}={v}: want a positive number")),
+        Ok(v) => v
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{key}={v}: want a positive number")),
         Err(_) => Ok(default),
     }
 }
 
 impl Config {
     fn from_env() -> Result<Config, String> {
-        let cache = std::env::var("BOXVIRT_TEST_CACHE").unwrap_or_else(|_| "/var/cache/boxvirt-test".into());
+        let cache = std::env::var("BOXVIRT_TEST_CACHE")
+            .unwrap_or_else(|_| "/var/cache/boxvirt-test".into());
         let tiny = Path::new(&cache).join("tiny");
         let (kernel, initrd) = (tiny.join("vmlinuz"), tiny.join("initrd.img"));
         for f in [&kernel, &initrd] {
             if !f.exists() {
-                return Err(format!("{} missing: run bash tests/harness/build-tiny-guest.sh", f.display()));
+                return Err(format!(
+                    "{} missing: run bash tests/harness/build-tiny-guest.sh",
+                    f.display()
+                ));
             }
         }
         for tool in ["virsh", "xmlstarlet", "virt-install", "bash"] {
             if !on_path(tool) {
-                return Err(format!("'{tool}' is not installed; the bench compares against it"));
+                return Err(format!(
+                    "'{tool}' is not installed; the bench compares against it"
+                ));
             }
         }
         let work = std::env::temp_dir().join(format!("boxvirt-bench-{}", std::process::id()));
@@ -149,7 +162,10 @@ impl Config {
     }
 
     fn outputs(&self, name: &str) -> Outputs {
-        Outputs { stdout: Some(self.work.join(format!("{name}.out"))), stderr: self.work.join(format!("{name}.err")) }
+        Outputs {
+            stdout: Some(self.work.join(format!("{name}.out"))),
+            stderr: self.work.join(format!("{name}.err")),
+        }
     }
 
     /// A boxvirt process run the way a user runs it (own cwd, no inherited
@@ -168,7 +184,9 @@ impl Config {
 }
 
 fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file())).unwrap_or(false)
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false)
 }
 
 // --- cleanup --------------------------------------------------------------
@@ -183,7 +201,12 @@ extern "C" fn on_signal(_: libc::c_int) {
 fn install_signal_handlers() {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: the handler only stores to an atomic.
-        unsafe { libc::signal(sig, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t) };
+        unsafe {
+            libc::signal(
+                sig,
+                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            )
+        };
     }
 }
 
@@ -202,7 +225,8 @@ pub fn remove_domain(conn: &Connect, cfg: &Config, name: &str) {
         if dom.is_active().unwrap_or(false) {
             let _ = dom.destroy();
         }
-        let flags = virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM;
+        let flags =
+            virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM;
         if dom.undefine_flags(flags).is_err() {
             let _ = dom.undefine();
         }
@@ -236,7 +260,11 @@ pub struct Made<'a> {
 
 impl<'a> Made<'a> {
     fn new(conn: &'a Connect, cfg: &'a Config) -> Self {
-        Made { conn, cfg, names: RefCell::new(BTreeMap::new()) }
+        Made {
+            conn,
+            cfg,
+            names: RefCell::new(BTreeMap::new()),
+        }
     }
 
     /// Records `name` before anything creates it.
@@ -278,7 +306,9 @@ impl Drop for Made<'_> {
 /// Domains left by an earlier run that was killed (bench-* names are this
 /// bench's alone).
 fn sweep_stale(conn: &Connect, cfg: &Config) {
-    let Ok(doms) = conn.list_all_domains(0) else { return };
+    let Ok(doms) = conn.list_all_domains(0) else {
+        return;
+    };
     for dom in doms {
         if let Ok(name) = dom.name() {
             if name.starts_with(PREFIX) {
@@ -294,8 +324,15 @@ fn sweep_stale(conn: &Connect, cfg: &Config) {
 
 /// A MAC for the domains the other contenders define (boxvirt derives its own).
 fn mac_for(name: &str) -> String {
-    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
-    format!("52:54:00:{:02x}:{:02x}:{:02x}", (h >> 16) as u8, (h >> 8) as u8, h as u8)
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    format!(
+        "52:54:00:{:02x}:{:02x}:{:02x}",
+        (h >> 16) as u8,
+        (h >> 8) as u8,
+        h as u8
+    )
 }
 
 /// The xmlstarlet edits of the tiny template that make domain `name`:
@@ -322,9 +359,14 @@ fn edits_command(cfg: &Config, name: &str, script: &str) -> Command {
 
 /// The tiny domain `name` as XML (what the original tool defines).
 pub fn tiny_xml(cfg: &Config, name: &str) -> Result<String, String> {
-    let out = edits_command(cfg, name, XMLSTARLET_EDITS).output().map_err(|e| format!("xmlstarlet: {e}"))?;
+    let out = edits_command(cfg, name, XMLSTARLET_EDITS)
+        .output()
+        .map_err(|e| format!("xmlstarlet: {e}"))?;
     if !out.status.success() {
-        return Err(format!("xmlstarlet: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "xmlstarlet: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     String::from_utf8(out.stdout).map_err(|e| e.to_string())
 }
@@ -332,7 +374,10 @@ pub fn tiny_xml(cfg: &Config, name: &str) -> Result<String, String> {
 /// The command that creates and starts `name` the contender's way, plus any
 /// file it needs, written now (outside the timed region).
 fn create_command(cfg: &Config, who: Contender, name: &str) -> Result<Command, String> {
-    let (kernel, initrd) = (cfg.kernel.display().to_string(), cfg.initrd.display().to_string());
+    let (kernel, initrd) = (
+        cfg.kernel.display().to_string(),
+        cfg.initrd.display().to_string(),
+    );
     let log = cfg.serial_log(name).display().to_string();
     let mac = mac_for(name);
     let boxvirt = |extra: &[&str]| {
@@ -359,20 +404,71 @@ fn create_command(cfg: &Config, who: Contender, name: &str) -> Result<Command, S
         Contender::VirtInstall => {
             let mut cmd = Command::new("virt-install");
             cmd.current_dir(&cfg.work)
-                .args(["--connect", &cfg.uri, "--import", "--noautoconsole", "--name", name])
-                .args(["--memory", "256", "--vcpus", "1", "--virt-type", "qemu", "--machine", "q35"])
-                .args(["--boot", &format!("kernel={kernel},initrd={initrd},kernel_args=\"console=ttyS0 quiet\"")])
-                .args(["--disk", "none", "--network", &format!("network=default,model=virtio,mac={mac}")])
-                .args(["--osinfo", "linux2022", "--graphics", "none", "--serial", &format!("pty,log.file={log}")])
-                .args(["--memballoon", "none", "--rng", "none", "--channel", "none", "--controller", "usb,model=none"])
-                .args(["--input", "none", "--sound", "none", "--events", "on_reboot=destroy"]);
+                .args([
+                    "--connect",
+                    &cfg.uri,
+                    "--import",
+                    "--noautoconsole",
+                    "--name",
+                    name,
+                ])
+                .args([
+                    "--memory",
+                    "256",
+                    "--vcpus",
+                    "1",
+                    "--virt-type",
+                    "qemu",
+                    "--machine",
+                    "q35",
+                ])
+                .args([
+                    "--boot",
+                    &format!("kernel={kernel},initrd={initrd},kernel_args=\"console=ttyS0 quiet\""),
+                ])
+                .args([
+                    "--disk",
+                    "none",
+                    "--network",
+                    &format!("network=default,model=virtio,mac={mac}"),
+                ])
+                .args([
+                    "--osinfo",
+                    "linux2022",
+                    "--graphics",
+                    "none",
+                    "--serial",
+                    &format!("pty,log.file={log}"),
+                ])
+                .args([
+                    "--memballoon",
+                    "none",
+                    "--rng",
+                    "none",
+                    "--channel",
+                    "none",
+                    "--controller",
+                    "usb,model=none",
+                ])
+                .args([
+                    "--input",
+                    "none",
+                    "--sound",
+                    "none",
+                    "--events",
+                    "on_reboot=destroy",
+                ]);
             cmd
         }
         Contender::Floor => {
             let xml = cfg.work.join(format!("{name}.xml"));
-            std::fs::write(&xml, tiny_xml(cfg, name)?).map_err(|e| format!("{}: {e}", xml.display()))?;
+            std::fs::write(&xml, tiny_xml(cfg, name)?)
+                .map_err(|e| format!("{}: {e}", xml.display()))?;
             let mut cmd = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
-            cmd.current_dir(&cfg.work).arg("floor").arg(&cfg.uri).arg(&xml);
+            cmd.current_dir(&cfg.work)
+                .arg("floor")
+                .arg(&cfg.uri)
+                .arg(&xml);
             cmd
         }
     })
@@ -390,11 +486,18 @@ fn create_once(
     check_stop()?;
     let name = made.track(name, who.by_boxvirt());
     let mut cmd = create_command(cfg, who, &name)?;
-    let sample = measure::run(&mut cmd, &cfg.outputs(&name), daemon).map_err(|e| format!("{}: {e}", who.label()))?;
-    let running = conn.lookup_domain_by_name(&name).and_then(|d| d.is_active()).unwrap_or(false);
+    let sample = measure::run(&mut cmd, &cfg.outputs(&name), daemon)
+        .map_err(|e| format!("{}: {e}", who.label()))?;
+    let running = conn
+        .lookup_domain_by_name(&name)
+        .and_then(|d| d.is_active())
+        .unwrap_or(false);
     made.remove(&name);
     if !running {
-        return Err(format!("{}: '{name}' is not running after the command returned", who.label()));
+        return Err(format!(
+            "{}: '{name}' is not running after the command returned",
+            who.label()
+        ));
     }
     Ok(sample)
 }
@@ -426,15 +529,33 @@ fn bench_create(
     let n = Contender::ALL.len();
     eprintln!("lifecycle: create+start warm-up (1 untimed round)");
     for who in Contender::ALL {
-        create_once(conn, cfg, made, daemon, who, &format!("{PREFIX}{}-warm", who.tag()))?;
+        create_once(
+            conn,
+            cfg,
+            made,
+            daemon,
+            who,
+            &format!("{PREFIX}{}-warm", who.tag()),
+        )?;
     }
     let mut samples = vec![Vec::new(); n];
     for round in 0..cfg.iterations {
-        eprint!("lifecycle: create+start round {}/{}:", round + 1, cfg.iterations);
+        eprint!(
+            "lifecycle: create+start round {}/{}:",
+            round + 1,
+            cfg.iterations
+        );
         for k in 0..n {
             let i = (round + k) % n; // rotate who goes first
             let who = Contender::ALL[i];
-            let s = create_once(conn, cfg, made, daemon, who, &format!("{PREFIX}{}-{round}", who.tag()))?;
+            let s = create_once(
+                conn,
+                cfg,
+                made,
+                daemon,
+                who,
+                &format!("{PREFIX}{}-{round}", who.tag()),
+            )?;
             eprint!(" {} {:.0} ms", who.tag(), measure::ms(s.wall));
             samples[i].push(s);
         }
@@ -445,12 +566,18 @@ fn bench_create(
 
 /// `boxvirt vm list` vs `virsh list --all` with 50 defined (not running)
 /// domains; returns the samples of each and how many domains were listed.
-fn bench_list(conn: &Connect, cfg: &Config, made: &Made, daemon: Option<&Daemon>) -> Result<report::List, String> {
+fn bench_list(
+    conn: &Connect,
+    cfg: &Config,
+    made: &Made,
+    daemon: Option<&Daemon>,
+) -> Result<report::List, String> {
     eprintln!("lifecycle: defining {LIST_DOMAINS} domains for the list bench");
     for i in 0..LIST_DOMAINS {
         check_stop()?;
         let name = made.track(&format!("{PREFIX}list-{i:02}"), false);
-        conn.define_domain_xml(&tiny_xml(cfg, &name)?).map_err(|e| format!("defining {name}: {e}"))?;
+        conn.define_domain_xml(&tiny_xml(cfg, &name)?)
+            .map_err(|e| format!("defining {name}: {e}"))?;
     }
     let total = conn.list_all_domains(0).map_err(|e| e.to_string())?.len();
     eprintln!("lifecycle: the daemon now has {total} domains");
@@ -468,7 +595,10 @@ fn bench_list(conn: &Connect, cfg: &Config, made: &Made, daemon: Option<&Daemon>
         if let Some(log) = log {
             trace::enable(&mut cmd, log);
         }
-        let out = Outputs { stdout: None, stderr: cfg.work.join("list.err") };
+        let out = Outputs {
+            stdout: None,
+            stderr: cfg.work.join("list.err"),
+        };
         measure::run(&mut cmd, &out, daemon)
     };
     list(0, None)?; // warm-up
@@ -494,14 +624,22 @@ fn bench_list(conn: &Connect, cfg: &Config, made: &Made, daemon: Option<&Daemon>
     for i in 0..LIST_DOMAINS {
         made.remove(&format!("{PREFIX}list-{i:02}"));
     }
-    Ok(report::List { boxvirt: bx, virsh: vs, domains: total, traces })
+    Ok(report::List {
+        boxvirt: bx,
+        virsh: vs,
+        domains: total,
+        traces,
+    })
 }
 
 fn run() -> Result<(), String> {
     let cfg = Config::from_env()?;
     virt::error::clear_error_callback();
     let conn = Connect::open(Some(&cfg.uri)).map_err(|e| {
-        format!("cannot reach libvirt at {} ({e}); run: bash tests/harness/live-libvirtd.sh start", cfg.uri)
+        format!(
+            "cannot reach libvirt at {} ({e}); run: bash tests/harness/live-libvirtd.sh start",
+            cfg.uri
+        )
     })?;
     let made = Made::new(&conn, &cfg);
     sweep_stale(&conn, &cfg);
@@ -513,7 +651,10 @@ fn run() -> Result<(), String> {
 
     let local = cfg.uri.starts_with("qemu:///") || cfg.uri.starts_with("qemu+unix:///");
     let daemon = if local {
-        let sock = cfg.uri.split_once("?socket=").map(|(_, s)| s.split('&').next().unwrap_or(s).to_string());
+        let sock = cfg
+            .uri
+            .split_once("?socket=")
+            .map(|(_, s)| s.split('&').next().unwrap_or(s).to_string());
         let sock = sock.unwrap_or_else(|| "/run/libvirt/libvirt-sock".into());
         Daemon::at_socket(Path::new(&sock))
     } else {

@@ -28,7 +28,11 @@ impl Daemon {
     pub fn at_socket(socket: &Path) -> Option<Daemon> {
         use std::os::unix::io::AsRawFd;
         let stream = std::os::unix::net::UnixStream::connect(socket).ok()?;
-        let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+        let mut cred = libc::ucred {
+            pid: 0,
+            uid: 0,
+            gid: 0,
+        };
         let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
         // SAFETY: SO_PEERCRED fills a ucred of `len` bytes on an open socket.
         let rc = unsafe {
@@ -57,8 +61,13 @@ impl Daemon {
     fn cpu_ns(&self) -> Option<u64> {
         let mut total = 0u64;
         for task in std::fs::read_dir(format!("/proc/{}/task", self.pid)).ok()? {
-            let text = std::fs::read_to_string(task.ok()?.path().join("schedstat")).unwrap_or_default();
-            total += text.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            let text =
+                std::fs::read_to_string(task.ok()?.path().join("schedstat")).unwrap_or_default();
+            total += text
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
         }
         Some(total)
     }
@@ -83,7 +92,9 @@ pub fn run(cmd: &mut Command, out: &Outputs, daemon: Option<&Daemon>) -> Result<
 
     let daemon_before = daemon.and_then(Daemon::cpu_ns);
     let started = Instant::now();
-    let child = cmd.spawn().map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
     let (status, usage) = wait4(child.id() as libc::pid_t)?;
     let wall = started.elapsed();
     let daemon_after = daemon.and_then(Daemon::cpu_ns);
@@ -92,7 +103,10 @@ pub fn run(cmd: &mut Command, out: &Outputs, daemon: Option<&Daemon>) -> Result<
 
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
         let err = std::fs::read_to_string(&out.stderr).unwrap_or_default();
-        return Err(format!("{:?} failed (wait status {status:#x}):\n{err}", cmd.get_program()));
+        return Err(format!(
+            "{:?} failed (wait status {status:#x}):\n{err}",
+            cmd.get_program()
+        ));
     }
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     Ok(Sample {

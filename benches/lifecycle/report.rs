@@ -54,7 +54,17 @@ fn boxvirt_commit() -> String {
     }
     let dirty = command_line(
         "git",
-        &["-C", dir, "status", "--porcelain", "--", "src", "xml-templates", "build.rs", "Cargo.lock"],
+        &[
+            "-C",
+            dir,
+            "status",
+            "--porcelain",
+            "--",
+            "src",
+            "xml-templates",
+            "build.rs",
+            "Cargo.lock",
+        ],
     );
     if dirty.is_empty() {
         commit
@@ -72,16 +82,33 @@ impl Machine {
             .and_then(|l| l.split_once(':'))
             .map(|(_, v)| v.trim().to_string())
             .unwrap_or_else(|| "?".into());
-        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default().trim().to_string();
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
         Machine {
             date: command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0),
             cpu,
             kernel: read("/proc/sys/kernel/osrelease"),
-            libvirt: conn.lib_version().map(version).unwrap_or_else(|_| "?".into()),
-            qemu: conn.hyp_version().map(version).unwrap_or_else(|_| "?".into()),
+            libvirt: conn
+                .lib_version()
+                .map(version)
+                .unwrap_or_else(|_| "?".into()),
+            qemu: conn
+                .hyp_version()
+                .map(version)
+                .unwrap_or_else(|_| "?".into()),
             virt_install: command_line("virt-install", &["--version"]),
-            load: read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+            load: read("/proc/loadavg")
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" "),
             daemon_pid: daemon.map(Daemon::pid),
             commit: boxvirt_commit(),
         }
@@ -90,7 +117,13 @@ impl Machine {
     pub fn one_line(&self) -> String {
         format!(
             "{} cores ({}), kernel {}, libvirt {}, QEMU {}, virt-install {}, load average {}",
-            self.cores, self.cpu, self.kernel, self.libvirt, self.qemu, self.virt_install, self.load
+            self.cores,
+            self.cpu,
+            self.kernel,
+            self.libvirt,
+            self.qemu,
+            self.virt_install,
+            self.load
         )
     }
 }
@@ -138,8 +171,17 @@ impl Stats {
     }
 
     fn cells(&self) -> String {
-        let daemon = self.daemon.map(|d| format!("{:.1}", ms(d))).unwrap_or_else(|| "-".into());
-        format!("{:.1} | {:.0}–{:.0} | {:.1} | {daemon}", ms(self.wall), ms(self.min), ms(self.max), ms(self.cpu))
+        let daemon = self
+            .daemon
+            .map(|d| format!("{:.1}", ms(d)))
+            .unwrap_or_else(|| "-".into());
+        format!(
+            "{:.1} | {:.0}–{:.0} | {:.1} | {daemon}",
+            ms(self.wall),
+            ms(self.min),
+            ms(self.max),
+            ms(self.cpu)
+        )
     }
 }
 
@@ -165,7 +207,11 @@ impl Results {
         let stats: Vec<Stats> = self.create.iter().map(|s| Stats::of(s)).collect();
         let at = |who: Contender| &stats[Contender::ALL.iter().position(|c| *c == who).unwrap()];
         let (floor, vi) = (at(Contender::Floor), at(Contender::VirtInstall));
-        let (bxb, bx, bxs) = (at(Contender::BoxvirtBare), at(Contender::Boxvirt), at(Contender::BoxvirtSeeded));
+        let (bxb, bx, bxs) = (
+            at(Contender::BoxvirtBare),
+            at(Contender::Boxvirt),
+            at(Contender::BoxvirtSeeded),
+        );
         let mut s = String::new();
         let mut line = |t: String| {
             s.push_str(&t);
@@ -200,18 +246,29 @@ impl Results {
         line(String::new());
 
         let (lb, lv) = (Stats::of(&self.list.boxvirt), Stats::of(&self.list.virsh));
-        line(format!("#### List with 50 defined domains ({} on the daemon in all)", self.list.domains));
+        line(format!(
+            "#### List with 50 defined domains ({} on the daemon in all)",
+            self.list.domains
+        ));
         line(String::new());
         line("| contender | wall ms | wall min–max | client CPU ms | libvirtd CPU ms | wall ÷ virsh |".into());
         line("|---|---:|---:|---:|---:|---:|".into());
-        line(format!("| boxvirt vm list | {} | {:.2}x |", lb.cells(), ratio(lb.wall, lv.wall)));
+        line(format!(
+            "| boxvirt vm list | {} | {:.2}x |",
+            lb.cells(),
+            ratio(lb.wall, lv.wall)
+        ));
         line(format!("| virsh list --all | {} | 1.00x |", lv.cells()));
         line(String::new());
 
         let list_ratio = ratio(lb.wall, lv.wall);
         line("#### Aims".into());
         line(String::new());
-        for (who, st) in [(Contender::BoxvirtBare, bxb), (Contender::Boxvirt, bx), (Contender::BoxvirtSeeded, bxs)] {
+        for (who, st) in [
+            (Contender::BoxvirtBare, bxb),
+            (Contender::Boxvirt, bx),
+            (Contender::BoxvirtSeeded, bxs),
+        ] {
             let create_ratio = ratio(st.wall, floor.wall);
             let cpu_less = ratio(vi.cpu, st.cpu);
             line(format!("`{}`:", who.label()));
@@ -238,12 +295,20 @@ impl Results {
         ));
         line(String::new());
 
-        line("#### libvirt round trips (one more, untimed run of each, libvirt's client RPC log)".into());
+        line(
+            "#### libvirt round trips (one more, untimed run of each, libvirt's client RPC log)"
+                .into(),
+        );
         line(String::new());
         line("| command | calls | which | calls of 5 ms or more (call to reply) |".into());
         line("|---|---:|---|---|".into());
         for (label, t) in self.create_traces.iter().chain(&self.list.traces) {
-            line(format!("| {label} | {} | {} | {} |", t.calls, t.summary(), t.slow_summary()));
+            line(format!(
+                "| {label} | {} | {} | {} |",
+                t.calls,
+                t.summary(),
+                t.slow_summary()
+            ));
         }
         if let Some(pid) = m.daemon_pid {
             line(String::new());

@@ -87,13 +87,26 @@ pub struct Trace {
 
 impl Trace {
     pub fn summary(&self) -> String {
-        let parts: Vec<String> =
-            self.by_proc.iter().map(|(p, n)| if *n == 1 { p.clone() } else { format!("{p} ×{n}") }).collect();
+        let parts: Vec<String> = self
+            .by_proc
+            .iter()
+            .map(|(p, n)| {
+                if *n == 1 {
+                    p.clone()
+                } else {
+                    format!("{p} ×{n}")
+                }
+            })
+            .collect();
         parts.join(", ")
     }
 
     pub fn slow_summary(&self) -> String {
-        let parts: Vec<String> = self.slow.iter().map(|(p, ms)| format!("{p} {ms} ms")).collect();
+        let parts: Vec<String> = self
+            .slow
+            .iter()
+            .map(|(p, ms)| format!("{p} {ms} ms"))
+            .collect();
         if parts.is_empty() {
             "-".into()
         } else {
@@ -105,7 +118,8 @@ impl Trace {
 /// Makes `cmd` (and every libvirt client it starts) log its RPCs to `log`.
 pub fn enable(cmd: &mut Command, log: &Path) {
     let _ = std::fs::remove_file(log);
-    cmd.env("LIBVIRT_LOG_FILTERS", "1:rpc.netclient").env("LIBVIRT_LOG_OUTPUTS", format!("1:file:{}", log.display()));
+    cmd.env("LIBVIRT_LOG_FILTERS", "1:rpc.netclient")
+        .env("LIBVIRT_LOG_OUTPUTS", format!("1:file:{}", log.display()));
 }
 
 /// Counts the calls (not replies or stream data) in a client RPC log and
@@ -118,14 +132,20 @@ pub fn read(log: &Path) -> Trace {
     let mut pending: BTreeMap<(String, u64), (String, u64)> = BTreeMap::new();
     let mut slow = Vec::new();
     for line in text.lines().filter(|l| l.contains(REMOTE_PROGRAM)) {
-        let (Some(proc_no), Some(serial), Some(client), Some(at)) =
-            (field(line, "proc="), field(line, "serial="), word(line, "client="), millis(line))
-        else {
+        let (Some(proc_no), Some(serial), Some(client), Some(at)) = (
+            field(line, "proc="),
+            field(line, "serial="),
+            word(line, "client="),
+            millis(line),
+        ) else {
             continue;
         };
         let key = (client.to_string(), serial);
         if line.contains("RPC_CLIENT_MSG_TX_QUEUE") && line.contains(" type=0 ") {
-            let name = PROCS.iter().find(|(n, _)| *n == proc_no as u32).map(|(_, s)| s.to_string());
+            let name = PROCS
+                .iter()
+                .find(|(n, _)| *n == proc_no as u32)
+                .map(|(_, s)| s.to_string());
             let name = name.unwrap_or(format!("proc {proc_no}"));
             *counts.entry(name.clone()).or_default() += 1;
             pending.insert(key, (name, at));
@@ -140,15 +160,24 @@ pub fn read(log: &Path) -> Trace {
     }
     let mut by_proc: Vec<(String, usize)> = counts.into_iter().collect();
     by_proc.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    Trace { calls: by_proc.iter().map(|(_, n)| n).sum(), by_proc, slow }
+    Trace {
+        calls: by_proc.iter().map(|(_, n)| n).sum(),
+        by_proc,
+        slow,
+    }
 }
 
 fn word<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    line[line.find(key)? + key.len()..].split_whitespace().next()
+    line[line.find(key)? + key.len()..]
+        .split_whitespace()
+        .next()
 }
 
 fn field(line: &str, key: &str) -> Option<u64> {
-    word(line, key)?.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok()
+    word(line, key)?
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .ok()
 }
 
 /// Milliseconds since midnight of a log line ("2026-01-01 10:57:33.267+0000: ...").

@@ -24,7 +24,8 @@ const KEY_TYPES: &[&str] = &[
 /// be an OpenSSH public key; the error names the file and line.
 pub fn read_authorized_keys_file(path: &Path) -> Result<Vec<String>> {
     let name = path.display();
-    let bytes = std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read ssh key file {name}: {e}")))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| Failure::usage(format!("cannot read ssh key file {name}: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|_| {
         Failure::usage(format!(
             "ssh key file {name} is not text (UTF-8); pass an OpenSSH public key file such as ~/.ssh/id_ed25519.pub"
@@ -41,11 +42,14 @@ pub fn read_authorized_keys_file(path: &Path) -> Result<Vec<String>> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        check_key_line(line).map_err(|why| Failure::usage(format!("ssh key file {name} line {}: {why}", n + 1)))?;
+        check_key_line(line)
+            .map_err(|why| Failure::usage(format!("ssh key file {name} line {}: {why}", n + 1)))?;
         keys.push(line.to_string());
     }
     if keys.is_empty() {
-        return Err(Failure::usage(format!("ssh key file {name} holds no public key")));
+        return Err(Failure::usage(format!(
+            "ssh key file {name} holds no public key"
+        )));
     }
     Ok(keys)
 }
@@ -118,7 +122,8 @@ fn strip_options(line: &str) -> std::result::Result<&str, String> {
 mod tests {
     use super::*;
 
-    const ED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIM8nAIZrpRr4FyBzTIxY3u/0VFRR7kOa8oL/uMR+Pm+A";
+    const ED: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIM8nAIZrpRr4FyBzTIxY3u/0VFRR7kOa8oL/uMR+Pm+A";
     // A real ecdsa key's blob (type name prefix checked, curve math not).
     const EC: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBHcElF7CzjJyatLD1RMmKkR7Vas51S44uW+aSBL4kKo1TlXBFo/xmlF+rEg7FnDj2TDh4O3bxYstdvrNHAJcMjg=";
 
@@ -144,7 +149,10 @@ mod tests {
                 "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIM8nAIZrpRr4FyBzTIxY3u/0VFRR7kOa8oL/uMR+Pm+A",
                 "does not hold a ssh-rsa key",
             ),
-            ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIM8nAIZrpRr4FyBz", "damaged"),
+            (
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIM8nAIZrpRr4FyBz",
+                "damaged",
+            ),
             ("command=\"x ssh-ed25519 AAAA", "unterminated quote"),
         ];
         for (line, want) in cases {

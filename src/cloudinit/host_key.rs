@@ -35,8 +35,12 @@ pub fn generate_host_key(comment: &str) -> Result<HostKey> {
 pub(crate) fn host_key_from_seed(seed: &[u8; 32], comment: &str) -> Result<HostKey> {
     let mut private = PrivateKey::from(Ed25519Keypair::from_seed(seed));
     private.set_comment(comment);
-    let fail = |e: ssh_key::Error| Failure::failed(format!("cannot encode the VM's ssh host key: {e}"));
-    let private_openssh = private.to_openssh(LineEnding::LF).map_err(fail)?.to_string();
+    let fail =
+        |e: ssh_key::Error| Failure::failed(format!("cannot encode the VM's ssh host key: {e}"));
+    let private_openssh = private
+        .to_openssh(LineEnding::LF)
+        .map_err(fail)?
+        .to_string();
     let public_line = private.public_key().to_openssh().map_err(fail)?;
     Ok(HostKey {
         private_openssh,
@@ -59,16 +63,20 @@ impl HostKey {
     /// ssh_host_ed25519_key) and the public line must be its public half.
     pub fn check(&self) -> Result<()> {
         let bad = |why: String| Failure::usage(format!("the VM's ssh host key is unusable: {why}"));
-        let private = PrivateKey::from_openssh(&self.private_openssh).map_err(|e| bad(format!("private key: {e}")))?;
+        let private = PrivateKey::from_openssh(&self.private_openssh)
+            .map_err(|e| bad(format!("private key: {e}")))?;
         if private.algorithm() != ssh_key::Algorithm::Ed25519 || private.is_encrypted() {
             return Err(bad("want an unencrypted ed25519 private key".into()));
         }
         if self.public_line.contains(['\n', '\r']) {
             return Err(bad("the public key must be one line".into()));
         }
-        let public = PublicKey::from_openssh(self.public_line.trim()).map_err(|e| bad(format!("public key: {e}")))?;
+        let public = PublicKey::from_openssh(self.public_line.trim())
+            .map_err(|e| bad(format!("public key: {e}")))?;
         if public.key_data() != private.public_key().key_data() {
-            return Err(bad("the public key does not belong to the private key".into()));
+            return Err(bad(
+                "the public key does not belong to the private key".into()
+            ));
         }
         Ok(())
     }
@@ -84,8 +92,10 @@ mod tests {
         let b = generate_host_key("tiny-1").unwrap();
         assert_ne!(a.public_line, b.public_line);
         assert!(
-            a.private_openssh.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----\n")
-                && a.private_openssh.ends_with("-----END OPENSSH PRIVATE KEY-----\n")
+            a.private_openssh
+                .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+                && a.private_openssh
+                    .ends_with("-----END OPENSSH PRIVATE KEY-----\n")
         );
         assert!(
             a.public_line.starts_with("ssh-ed25519 AAAA") && a.public_line.ends_with(" tiny-1"),
@@ -99,7 +109,11 @@ mod tests {
             private_openssh: a.private_openssh.clone(),
             public_line: b.public_line.clone(),
         };
-        assert!(mixed.check().unwrap_err().message.contains("does not belong"));
+        assert!(mixed
+            .check()
+            .unwrap_err()
+            .message
+            .contains("does not belong"));
         let garbage = HostKey {
             private_openssh: "nope".into(),
             public_line: a.public_line.clone(),

@@ -126,7 +126,10 @@ fn merge_value(mine: &mut Value, theirs: Value, path: &str, source: &str) -> Res
 fn merge_user(users: &mut Vec<Value>, entry: Value, source: &str) -> Result<()> {
     let name_of = |v: &Value| v.get("name").and_then(Value::as_str).map(str::to_string);
     if let (Some(name), Value::Mapping(fields)) = (name_of(&entry), &entry) {
-        if let Some(Value::Mapping(mine)) = users.iter_mut().find(|u| name_of(u).as_deref() == Some(name.as_str())) {
+        if let Some(Value::Mapping(mine)) = users
+            .iter_mut()
+            .find(|u| name_of(u).as_deref() == Some(name.as_str()))
+        {
             return merge_map(mine, fields.clone(), &format!("users[{name}]"), source);
         }
     }
@@ -185,17 +188,26 @@ mod tests {
 
     #[test]
     fn single_values_join_lists_and_empty_values_change_nothing() {
-        let merged = merge(ours(), doc("users: default, bob\nbootcmd:\nssh_keys:\n"), "f").unwrap();
+        let merged = merge(
+            ours(),
+            doc("users: default, bob\nbootcmd:\nssh_keys:\n"),
+            "f",
+        )
+        .unwrap();
         assert_eq!(merged["users"].as_sequence().unwrap().len(), 3);
         assert_eq!(merged["users"][2].as_str(), Some("bob"));
         assert_eq!(merged["bootcmd"], ours()["bootcmd"]);
         assert_eq!(merged["ssh_keys"], ours()["ssh_keys"]);
-        let err = merge(ours(), doc("ssh_keys: [a]\n"), "f").unwrap_err().message;
+        let err = merge(ours(), doc("ssh_keys: [a]\n"), "f")
+            .unwrap_err()
+            .message;
         assert_eq!(
             err,
             "f: 'ssh_keys' is a list, but boxvirt's cloud-config has a mapping there; write it as one"
         );
-        let err = merge(ours(), doc("users: {name: x}\n"), "f").unwrap_err().message;
+        let err = merge(ours(), doc("users: {name: x}\n"), "f")
+            .unwrap_err()
+            .message;
         assert!(
             err.contains("'users' is a mapping") && err.contains("has a list"),
             "{err}"
@@ -210,7 +222,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            err.message.starts_with("user-data file /tmp/u.yaml line 3, column "),
+            err.message
+                .starts_with("user-data file /tmp/u.yaml line 3, column "),
             "{}",
             err.message
         );
@@ -223,8 +236,13 @@ mod tests {
             .unwrap_err()
             .message;
         assert!(err.starts_with("u line 3, column "), "{err}");
-        let err = parse_cloud_config("#cloud-config\n- a\n", "u").unwrap_err().message;
-        assert!(err.contains("must be a mapping") && err.contains("not a list"), "{err}");
+        let err = parse_cloud_config("#cloud-config\n- a\n", "u")
+            .unwrap_err()
+            .message;
+        assert!(
+            err.contains("must be a mapping") && err.contains("not a list"),
+            "{err}"
+        );
         assert!(parse_cloud_config("#cloud-config\n# only comments\n", "u")
             .unwrap()
             .is_empty());

@@ -108,7 +108,11 @@ mod tests {
         assert!(check_word("hostname", "tiny-1", 63).is_ok());
         for bad in ["", "-x", ".x", "a b", "a/b", "a:b", "ünï"] {
             let err = check_word("hostname", bad, 63).unwrap_err();
-            assert!(err.message.starts_with("invalid hostname"), "{}", err.message);
+            assert!(
+                err.message.starts_with("invalid hostname"),
+                "{}",
+                err.message
+            );
         }
         assert!(check_word("hostname", &"a".repeat(64), 63).is_err());
         assert!(check_mac("52:54:00:AB:cd:01").is_ok());

@@ -32,7 +32,11 @@ const PREFIXES: &[(&str, &str)] = &[
 /// The type of a user-data text, or None when cloud-init would not handle it.
 pub fn kind_of(text: &str) -> Option<Kind> {
     // cloud-init looks for a MIME header before anything else.
-    let head: String = text.chars().take(4096).collect::<String>().to_ascii_lowercase();
+    let head: String = text
+        .chars()
+        .take(4096)
+        .collect::<String>()
+        .to_ascii_lowercase();
     if head.contains("mime-version:") {
         return Some(Kind::Mime);
     }
@@ -50,7 +54,8 @@ pub fn kind_of(text: &str) -> Option<Kind> {
 /// A multipart/mixed message: `cloud_config` first, then `extra`.
 pub fn combine(cloud_config: &str, extra: &str, kind: Kind) -> String {
     let boundary = boundary_for(&[cloud_config, extra]);
-    let mut out = format!("Content-Type: multipart/mixed; boundary=\"{boundary}\"\nMIME-Version: 1.0\n\n");
+    let mut out =
+        format!("Content-Type: multipart/mixed; boundary=\"{boundary}\"\nMIME-Version: 1.0\n\n");
     out.push_str(&format!("--{boundary}\n"));
     out.push_str(&part("text/cloud-config", "boxvirt.cfg", cloud_config));
     out.push_str(&format!("--{boundary}\n"));
@@ -113,7 +118,10 @@ mod tests {
             kind_of("#cloud-config-archive\n- x\n"),
             Some(Kind::Other("text/cloud-config-archive"))
         );
-        assert_eq!(kind_of("#!/bin/sh\necho hi\n"), Some(Kind::Other("text/x-shellscript")));
+        assert_eq!(
+            kind_of("#!/bin/sh\necho hi\n"),
+            Some(Kind::Other("text/x-shellscript"))
+        );
         assert_eq!(
             kind_of("#include-once\nhttp://x\n"),
             Some(Kind::Other("text/x-include-once-url"))
@@ -137,14 +145,22 @@ mod tests {
     #[test]
     fn a_script_becomes_the_second_part() {
         let ours = "#cloud-config\nhostname: a\n";
-        let text = combine(ours, "#!/bin/sh\necho hi", Kind::Other("text/x-shellscript"));
+        let text = combine(
+            ours,
+            "#!/bin/sh\necho hi",
+            Kind::Other("text/x-shellscript"),
+        );
         let b = boundary_for(&[ours, "#!/bin/sh\necho hi"]);
         let want = format!(
             "Content-Type: multipart/mixed; boundary=\"{b}\"\nMIME-Version: 1.0\n\n--{b}\nContent-Type: text/cloud-config; charset=\"us-ascii\"\nMIME-Version: 1.0\nContent-Transfer-Encoding: 7bit\nContent-Disposition: attachment; filename=\"boxvirt.cfg\"\n\n#cloud-config\nhostname: a\n--{b}\nContent-Type: text/x-shellscript; charset=\"us-ascii\"\nMIME-Version: 1.0\nContent-Transfer-Encoding: 7bit\nContent-Disposition: attachment; filename=\"user-data\"\n\n#!/bin/sh\necho hi\n--{b}--\n"
         );
         assert_eq!(text, want);
-        assert!(combine(ours, "#!/bin/sh\necho é\n", Kind::Other("text/x-shellscript"))
-            .contains("charset=\"utf-8\"\nMIME-Version: 1.0\nContent-Transfer-Encoding: 8bit"));
+        assert!(combine(
+            ours,
+            "#!/bin/sh\necho é\n",
+            Kind::Other("text/x-shellscript")
+        )
+        .contains("charset=\"utf-8\"\nMIME-Version: 1.0\nContent-Transfer-Encoding: 8bit"));
     }
 
     #[test]

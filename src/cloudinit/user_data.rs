@@ -34,7 +34,10 @@ mkdir -p /var/lib/boxvirt && echo \"$1\" > \"$f\"";
 /// - anything else is refused (cloud-init would ignore it silently).
 pub fn user_data(spec: &SeedSpec) -> Result<String> {
     let ours = boxvirt_config(spec)?;
-    let extra = spec.extra_user_data.as_deref().filter(|t| !t.trim().is_empty());
+    let extra = spec
+        .extra_user_data
+        .as_deref()
+        .filter(|t| !t.trim().is_empty());
     let Some(extra) = extra else {
         return cloud_config_text(&ours);
     };
@@ -53,7 +56,8 @@ pub fn user_data(spec: &SeedSpec) -> Result<String> {
 /// must be valid YAML (the error gives line and column).
 pub fn read_user_data_file(path: &Path) -> Result<String> {
     let name = format!("user-data file {}", path.display());
-    let bytes = std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read {name}: {e}")))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read {name}: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|_| {
         Failure::usage(format!(
             "{name} is not UTF-8 text (compressed or binary user-data is not supported)"
@@ -71,7 +75,13 @@ pub fn read_user_data_file(path: &Path) -> Result<String> {
 }
 
 fn unknown_type(name: &str, text: &str) -> Failure {
-    let first: String = text.lines().next().unwrap_or_default().chars().take(40).collect();
+    let first: String = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(40)
+        .collect();
     Failure::usage(format!(
         "{name} starts with {first:?}, which cloud-init would ignore; start it with #cloud-config, #! (a script), #cloud-boothook or #include, or make it a MIME message"
     ))
@@ -87,8 +97,13 @@ fn boxvirt_config(spec: &SeedSpec) -> Result<Mapping> {
     spec.validate()?;
     spec.host_key.check()?;
     for (i, key) in spec.authorized_keys.iter().enumerate() {
-        authorized_keys::check_key_line(key)
-            .map_err(|why| Failure::usage(format!("authorized key {} for user {}: {why}", i + 1, spec.user)))?;
+        authorized_keys::check_key_line(key).map_err(|why| {
+            Failure::usage(format!(
+                "authorized key {} for user {}: {why}",
+                i + 1,
+                spec.user
+            ))
+        })?;
     }
     let s = |v: &str| Value::String(v.to_string());
 
@@ -127,7 +142,10 @@ fn boxvirt_config(spec: &SeedSpec) -> Result<Mapping> {
         s("boxvirt-machine-id"),
         s(&spec.instance_id),
     ];
-    doc.insert(s("bootcmd"), Value::Sequence(vec![Value::Sequence(machine_id)]));
+    doc.insert(
+        s("bootcmd"),
+        Value::Sequence(vec![Value::Sequence(machine_id)]),
+    );
     Ok(doc)
 }
 
@@ -136,7 +154,8 @@ mod tests {
     use super::super::host_key::host_key_from_seed;
     use super::*;
 
-    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIM8nAIZrpRr4FyBzTIxY3u/0VFRR7kOa8oL/uMR+Pm+A";
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIM8nAIZrpRr4FyBzTIxY3u/0VFRR7kOa8oL/uMR+Pm+A";
 
     fn spec() -> SeedSpec {
         SeedSpec {
@@ -184,7 +203,10 @@ bootcmd:
             s.host_key.public_line
         );
         assert_eq!(user_data(&s).unwrap(), want);
-        assert!(s.host_key.public_line.starts_with("ssh-ed25519 AAAA") && s.host_key.public_line.ends_with(" tiny-1"));
+        assert!(
+            s.host_key.public_line.starts_with("ssh-ed25519 AAAA")
+                && s.host_key.public_line.ends_with(" tiny-1")
+        );
     }
 
     #[test]
@@ -199,8 +221,14 @@ bootcmd:
         s.authorized_keys = odd.to_vec();
         let text = user_data(&s).unwrap();
         assert!(text.contains(&format!("      - '{KEY} a: b'\n")), "{text}");
-        assert!(text.contains(&format!("      - '{KEY} it''s #1'\n")), "{text}");
-        assert!(text.contains(&format!("      - \"{KEY} tab\\there\"\n")), "{text}");
+        assert!(
+            text.contains(&format!("      - '{KEY} it''s #1'\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("      - \"{KEY} tab\\there\"\n")),
+            "{text}"
+        );
         assert!(
             text.contains(&format!("      - 'no-pty,command=\"echo hi\" {KEY} x'\n")),
             "{text}"
@@ -226,10 +254,16 @@ bootcmd:
         );
         let mut s = spec();
         s.hostname = "a b".into();
-        assert!(user_data(&s).unwrap_err().message.starts_with("invalid hostname"));
+        assert!(user_data(&s)
+            .unwrap_err()
+            .message
+            .starts_with("invalid hostname"));
         let mut s = spec();
         s.host_key.public_line = KEY.into();
-        assert!(user_data(&s).unwrap_err().message.contains("does not belong"));
+        assert!(user_data(&s)
+            .unwrap_err()
+            .message
+            .contains("does not belong"));
     }
 
     #[test]
@@ -261,7 +295,10 @@ bootcmd:
         let mut s = spec();
         s.extra_user_data = Some("#!/bin/sh\necho hi\n".into());
         let text = user_data(&s).unwrap();
-        assert!(text.starts_with("Content-Type: multipart/mixed; boundary=\""), "{text}");
+        assert!(
+            text.starts_with("Content-Type: multipart/mixed; boundary=\""),
+            "{text}"
+        );
         let ours = user_data(&spec()).unwrap();
         assert!(
             text.contains(&format!("filename=\"boxvirt.cfg\"\n\n{ours}--")),
@@ -296,7 +333,10 @@ bootcmd:
         std::fs::write(&f, "#!/bin/sh\necho hi\n").unwrap();
         assert_eq!(read_user_data_file(&f).unwrap(), "#!/bin/sh\necho hi\n");
         std::fs::write(&f, [0xffu8, 0xfe]).unwrap();
-        assert!(read_user_data_file(&f).unwrap_err().message.contains("not UTF-8"));
+        assert!(read_user_data_file(&f)
+            .unwrap_err()
+            .message
+            .contains("not UTF-8"));
         let mut s = spec();
         s.extra_user_data = Some("plain text\n".into());
         assert!(user_data(&s)

@@ -35,7 +35,8 @@ pub fn build_seed_image(spec: &SeedSpec) -> Result<Vec<u8>> {
 
 /// A FAT image labelled `label` holding `files` in its root directory.
 pub(crate) fn fat_image(label: &str, serial: u32, files: &[(&str, &[u8])]) -> Result<Vec<u8>> {
-    let fail = |e: std::io::Error| Failure::failed(format!("cannot build the cloud-init seed image: {e}"));
+    let fail =
+        |e: std::io::Error| Failure::failed(format!("cannot build the cloud-init seed image: {e}"));
     let content: usize = files.iter().map(|(_, data)| data.len()).sum();
     if content > MAX_CONTENT {
         return Err(Failure::usage(format!(
@@ -53,11 +54,16 @@ pub(crate) fn fat_image(label: &str, serial: u32, files: &[(&str, &[u8])]) -> Re
     for (slot, b) in label_bytes.iter_mut().zip(label.bytes()) {
         *slot = b;
     }
-    let format = FormatVolumeOptions::new().volume_label(label_bytes).volume_id(serial);
+    let format = FormatVolumeOptions::new()
+        .volume_label(label_bytes)
+        .volume_id(serial);
     fatfs::format_volume(Cursor::new(&mut image[..]), format).map_err(fail)?;
     {
-        let fs =
-            FileSystem::new(Cursor::new(&mut image[..]), FsOptions::new().time_provider(&FAT_EPOCH)).map_err(fail)?;
+        let fs = FileSystem::new(
+            Cursor::new(&mut image[..]),
+            FsOptions::new().time_provider(&FAT_EPOCH),
+        )
+        .map_err(fail)?;
         {
             let root = fs.root_dir();
             for (name, data) in files {
@@ -109,11 +115,19 @@ mod tests {
     #[test]
     fn files_and_label_read_back_with_fatfs() {
         let big = vec![b'x'; 3 * 1024 * 1024];
-        let mut image = fat_image("CIDATA", 7, &[("meta-data", b"a: 1\n"), ("user-data", &big)]).unwrap();
+        let mut image = fat_image(
+            "CIDATA",
+            7,
+            &[("meta-data", b"a: 1\n"), ("user-data", &big)],
+        )
+        .unwrap();
         assert!(image.len() >= 3 * 1024 * 1024 && image.len().is_multiple_of(65536));
         let fs = FileSystem::new(Cursor::new(&mut image[..]), FsOptions::new()).unwrap();
         assert_eq!(fs.volume_label(), "CIDATA");
-        assert_eq!(fs.read_volume_label_from_root_dir().unwrap().as_deref(), Some("CIDATA"));
+        assert_eq!(
+            fs.read_volume_label_from_root_dir().unwrap().as_deref(),
+            Some("CIDATA")
+        );
         assert_eq!(fs.volume_id(), 7);
         let mut text = Vec::new();
         fs.root_dir()

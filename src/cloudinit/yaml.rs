@@ -70,7 +70,10 @@ fn render(v: &Value) -> Result<Rendered> {
                     }
                 }
             }
-            Rendered::Block { header: None, lines }
+            Rendered::Block {
+                header: None,
+                lines,
+            }
         }
         Value::Mapping(map) => Rendered::Block {
             header: None,
@@ -115,7 +118,9 @@ fn key_text(k: &Value) -> Result<String> {
         Value::String(s) => Ok(quote(s)),
         Value::Null | Value::Bool(_) | Value::Number(_) => match render(k)? {
             Rendered::Inline(text) => Ok(text),
-            Rendered::Block { .. } => Err(Failure::usage("a cloud-config mapping key must be one line")),
+            Rendered::Block { .. } => Err(Failure::usage(
+                "a cloud-config mapping key must be one line",
+            )),
         },
         _ => Err(Failure::usage(
             "a cloud-config mapping key must be a plain value, not a list or mapping",
@@ -169,7 +174,10 @@ fn literal_block(s: &str) -> Option<(&'static str, Vec<String>)> {
     let mut lines: Vec<String> = body.split('\n').map(str::to_string).collect();
     // Whitespace-only lines and lines ending in blanks read back differently
     // between parsers; tabs after indentation too.
-    if lines.iter().any(|l| l.ends_with([' ', '\t']) || l.starts_with('\t')) {
+    if lines
+        .iter()
+        .any(|l| l.ends_with([' ', '\t']) || l.starts_with('\t'))
+    {
         return None;
     }
     let header = match trailing {
@@ -207,7 +215,9 @@ fn needs_escape(c: char) -> bool {
 /// 1.1 boolean or null word.
 fn is_plain_safe(s: &str) -> bool {
     let mut chars = s.chars();
-    let Some(first) = chars.next() else { return false };
+    let Some(first) = chars.next() else {
+        return false;
+    };
     let second = chars.next();
     let first_ok = first.is_ascii_alphabetic()
         || first == '/'
@@ -242,7 +252,9 @@ fn double_quoted(s: &str) -> String {
             '\u{85}' => out.push_str("\\N"),
             '\u{2028}' => out.push_str("\\L"),
             '\u{2029}' => out.push_str("\\P"),
-            c if (c as u32) < 0x100 && needs_escape(c) => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x100 && needs_escape(c) => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c if needs_escape(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -365,7 +377,10 @@ mod tests {
             let mut m = Mapping::new();
             m.insert("k".into(), Value::String(s.to_string()));
             let mut seq_doc = Mapping::new();
-            seq_doc.insert("l".into(), Value::Sequence(vec![Value::String(s.to_string())]));
+            seq_doc.insert(
+                "l".into(),
+                Value::Sequence(vec![Value::String(s.to_string())]),
+            );
             for d in [m, seq_doc] {
                 let text = to_yaml(&d).unwrap();
                 assert_eq!(doc(&text), d, "{s:?} as\n{text}");
@@ -378,7 +393,9 @@ mod tests {
         let m = doc("i: 42\nneg: -7\nf: 1.5\nbig: 1e300\nsmall: 1.5e-7\n");
         let text = to_yaml(&m).unwrap();
         assert!(
-            text.contains("big: 1.0e+300\n") && text.contains("small: 1.5e-7\n") && text.contains("f: 1.5\n"),
+            text.contains("big: 1.0e+300\n")
+                && text.contains("small: 1.5e-7\n")
+                && text.contains("f: 1.5\n"),
             "{text}"
         );
         assert_eq!(doc(&text), m);

@@ -11,7 +11,8 @@ pub fn run(ctx: &Ctx, a: &BuildArgs, no_cache: bool) -> Result<Exit> {
     let base = a.base.unwrap_or_default();
     let id = engine.build_image(base, no_cache, &ctx.out)?;
     if ctx.out.is_json() {
-        ctx.out.json(&serde_json::json!({ "image": build_context::image_tag(base), "id": id }))?;
+        ctx.out
+            .json(&serde_json::json!({ "image": build_context::image_tag(base), "id": id }))?;
     } else if !ctx.out.quiet {
         println!("{} {id}", build_context::image_tag(base));
     }

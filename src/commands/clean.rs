@@ -46,7 +46,10 @@ pub fn run(ctx: &Ctx, a: &CleanArgs) -> Result<Exit> {
         CleanTarget::Data => data(ctx, &engine)?,
         CleanTarget::Dangling => {
             let (images, volumes, bytes) = engine.prune_dangling()?;
-            ctx.out.note(format!("pruned {images} images and {volumes} volumes ({} MB)", bytes / 1_000_000));
+            ctx.out.note(format!(
+                "pruned {images} images and {volumes} volumes ({} MB)",
+                bytes / 1_000_000
+            ));
         }
         CleanTarget::All => {
             containers(ctx, &engine)?;
@@ -66,7 +69,9 @@ fn confirm(ctx: &Ctx, what: &str) -> Result<()> {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        return Err(Failure::usage(format!("refusing to remove {what} without --yes (stdin is not a terminal)")));
+        return Err(Failure::usage(format!(
+            "refusing to remove {what} without --yes (stdin is not a terminal)"
+        )));
     }
     eprint!("remove {what}? [y/N] ");
     let _ = std::io::stderr().flush();
@@ -93,7 +98,10 @@ fn containers(ctx: &Ctx, engine: &Engine) -> Result<()> {
 fn volumes(ctx: &Ctx, engine: &Engine) -> Result<()> {
     let names = engine.instance_volumes(&ctx.settings.instance)?;
     if names.is_empty() {
-        ctx.out.note(format!("no volumes for instance '{}'", ctx.settings.instance));
+        ctx.out.note(format!(
+            "no volumes for instance '{}'",
+            ctx.settings.instance
+        ));
     }
     for v in names {
         engine.remove_volume(&v)?;
@@ -104,22 +112,33 @@ fn volumes(ctx: &Ctx, engine: &Engine) -> Result<()> {
 
 fn images(ctx: &Ctx, engine: &Engine) -> Result<()> {
     // Only the tags boxvirt (and the compose file) build, not hand-made ones.
-    let ours: Vec<String> = [Base::Debian, Base::Rocky9].into_iter().map(build_context::image_tag).collect();
-    let images: Vec<(String, String)> =
-        engine.nested_images()?.into_iter().filter(|(tag, _)| ours.contains(tag)).collect();
+    let ours: Vec<String> = [Base::Debian, Base::Rocky9]
+        .into_iter()
+        .map(build_context::image_tag)
+        .collect();
+    let images: Vec<(String, String)> = engine
+        .nested_images()?
+        .into_iter()
+        .filter(|(tag, _)| ours.contains(tag))
+        .collect();
     if images.is_empty() {
-        ctx.out.note(format!("no {}:* images", build_context::IMAGE_REPO));
+        ctx.out
+            .note(format!("no {}:* images", build_context::IMAGE_REPO));
     }
     let users = engine.containers_with(&[("label", LABEL_INSTANCE.to_string())])?;
     for (tag, id) in images {
         if let Some((user, _)) = users.iter().find(|(_, image)| *image == id) {
-            ctx.out.warn(format!("keeping {tag}: container {user} uses it ('boxvirt --instance ... down' it first)"));
+            ctx.out.warn(format!(
+                "keeping {tag}: container {user} uses it ('boxvirt --instance ... down' it first)"
+            ));
             continue;
         }
         match engine.remove_image(&tag) {
             Ok(()) => ctx.out.note(format!("removed image {tag}")),
             // Used by a container boxvirt did not make (e.g. compose).
-            Err(e) if e.exit == Exit::Conflict => ctx.out.warn(format!("keeping {tag}: {}", e.message)),
+            Err(e) if e.exit == Exit::Conflict => {
+                ctx.out.warn(format!("keeping {tag}: {}", e.message))
+            }
             Err(e) => return Err(e),
         }
     }
@@ -134,7 +153,10 @@ fn data(ctx: &Ctx, engine: &Engine) -> Result<()> {
         return Ok(());
     }
     check_looks_like_data_dir(dir)?;
-    if engine.container(&s.container_name())?.is_some_and(|c| c.running) {
+    if engine
+        .container(&s.container_name())?
+        .is_some_and(|c| c.running)
+    {
         return Err(Failure::conflict(format!(
             "instance '{}' is up and uses {}; run 'boxvirt down' first",
             s.instance,
@@ -144,7 +166,10 @@ fn data(ctx: &Ctx, engine: &Engine) -> Result<()> {
     if let Err(e) = std::fs::remove_dir_all(dir) {
         // Files created by root inside the container: remove them as root
         // there instead of asking for sudo here.
-        ctx.out.detail(format!("cannot remove {} directly ({e}); emptying it from a container", dir.display()));
+        ctx.out.detail(format!(
+            "cannot remove {} directly ({e}); emptying it from a container",
+            dir.display()
+        ));
         let image = engine
             .nested_images()?
             .into_iter()
@@ -158,7 +183,8 @@ fn data(ctx: &Ctx, engine: &Engine) -> Result<()> {
                 ))
             })?;
         engine.empty_dir_in_container(&image, dir, &s.instance)?;
-        std::fs::remove_dir_all(dir).map_err(|e| Failure::failed(format!("cannot remove {}: {e}", dir.display())))?;
+        std::fs::remove_dir_all(dir)
+            .map_err(|e| Failure::failed(format!("cannot remove {}: {e}", dir.display())))?;
     }
     ctx.out.note(format!("removed {}", dir.display()));
     Ok(())
@@ -169,9 +195,14 @@ fn data(ctx: &Ctx, engine: &Engine) -> Result<()> {
 fn check_looks_like_data_dir(dir: &Path) -> Result<()> {
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
     if dir.parent().is_none() || home.as_deref() == Some(dir) {
-        return Err(Failure::usage(format!("refusing to remove {}", dir.display())));
+        return Err(Failure::usage(format!(
+            "refusing to remove {}",
+            dir.display()
+        )));
     }
-    let empty = std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+    let empty = std::fs::read_dir(dir)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
     if empty || BINDS.iter().any(|(sub, _)| dir.join(sub).is_dir()) {
         return Ok(());
     }

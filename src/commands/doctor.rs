@@ -27,11 +27,27 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         let rows: Vec<Row> = report
             .checks
             .iter()
-            .map(|c| Row { id: c.id, status: c.status.as_str(), detail: c.detail.clone(), fix: c.fix.clone() })
+            .map(|c| Row {
+                id: c.id,
+                status: c.status.as_str(),
+                detail: c.detail.clone(),
+                fix: c.fix.clone(),
+            })
             .collect();
         ctx.out.rows(&rows, &report)?;
-        let fails = report.checks.iter().filter(|c| c.status == doctor::Status::Fail).count();
-        println!("{}", if fails == 0 { "doctor: no check failed".to_string() } else { format!("doctor: {fails} check(s) failed") });
+        let fails = report
+            .checks
+            .iter()
+            .filter(|c| c.status == doctor::Status::Fail)
+            .count();
+        println!(
+            "{}",
+            if fails == 0 {
+                "doctor: no check failed".to_string()
+            } else {
+                format!("doctor: {fails} check(s) failed")
+            }
+        );
     }
     Ok(if report.ok { Exit::Ok } else { Exit::Failed })
 }

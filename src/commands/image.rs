@@ -17,9 +17,22 @@ use crate::libvirt::{Libvirt, VolumeSummary};
 
 pub fn run(ctx: &Ctx, cmd: ImageCommand) -> Result<Exit> {
     match cmd {
-        ImageCommand::Pull { image, sha256, checksum_url, name, no_upload } => {
-            pull_image(ctx, &image, &PullOptions { sha256, checksum_url, name }, no_upload)
-        }
+        ImageCommand::Pull {
+            image,
+            sha256,
+            checksum_url,
+            name,
+            no_upload,
+        } => pull_image(
+            ctx,
+            &image,
+            &PullOptions {
+                sha256,
+                checksum_url,
+                name,
+            },
+            no_upload,
+        ),
         ImageCommand::List { cache_only } => list(ctx, cache_only),
         ImageCommand::Rm { image, cache_only } => remove(ctx, &image, cache_only),
     }
@@ -28,7 +41,11 @@ pub fn run(ctx: &Ctx, cmd: ImageCommand) -> Result<Exit> {
 fn pull_image(ctx: &Ctx, what: &str, opts: &PullOptions, no_upload: bool) -> Result<Exit> {
     preflight(what, opts)?;
     // Connect before downloading: an unreachable libvirt should not cost a download.
-    let conn = if no_upload { None } else { Some(ctx.libvirt()?) };
+    let conn = if no_upload {
+        None
+    } else {
+        Some(ctx.libvirt()?)
+    };
     let pulled = pull(&ctx.out, what, opts)?;
     let volume = match &conn {
         Some(conn) => Some(base::upload(conn, &ctx.catalog, &ctx.out, &pulled)?),
@@ -40,14 +57,34 @@ fn pull_image(ctx: &Ctx, what: &str, opts: &PullOptions, no_upload: bool) -> Res
             image: &'a crate::image::Pulled,
             volume: Option<&'a crate::image::BaseVolume>,
         }
-        ctx.out.json(&Report { image: &pulled, volume: volume.as_ref() })?;
+        ctx.out.json(&Report {
+            image: &pulled,
+            volume: volume.as_ref(),
+        })?;
         return Ok(Exit::Ok);
     }
-    let how = if pulled.downloaded { "downloaded and verified" } else { "already cached" };
-    println!("image '{}' sha256:{} {how}: {}", pulled.name, pulled.sha256, pulled.cache_path);
+    let how = if pulled.downloaded {
+        "downloaded and verified"
+    } else {
+        "already cached"
+    };
+    println!(
+        "image '{}' sha256:{} {how}: {}",
+        pulled.name, pulled.sha256, pulled.cache_path
+    );
     if let (Some(v), Some(conn)) = (&volume, &conn) {
-        let how = if v.uploaded { "uploaded" } else { "already there" };
-        println!("base volume '{}' in pool '{}' at {} {how}: {}", v.name, v.pool, conn.uri(), v.path);
+        let how = if v.uploaded {
+            "uploaded"
+        } else {
+            "already there"
+        };
+        println!(
+            "base volume '{}' in pool '{}' at {} {how}: {}",
+            v.name,
+            v.pool,
+            conn.uri(),
+            v.path
+        );
     }
     Ok(Exit::Ok)
 }
@@ -108,17 +145,27 @@ fn human(bytes: u64) -> String {
 
 /// The base volumes in pool 'default' (none when the pool does not exist).
 fn base_volumes(conn: &Libvirt) -> Result<Vec<VolumeSummary>> {
-    if !conn.list_pools()?.iter().any(|p| p.name == BASE_POOL && p.active) {
+    if !conn
+        .list_pools()?
+        .iter()
+        .any(|p| p.name == BASE_POOL && p.active)
+    {
         return Ok(Vec::new());
     }
-    Ok(conn.list_volumes(BASE_POOL)?.into_iter().filter(|v| parse_volume_name(&v.name).is_some()).collect())
+    Ok(conn
+        .list_volumes(BASE_POOL)?
+        .into_iter()
+        .filter(|v| parse_volume_name(&v.name).is_some())
+        .collect())
 }
 
 fn listed(image: Option<&CachedImage>, volume: Option<&VolumeSummary>) -> Listed {
     let meta = image.and_then(|i| i.meta.as_ref());
     let from_vol = volume.and_then(|v| parse_volume_name(&v.name));
     Listed {
-        name: image.and_then(|i| i.name().map(str::to_string)).or_else(|| from_vol.map(|(n, _)| n.to_string())),
+        name: image
+            .and_then(|i| i.name().map(str::to_string))
+            .or_else(|| from_vol.map(|(n, _)| n.to_string())),
         sha256: image.map(|i| i.sha256.clone()),
         digest_prefix: image
             .map(|i| i.sha256[..12].to_string())
@@ -141,7 +188,11 @@ fn listed(image: Option<&CachedImage>, volume: Option<&VolumeSummary>) -> Listed
 fn list(ctx: &Ctx, cache_only: bool) -> Result<Exit> {
     let cache = Cache::from_env()?;
     let images = cache.list()?;
-    let volumes = if cache_only { Vec::new() } else { base_volumes(&ctx.libvirt()?)? };
+    let volumes = if cache_only {
+        Vec::new()
+    } else {
+        base_volumes(&ctx.libvirt()?)?
+    };
     let mut items = Vec::new();
     let mut used = vec![false; volumes.len()];
     for image in &images {
@@ -170,7 +221,11 @@ fn list(ctx: &Ctx, cache_only: bool) -> Result<Exit> {
             format: l.format.clone().unwrap_or_else(|| "-".into()),
             size: l.size_bytes.map(human).unwrap_or_else(|| "-".into()),
             cached: if l.cache_path.is_some() { "yes" } else { "no" },
-            volume: l.volume.as_ref().map(|v| v.name.clone()).unwrap_or_else(|| "-".into()),
+            volume: l
+                .volume
+                .as_ref()
+                .map(|v| v.name.clone())
+                .unwrap_or_else(|| "-".into()),
         })
         .collect();
     ctx.out.rows(&rows, &items)?;
@@ -187,15 +242,25 @@ fn remove(ctx: &Ctx, what: &str, cache_only: bool) -> Result<Exit> {
     let cached: Vec<CachedImage> = cache
         .list()?
         .into_iter()
-        .filter(|c| c.name() == Some(what) || digest.as_deref().is_some_and(|d| c.sha256.starts_with(d)))
+        .filter(|c| {
+            c.name() == Some(what) || digest.as_deref().is_some_and(|d| c.sha256.starts_with(d))
+        })
         .collect();
-    let conn = if cache_only { None } else { Some(ctx.libvirt()?) };
+    let conn = if cache_only {
+        None
+    } else {
+        Some(ctx.libvirt()?)
+    };
     let volumes: Vec<VolumeSummary> = match &conn {
         Some(conn) => base_volumes(conn)?
             .into_iter()
             .filter(|v| {
-                parse_volume_name(&v.name)
-                    .is_some_and(|(n, h)| n == what || digest.as_deref().is_some_and(|d| d.starts_with(h) || h.starts_with(d)))
+                parse_volume_name(&v.name).is_some_and(|(n, h)| {
+                    n == what
+                        || digest
+                            .as_deref()
+                            .is_some_and(|d| d.starts_with(h) || h.starts_with(d))
+                })
             })
             .collect(),
         None => Vec::new(),
@@ -206,7 +271,9 @@ fn remove(ctx: &Ctx, what: &str, cache_only: bool) -> Result<Exit> {
             if let Some(conn) = &conn {
                 places.push_str(&format!(" nor pool '{BASE_POOL}' at {}", conn.uri()));
             }
-            return Err(Failure::not_found(format!("image '{what}' is not in {places}; see 'boxvirt image list'")));
+            return Err(Failure::not_found(format!(
+                "image '{what}' is not in {places}; see 'boxvirt image list'"
+            )));
         }
         return Err(crate::image::pull::unknown_image(what));
     }
@@ -225,20 +292,29 @@ fn remove(ctx: &Ctx, what: &str, cache_only: bool) -> Result<Exit> {
     }
     confirm(
         ctx.settings.yes,
-        &format!("remove image '{what}' ({} cached file(s), {} base volume(s))", cached.len(), volumes.len()),
+        &format!(
+            "remove image '{what}' ({} cached file(s), {} base volume(s))",
+            cached.len(),
+            volumes.len()
+        ),
     )?;
     let mut removed_volumes = Vec::new();
     if let Some(conn) = &conn {
         for v in &volumes {
             conn.delete_volume(BASE_POOL, &v.name)?;
-            ctx.out.note(format!("removed base volume '{}' from pool '{BASE_POOL}' at {}", v.name, conn.uri()));
+            ctx.out.note(format!(
+                "removed base volume '{}' from pool '{BASE_POOL}' at {}",
+                v.name,
+                conn.uri()
+            ));
             removed_volumes.push(v.name.clone());
         }
     }
     let mut removed_files = Vec::new();
     for c in &cached {
         cache.remove(c)?;
-        ctx.out.note(format!("removed cached image {}", c.path.display()));
+        ctx.out
+            .note(format!("removed cached image {}", c.path.display()));
         removed_files.push(c.path.display().to_string());
     }
     if ctx.out.is_json() {
@@ -247,7 +323,10 @@ fn remove(ctx: &Ctx, what: &str, cache_only: bool) -> Result<Exit> {
             cache_files: Vec<String>,
             volumes: Vec<String>,
         }
-        ctx.out.json(&Removed { cache_files: removed_files, volumes: removed_volumes })?;
+        ctx.out.json(&Removed {
+            cache_files: removed_files,
+            volumes: removed_volumes,
+        })?;
     }
     Ok(Exit::Ok)
 }

@@ -7,7 +7,11 @@ use crate::nested::ssh_config;
 
 pub fn link(ctx: &Ctx) -> Result<Exit> {
     let link = ssh_config::link(&ctx.settings)?;
-    ctx.out.note(format!("linked {} -> {}", link.display(), ctx.settings.ssh_config_path().display()));
+    ctx.out.note(format!(
+        "linked {} -> {}",
+        link.display(),
+        ctx.settings.ssh_config_path().display()
+    ));
     ctx.out.detail("add 'Include config.d/boxman/*.conf' at the top of ~/.ssh/config to use 'ssh boxman-<instance>'");
     Ok(Exit::Ok)
 }

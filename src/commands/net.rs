@@ -58,7 +58,10 @@ pub fn run(ctx: &Ctx, cmd: NetCommand) -> Result<Exit> {
                 template.render(&[("name".to_string(), name.clone())])
             })?;
             if ctx.out.is_json() {
-                ctx.out.json(&Ensured { name: &name, changes: &changes })?;
+                ctx.out.json(&Ensured {
+                    name: &name,
+                    changes: &changes,
+                })?;
             } else if changes.is_empty() {
                 println!("network '{name}' is already defined, active and set to autostart; nothing changed");
             } else {
@@ -88,7 +91,10 @@ pub fn run(ctx: &Ctx, cmd: NetCommand) -> Result<Exit> {
             names::validate("network", &name)?;
             let conn = ctx.libvirt()?;
             if conn.network_summary(&name)?.is_none() {
-                return Err(Failure::not_found(format!("network '{name}' not found at {}", conn.uri())));
+                return Err(Failure::not_found(format!(
+                    "network '{name}' not found at {}",
+                    conn.uri()
+                )));
             }
             confirm(ctx.settings.yes, &format!("delete network '{name}'"))?;
             conn.delete_network(&name)?;

@@ -26,8 +26,16 @@ pub fn run(ctx: &Ctx, a: &SshArgs) -> Result<Exit> {
     if !a.command.is_empty() {
         cmd.arg("--").args(&a.command);
     }
-    ctx.out.detail(format!("ssh -F {} {}", config.display(), s.ssh_host_alias()));
+    ctx.out.detail(format!(
+        "ssh -F {} {}",
+        config.display(),
+        s.ssh_host_alias()
+    ));
     let err = cmd.exec();
-    let hint = if err.kind() == std::io::ErrorKind::NotFound { " (install openssh-client)" } else { "" };
+    let hint = if err.kind() == std::io::ErrorKind::NotFound {
+        " (install openssh-client)"
+    } else {
+        ""
+    };
     Err(Failure::failed(format!("cannot run ssh: {err}{hint}")))
 }

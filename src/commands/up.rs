@@ -55,7 +55,8 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
                 settings.ssh_port = c.ssh_port.unwrap_or(settings.ssh_port);
                 wait_ready(ctx, engine, &settings, a.timeout)?;
                 write_ssh_files(ctx, &settings, a.no_link_ssh)?;
-                ctx.out.note(format!("instance '{}' is already up", settings.instance));
+                ctx.out
+                    .note(format!("instance '{}' is already up", settings.instance));
                 return Ok(Exit::Ok);
             }
         }
@@ -64,7 +65,9 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
     // The port is checked before a long build; a port held by our own
     // container is freed when that container is replaced.
     let port = settings.ssh_port;
-    let held_by_us = existing.as_ref().is_some_and(|c| c.running && c.ssh_port == Some(port));
+    let held_by_us = existing
+        .as_ref()
+        .is_some_and(|c| c.running && c.ssh_port == Some(port));
     if !held_by_us && !ports::is_free(port) {
         let who = port_holder(engine, port);
         if !a.auto_ports {
@@ -72,9 +75,14 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
                 "port {port} on 127.0.0.1 is taken by {who}; pass --ssh-port N (or set BOXMAN_SSH_PORT), or --auto-ports to pick a free port"
             )));
         }
-        let free = ports::find_free(port)
-            .ok_or_else(|| Failure::conflict(format!("port {port} is taken by {who} and no free port was found")))?;
-        ctx.out.note(format!("port {port} is taken by {who}; using port {free} (--auto-ports)"));
+        let free = ports::find_free(port).ok_or_else(|| {
+            Failure::conflict(format!(
+                "port {port} is taken by {who} and no free port was found"
+            ))
+        })?;
+        ctx.out.note(format!(
+            "port {port} is taken by {who}; using port {free} (--auto-ports)"
+        ));
         settings.ssh_port = free;
     }
 
@@ -86,7 +94,9 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
             } else if image.is_none() {
                 ctx.out.note(format!("image {tag} not found; building it"));
             } else {
-                ctx.out.note(format!("docker/ assets changed since {tag} was built; rebuilding"));
+                ctx.out.note(format!(
+                    "docker/ assets changed since {tag} was built; rebuilding"
+                ));
             }
             engine.build_image(base, a.rebuild, &ctx.out)?
         }
@@ -94,16 +104,25 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
 
     let spec = Spec::new(&settings, &tag, &image_id, a.privileged);
     if let Some(c) = &existing {
-        let why = if c.running { "its configuration or image changed" } else { "it is not running" };
-        ctx.out.note(format!("replacing container {name} ({why}); data is kept"));
+        let why = if c.running {
+            "its configuration or image changed"
+        } else {
+            "it is not running"
+        };
+        ctx.out
+            .note(format!("replacing container {name} ({why}); data is kept"));
         engine.stop_and_remove(&name)?;
     }
 
     prepare_host_side(&settings, &spec)?;
     if spec.devices.iter().all(|d| d != "/dev/kvm") && !a.privileged {
-        ctx.out.warn("no /dev/kvm on this machine: guests will run with TCG (slow) emulation");
+        ctx.out
+            .warn("no /dev/kvm on this machine: guests will run with TCG (slow) emulation");
     }
-    ctx.out.note(format!("starting {name} (ssh on 127.0.0.1:{})", settings.ssh_port));
+    ctx.out.note(format!(
+        "starting {name} (ssh on 127.0.0.1:{})",
+        settings.ssh_port
+    ));
     engine.create_and_start(&spec).map_err(|e| {
         if a.privileged && e.message.contains("apply caps") {
             Failure::new(e.exit, format!("{}; --privileged is not permitted on this machine, run 'boxvirt up' without it (the default capability list works)", e.message))
@@ -120,14 +139,28 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
 
 /// Whether the running container was made from what we would create now
 /// (with --auto-ports, on the port it already has).
-fn same_config(settings: &Settings, c: &ContainerInfo, tag: &str, image_id: &str, a: &UpArgs) -> bool {
+fn same_config(
+    settings: &Settings,
+    c: &ContainerInfo,
+    tag: &str,
+    image_id: &str,
+    a: &UpArgs,
+) -> bool {
     let mut candidates = vec![settings.ssh_port];
     if let (true, Some(p)) = (a.auto_ports, c.ssh_port) {
         candidates.push(p);
     }
     candidates.into_iter().any(|port| {
-        let s = Settings { ssh_port: port, ..settings.clone() };
-        c.fingerprint() == Some(Spec::new(&s, tag, image_id, a.privileged).fingerprint().as_str())
+        let s = Settings {
+            ssh_port: port,
+            ..settings.clone()
+        };
+        c.fingerprint()
+            == Some(
+                Spec::new(&s, tag, image_id, a.privileged)
+                    .fingerprint()
+                    .as_str(),
+            )
     })
 }
 
@@ -159,14 +192,22 @@ fn prepare_host_side(settings: &Settings, spec: &Spec) -> Result<()> {
 
 /// Waits for libvirt through the socket, then for sshd; a timeout names the
 /// stage. Returns (libvirt version, hypervisor version).
-fn wait_ready(ctx: &Ctx, engine: &Engine, settings: &Settings, timeout: u64) -> Result<(String, String)> {
+fn wait_ready(
+    ctx: &Ctx,
+    engine: &Engine,
+    settings: &Settings,
+    timeout: u64,
+) -> Result<(String, String)> {
     let deadline = Instant::now() + Duration::from_secs(timeout);
     let name = settings.container_name();
     let progress = crate::progress::Spinner::new(&ctx.out);
     let uri = settings.socket_uri();
     let hint = format!("see 'boxvirt logs' (instance '{}')", settings.instance);
 
-    progress.stage(format!("waiting for libvirt on {}", settings.socket_path().display()));
+    progress.stage(format!(
+        "waiting for libvirt on {}",
+        settings.socket_path().display()
+    ));
     let mut last = "no socket yet".to_string();
     let versions = loop {
         check_alive(ctx, engine, &name)?;
@@ -178,13 +219,27 @@ fn wait_ready(ctx: &Ctx, engine: &Engine, settings: &Settings, timeout: u64) -> 
         }
         if Instant::now() > deadline {
             progress.finish();
-            return Err(timed_out(ctx, engine, &name, timeout, "libvirt to answer on the socket", &last));
+            return Err(timed_out(
+                ctx,
+                engine,
+                &name,
+                timeout,
+                "libvirt to answer on the socket",
+                &last,
+            ));
         }
         std::thread::sleep(Duration::from_millis(700));
     };
-    ctx.out.detail(format!("libvirt {} answers on {}", versions.0, settings.socket_path().display()));
+    ctx.out.detail(format!(
+        "libvirt {} answers on {}",
+        versions.0,
+        settings.socket_path().display()
+    ));
 
-    progress.stage(format!("waiting for sshd on 127.0.0.1:{}", settings.ssh_port));
+    progress.stage(format!(
+        "waiting for sshd on 127.0.0.1:{}",
+        settings.ssh_port
+    ));
     loop {
         let key = ssh_keys::host_public_key(&settings.ssh_dir());
         if key.is_some() && status::ssh_banner(settings.ssh_port).is_some() {
@@ -192,7 +247,11 @@ fn wait_ready(ctx: &Ctx, engine: &Engine, settings: &Settings, timeout: u64) -> 
         }
         if Instant::now() > deadline {
             progress.finish();
-            let what = if key.is_none() { "no sshd host key in the data dir yet" } else { "no SSH banner" };
+            let what = if key.is_none() {
+                "no sshd host key in the data dir yet"
+            } else {
+                "no SSH banner"
+            };
             return Err(timed_out(
                 ctx,
                 engine,
@@ -211,8 +270,9 @@ fn wait_ready(ctx: &Ctx, engine: &Engine, settings: &Settings, timeout: u64) -> 
 
 /// Fails early when the container stopped or restart-loops during the wait.
 fn check_alive(ctx: &Ctx, engine: &Engine, name: &str) -> Result<()> {
-    let c =
-        engine.container(name)?.ok_or_else(|| Failure::failed(format!("container {name} disappeared during start")))?;
+    let c = engine
+        .container(name)?
+        .ok_or_else(|| Failure::failed(format!("container {name} disappeared during start")))?;
     if c.running && c.state != "restarting" {
         return Ok(());
     }
@@ -220,7 +280,10 @@ fn check_alive(ctx: &Ctx, engine: &Engine, name: &str) -> Result<()> {
     for line in &lines {
         ctx.out.detail(format!("  | {line}"));
     }
-    let last = lines.last().map(|l| format!("; last log line: {}", l.trim())).unwrap_or_default();
+    let last = lines
+        .last()
+        .map(|l| format!("; last log line: {}", l.trim()))
+        .unwrap_or_default();
     Err(Failure::failed(format!(
         "container {name} is {} (exit code {}) during start{last}; see 'boxvirt logs'",
         c.state,
@@ -228,7 +291,14 @@ fn check_alive(ctx: &Ctx, engine: &Engine, name: &str) -> Result<()> {
     )))
 }
 
-fn timed_out(ctx: &Ctx, engine: &Engine, name: &str, timeout: u64, stage: &str, last: &str) -> Failure {
+fn timed_out(
+    ctx: &Ctx,
+    engine: &Engine,
+    name: &str,
+    timeout: u64,
+    stage: &str,
+    last: &str,
+) -> Failure {
     if ctx.out.verbose > 0 {
         for line in engine.log_tail(name, 20).unwrap_or_default() {
             eprintln!("  | {line}");
@@ -241,12 +311,24 @@ fn timed_out(ctx: &Ctx, engine: &Engine, name: &str, timeout: u64, stage: &str, 
 
 /// known_hosts (the pinned host key), boxman.conf and the link.
 fn write_ssh_files(ctx: &Ctx, settings: &Settings, no_link: bool) -> Result<()> {
-    let key = ssh_keys::host_public_key(&settings.ssh_dir())
-        .ok_or_else(|| Failure::failed(format!("no sshd host key in {}/host", settings.ssh_dir().display())))?;
-    ssh_config::write_files(settings, settings.ssh_port, &ssh_keys::known_hosts_line(settings.ssh_port, &key))?;
+    let key = ssh_keys::host_public_key(&settings.ssh_dir()).ok_or_else(|| {
+        Failure::failed(format!(
+            "no sshd host key in {}/host",
+            settings.ssh_dir().display()
+        ))
+    })?;
+    ssh_config::write_files(
+        settings,
+        settings.ssh_port,
+        &ssh_keys::known_hosts_line(settings.ssh_port, &key),
+    )?;
     if !no_link {
         let link = ssh_config::link(settings)?;
-        ctx.out.detail(format!("linked {} -> {}", link.display(), settings.ssh_config_path().display()));
+        ctx.out.detail(format!(
+            "linked {} -> {}",
+            link.display(),
+            settings.ssh_config_path().display()
+        ));
     }
     Ok(())
 }
@@ -274,7 +356,11 @@ fn summary(ctx: &Ctx, s: &Settings, versions: &(String, String), elapsed: Durati
         socket_uri: s.socket_uri(),
         ssh_uri: s.ssh_uri(),
         ssh_config: s.ssh_config_path().display().to_string(),
-        ssh_command: format!("ssh -F {} {}", s.ssh_config_path().display(), s.ssh_host_alias()),
+        ssh_command: format!(
+            "ssh -F {} {}",
+            s.ssh_config_path().display(),
+            s.ssh_host_alias()
+        ),
         virsh_command: format!("virsh -c '{}' list --all", s.socket_uri()),
         libvirt_version: versions.0.clone(),
         hypervisor_version: versions.1.clone(),
@@ -311,12 +397,30 @@ mod tests {
     use crate::settings::Sources;
 
     fn settings(port: u16) -> Settings {
-        let src = Sources { cwd: "/p".into(), uid: 1000, gid: 1000, ..Default::default() };
-        Settings::resolve(&GlobalArgs { ssh_port: Some(port), ..Default::default() }, &src).unwrap()
+        let src = Sources {
+            cwd: "/p".into(),
+            uid: 1000,
+            gid: 1000,
+            ..Default::default()
+        };
+        Settings::resolve(
+            &GlobalArgs {
+                ssh_port: Some(port),
+                ..Default::default()
+            },
+            &src,
+        )
+        .unwrap()
     }
 
     fn running(port: u16, image_id: &str) -> ContainerInfo {
-        let fp = Spec::new(&settings(port), "boxvirt/nested-host:debian", image_id, false).fingerprint();
+        let fp = Spec::new(
+            &settings(port),
+            "boxvirt/nested-host:debian",
+            image_id,
+            false,
+        )
+        .fingerprint();
         ContainerInfo {
             running: true,
             ssh_port: Some(port),
@@ -329,14 +433,50 @@ mod tests {
     fn already_up_only_with_the_same_config() {
         let tag = "boxvirt/nested-host:debian";
         let plain = UpArgs::default();
-        assert!(same_config(&settings(2222), &running(2222, "sha256:1"), tag, "sha256:1", &plain));
+        assert!(same_config(
+            &settings(2222),
+            &running(2222, "sha256:1"),
+            tag,
+            "sha256:1",
+            &plain
+        ));
         // Another image, another port, or --privileged: recreate.
-        assert!(!same_config(&settings(2222), &running(2222, "sha256:1"), tag, "sha256:2", &plain));
-        assert!(!same_config(&settings(2222), &running(2223, "sha256:1"), tag, "sha256:1", &plain));
-        let privileged = UpArgs { privileged: true, ..Default::default() };
-        assert!(!same_config(&settings(2222), &running(2222, "sha256:1"), tag, "sha256:1", &privileged));
+        assert!(!same_config(
+            &settings(2222),
+            &running(2222, "sha256:1"),
+            tag,
+            "sha256:2",
+            &plain
+        ));
+        assert!(!same_config(
+            &settings(2222),
+            &running(2223, "sha256:1"),
+            tag,
+            "sha256:1",
+            &plain
+        ));
+        let privileged = UpArgs {
+            privileged: true,
+            ..Default::default()
+        };
+        assert!(!same_config(
+            &settings(2222),
+            &running(2222, "sha256:1"),
+            tag,
+            "sha256:1",
+            &privileged
+        ));
         // With --auto-ports the port picked earlier counts as the same config.
-        let auto = UpArgs { auto_ports: true, ..Default::default() };
-        assert!(same_config(&settings(2222), &running(2223, "sha256:1"), tag, "sha256:1", &auto));
+        let auto = UpArgs {
+            auto_ports: true,
+            ..Default::default()
+        };
+        assert!(same_config(
+            &settings(2222),
+            &running(2223, "sha256:1"),
+            tag,
+            "sha256:1",
+            &auto
+        ));
     }
 }

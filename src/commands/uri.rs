@@ -22,7 +22,11 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         socket_uri: s.socket_uri(),
         ssh_uri: s.ssh_uri(),
         ssh_config: s.ssh_config_path().display().to_string(),
-        ssh_command: format!("ssh -F {} {}", s.ssh_config_path().display(), s.ssh_host_alias()),
+        ssh_command: format!(
+            "ssh -F {} {}",
+            s.ssh_config_path().display(),
+            s.ssh_host_alias()
+        ),
         virsh_socket: format!("virsh -c '{}' list --all", s.socket_uri()),
         virsh_ssh: format!("virsh -c '{}' list --all", s.ssh_uri()),
         virt_manager: format!("virt-manager --connect '{}'", s.ssh_uri()),

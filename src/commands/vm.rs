@@ -44,13 +44,18 @@ pub fn run(ctx: &Ctx, cmd: VmCommand) -> Result<Exit> {
             ctx.out.note(format!("started vm '{name}'"));
             Ok(Exit::Ok)
         }
-        VmCommand::Stop { name, force, timeout } => stop(ctx, &name, force, timeout),
+        VmCommand::Stop {
+            name,
+            force,
+            timeout,
+        } => stop(ctx, &name, force, timeout),
         VmCommand::Destroy { name } => {
             let conn = open_for(ctx, &name)?;
             if conn.destroy_domain(&name)? {
                 ctx.out.note(format!("powered off vm '{name}'"));
             } else {
-                ctx.out.note(format!("vm '{name}' is not running; nothing to do"));
+                ctx.out
+                    .note(format!("vm '{name}' is not running; nothing to do"));
             }
             Ok(Exit::Ok)
         }
@@ -65,7 +70,13 @@ pub fn run(ctx: &Ctx, cmd: VmCommand) -> Result<Exit> {
                 let lines = [
                     ("Name", s.name.clone()),
                     ("UUID", details.uuid.clone()),
-                    ("Id", details.id.map(|i| i.to_string()).unwrap_or_else(|| "-".into())),
+                    (
+                        "Id",
+                        details
+                            .id
+                            .map(|i| i.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                    ),
                     ("State", s.state.as_str().to_string()),
                     ("Type", details.domain_type.clone()),
                     ("vCPUs", s.vcpus.to_string()),
@@ -73,11 +84,22 @@ pub fn run(ctx: &Ctx, cmd: VmCommand) -> Result<Exit> {
                     ("CPU time", format!("{:.1} s", details.cpu_time_s)),
                     ("Autostart", if s.autostart { "yes" } else { "no" }.into()),
                     ("Persistent", if s.persistent { "yes" } else { "no" }.into()),
-                    ("Template", meta.as_ref().map(|m| m.template.clone()).unwrap_or_else(|| "- (not made by boxvirt)".into())),
+                    (
+                        "Template",
+                        meta.as_ref()
+                            .map(|m| m.template.clone())
+                            .unwrap_or_else(|| "- (not made by boxvirt)".into()),
+                    ),
                     (
                         "Volumes",
-                        meta.map(|m| m.volumes.iter().map(|v| format!("{}/{}", v.pool, v.name)).collect::<Vec<_>>().join(", "))
-                            .unwrap_or_default(),
+                        meta.map(|m| {
+                            m.volumes
+                                .iter()
+                                .map(|v| format!("{}/{}", v.pool, v.name))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                        .unwrap_or_default(),
                     ),
                 ];
                 for (k, v) in lines {
@@ -93,8 +115,17 @@ pub fn run(ctx: &Ctx, cmd: VmCommand) -> Result<Exit> {
         VmCommand::Ip { name } => ip(ctx, &name),
         VmCommand::Wait { name, timeout } => {
             let conn = open_for(ctx, &name)?;
-            let ready = ready::wait(&conn, &ctx.settings, &name, Duration::from_secs(timeout), &ctx.out)?;
-            ctx.out.note(format!("vm '{name}' is ready at {} ({:.1} s)", ready.ip, ready.seconds));
+            let ready = ready::wait(
+                &conn,
+                &ctx.settings,
+                &name,
+                Duration::from_secs(timeout),
+                &ctx.out,
+            )?;
+            ctx.out.note(format!(
+                "vm '{name}' is ready at {} ({:.1} s)",
+                ready.ip, ready.seconds
+            ));
             Ok(Exit::Ok)
         }
         VmCommand::Ssh { name, command } => ssh(ctx, &name, &command),
@@ -124,7 +155,11 @@ fn ip(ctx: &Ctx, name: &str) -> Result<Exit> {
     let meta = metadata_of(&conn, name)?;
     let addr = reach::discover(&conn, name, meta.as_ref(), running)?;
     if ctx.out.is_json() {
-        ctx.out.json(&IpJson { name, ip: addr.as_ref().map(|a| a.ip.as_str()), source: addr.as_ref().map(|a| a.source) })?;
+        ctx.out.json(&IpJson {
+            name,
+            ip: addr.as_ref().map(|a| a.ip.as_str()),
+            source: addr.as_ref().map(|a| a.source),
+        })?;
         return Ok(Exit::Ok);
     }
     match addr {
@@ -133,23 +168,33 @@ fn ip(ctx: &Ctx, name: &str) -> Result<Exit> {
             ctx.out.detail(format!("source: {}", a.source));
             Ok(Exit::Ok)
         }
-        None => Err(Failure::not_found(format!(
+        None => {
+            Err(Failure::not_found(format!(
             "vm '{name}' has no known IP address yet (no reservation, lease, agent or ARP entry){}",
             if running { "; try 'boxvirt vm wait' " } else { "; it is not running" }
-        ))),
+        )))
+        }
     }
 }
 
 /// What `vm ssh` and `vm ssh-config` need for one VM.
 fn entry(ctx: &Ctx, conn: &Libvirt, name: &str) -> Result<String> {
-    let meta = metadata_of(conn, name)?.ok_or_else(|| Failure::failed(format!("vm '{name}' was not created by boxvirt; no login user or host key is known")))?;
+    let meta = metadata_of(conn, name)?.ok_or_else(|| {
+        Failure::failed(format!(
+            "vm '{name}' was not created by boxvirt; no login user or host key is known"
+        ))
+    })?;
     let running = conn.domain_summary(name)?.state.is_active();
-    let addr = reach::discover(conn, name, Some(&meta), running)?
-        .ok_or_else(|| Failure::not_found(format!("vm '{name}' has no known IP address; run 'boxvirt vm wait {name}'")))?;
-    let host_key = meta
-        .host_key
-        .as_deref()
-        .ok_or_else(|| Failure::failed(format!("vm '{name}' has no pinned host key (no cloud-init seed)")))?;
+    let addr = reach::discover(conn, name, Some(&meta), running)?.ok_or_else(|| {
+        Failure::not_found(format!(
+            "vm '{name}' has no known IP address; run 'boxvirt vm wait {name}'"
+        ))
+    })?;
+    let host_key = meta.host_key.as_deref().ok_or_else(|| {
+        Failure::failed(format!(
+            "vm '{name}' has no pinned host key (no cloud-init seed)"
+        ))
+    })?;
     let known = vm_ssh::pin(&ctx.settings, &addr.ip, host_key)?;
     Ok(vm_ssh::host_entry(
         name,
@@ -166,7 +211,8 @@ fn ssh(ctx: &Ctx, name: &str, command: &[String]) -> Result<Exit> {
     let conn = open_for(ctx, name)?;
     let text = entry(ctx, &conn, name)?;
     let file = ctx.settings.ssh_dir().join(format!("vm-{name}.conf"));
-    std::fs::write(&file, text).map_err(|e| Failure::failed(format!("cannot write {}: {e}", file.display())))?;
+    std::fs::write(&file, text)
+        .map_err(|e| Failure::failed(format!("cannot write {}: {e}", file.display())))?;
     let mut cmd = std::process::Command::new("ssh");
     if ctx.out.verbose > 1 {
         cmd.arg("-vvv");
@@ -202,7 +248,8 @@ fn ssh_config(ctx: &Ctx, name: Option<&str>) -> Result<Exit> {
         }
     }
     if printed == 0 && name.is_none() {
-        ctx.out.note("no VM with a known address and pinned host key");
+        ctx.out
+            .note("no VM with a known address and pinned host key");
     }
     Ok(Exit::Ok)
 }
@@ -217,8 +264,14 @@ fn open_for(ctx: &Ctx, name: &str) -> Result<Libvirt> {
 /// `--ssh-key` files.
 fn authorized_keys(ctx: &Ctx, extra: &[std::path::PathBuf]) -> Result<Vec<String>> {
     let s = &ctx.settings;
-    crate::nested::ssh_keys::ensure_client_key(&s.ssh_key_path(), &format!("boxvirt@{}", s.instance), s.host_uid, s.host_gid)?;
-    let mut keys = crate::cloudinit::read_authorized_keys_file(&s.ssh_key_path().with_extension("pub"))?;
+    crate::nested::ssh_keys::ensure_client_key(
+        &s.ssh_key_path(),
+        &format!("boxvirt@{}", s.instance),
+        s.host_uid,
+        s.host_gid,
+    )?;
+    let mut keys =
+        crate::cloudinit::read_authorized_keys_file(&s.ssh_key_path().with_extension("pub"))?;
     for file in extra {
         keys.extend(crate::cloudinit::read_authorized_keys_file(file)?);
     }
@@ -229,8 +282,16 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
     if let Some(name) = &args.name {
         names::validate("vm", name)?;
     }
-    let keys = if args.no_seed { Vec::new() } else { authorized_keys(ctx, &args.ssh_keys)? };
-    let user_data = args.user_data.as_deref().map(crate::cloudinit::read_user_data_file).transpose()?;
+    let keys = if args.no_seed {
+        Vec::new()
+    } else {
+        authorized_keys(ctx, &args.ssh_keys)?
+    };
+    let user_data = args
+        .user_data
+        .as_deref()
+        .map(crate::cloudinit::read_user_data_file)
+        .transpose()?;
     let req = Request {
         template: args.template,
         name: args.name,
@@ -252,7 +313,10 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
     };
     let conn = ctx.libvirt()?;
     let created = create::create(&conn, &ctx.catalog, &ctx.out, &req)?;
-    let mut line = format!("created vm '{}' from template {} ({}", created.name, created.template, created.domain_type);
+    let mut line = format!(
+        "created vm '{}' from template {} ({}",
+        created.name, created.template, created.domain_type
+    );
     if let Some(net) = &created.network {
         line.push_str(&format!(", network {net}"));
     }
@@ -273,11 +337,21 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
         println!("{line}");
     }
     if args.wait {
-        let ready = ready::wait(&conn, &ctx.settings, &created.name, Duration::from_secs(args.timeout), &ctx.out)?;
-        ctx.out.note(format!("vm '{}' is ready at {} ({:.1} s); 'boxvirt vm ssh {}'", created.name, ready.ip, ready.seconds, created.name));
+        let ready = ready::wait(
+            &conn,
+            &ctx.settings,
+            &created.name,
+            Duration::from_secs(args.timeout),
+            &ctx.out,
+        )?;
+        ctx.out.note(format!(
+            "vm '{}' is ready at {} ({:.1} s); 'boxvirt vm ssh {}'",
+            created.name, ready.ip, ready.seconds, created.name
+        ));
         if args.eject_seed {
             if let Some(vol) = create::eject_seed(&conn, &created.name)? {
-                ctx.out.note(format!("ejected and deleted the cloud-init seed {vol}"));
+                ctx.out
+                    .note(format!("ejected and deleted the cloud-init seed {vol}"));
             }
         }
     }
@@ -306,11 +380,20 @@ fn list(ctx: &Ctx) -> Result<Exit> {
             if !d.state.is_active() {
                 return None;
             }
-            conn.domain_addresses(&d.name, "lease").ok().and_then(|a| a.into_iter().map(|(_, ip)| ip).next())
+            conn.domain_addresses(&d.name, "lease")
+                .ok()
+                .and_then(|a| a.into_iter().map(|(_, ip)| ip).next())
         })
         .collect();
     if ctx.out.is_json() {
-        let rows: Vec<ListJson> = doms.iter().zip(&ips).map(|(d, ip)| ListJson { summary: d, ip: ip.clone() }).collect();
+        let rows: Vec<ListJson> = doms
+            .iter()
+            .zip(&ips)
+            .map(|(d, ip)| ListJson {
+                summary: d,
+                ip: ip.clone(),
+            })
+            .collect();
         ctx.out.json(&rows)?;
     } else {
         let rows: Vec<Row> = doms
@@ -333,7 +416,8 @@ fn list(ctx: &Ctx) -> Result<Exit> {
 fn stop(ctx: &Ctx, name: &str, force: bool, timeout_s: u64) -> Result<Exit> {
     let conn = open_for(ctx, name)?;
     if !conn.domain_summary(name)?.state.is_active() {
-        ctx.out.note(format!("vm '{name}' is not running; nothing to do"));
+        ctx.out
+            .note(format!("vm '{name}' is not running; nothing to do"));
         return Ok(Exit::Ok);
     }
     if force {
@@ -373,7 +457,9 @@ fn delete(ctx: &Ctx, name: &str) -> Result<Exit> {
     }
     if let Some(r) = meta.as_ref().and_then(|m| m.reservation.as_ref()) {
         // The network may be gone already; the reservation went with it.
-        if conn.network_summary(&r.network)?.is_some() && conn.remove_dhcp_host(&r.network, &r.mac, name, &r.ip)? {
+        if conn.network_summary(&r.network)?.is_some()
+            && conn.remove_dhcp_host(&r.network, &r.mac, name, &r.ip)?
+        {
             removed.push(format!("DHCP reservation {} on {}", r.ip, r.network));
         }
     }

@@ -6,11 +6,11 @@ use std::io::Read;
 
 use serde::Serialize;
 
-use crate::progress::Transfer;
 use super::pull::{pull, PullOptions, Pulled};
 use crate::error::{Failure, Result};
 use crate::libvirt::{Libvirt, UPLOAD_HEAD_LEN};
 use crate::output::Output;
+use crate::progress::Transfer;
 use crate::template::{Catalog, Kind};
 
 /// The pool base volumes live in (made from `xml-templates/pool/default.xml`).
@@ -36,15 +36,23 @@ pub struct BaseVolume {
 
 pub fn volume_name(image: &str, sha256: &str, format: &str) -> String {
     let ext = if format == "qcow2" { "qcow2" } else { "img" };
-    format!("{image}-{}.{ext}", &sha256[..DIGEST_PREFIX.min(sha256.len())])
+    format!(
+        "{image}-{}.{ext}",
+        &sha256[..DIGEST_PREFIX.min(sha256.len())]
+    )
 }
 
 /// `<image>-<12 hex>.<qcow2|img>` -> (image, 12 hex); None for other volumes.
 pub fn parse_volume_name(vol: &str) -> Option<(&str, &str)> {
-    let stem = vol.strip_suffix(".qcow2").or_else(|| vol.strip_suffix(".img"))?;
+    let stem = vol
+        .strip_suffix(".qcow2")
+        .or_else(|| vol.strip_suffix(".img"))?;
     let (image, hex) = stem.rsplit_once('-')?;
-    let ok =
-        !image.is_empty() && hex.len() == DIGEST_PREFIX && hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+    let ok = !image.is_empty()
+        && hex.len() == DIGEST_PREFIX
+        && hex
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
     ok.then_some((image, hex))
 }
 
@@ -63,8 +71,15 @@ pub fn ensure_base_volume(
 }
 
 /// Uploads a pulled image as a base volume unless a complete one exists.
-pub fn upload(conn: &Libvirt, templates: &Catalog, out: &Output, pulled: &Pulled) -> Result<BaseVolume> {
-    let changes = conn.ensure_pool(BASE_POOL, || templates.get(Kind::Pool, BASE_POOL)?.render(&[]))?;
+pub fn upload(
+    conn: &Libvirt,
+    templates: &Catalog,
+    out: &Output,
+    pulled: &Pulled,
+) -> Result<BaseVolume> {
+    let changes = conn.ensure_pool(BASE_POOL, || {
+        templates.get(Kind::Pool, BASE_POOL)?.render(&[])
+    })?;
     if !changes.is_empty() {
         let said: Vec<&str> = changes.iter().map(|c| c.describe()).collect();
         out.note(format!("storage pool '{BASE_POOL}': {}", said.join(", ")));
@@ -82,7 +97,9 @@ pub fn upload(conn: &Libvirt, templates: &Catalog, out: &Output, pulled: &Pulled
     };
     if let Some(path) = conn.volume_path(BASE_POOL, &vol)? {
         if is_complete(conn, &vol, pulled)? {
-            out.detail(format!("base volume '{vol}' is already in pool '{BASE_POOL}'"));
+            out.detail(format!(
+                "base volume '{vol}' is already in pool '{BASE_POOL}'"
+            ));
             return Ok(base(path, false));
         }
         let users = conn.volume_users(&path)?;
@@ -92,14 +109,20 @@ pub fn upload(conn: &Libvirt, templates: &Catalog, out: &Output, pulled: &Pulled
                 users.join(", ")
             )));
         }
-        out.warn(format!("base volume '{vol}' is incomplete (an earlier upload stopped); uploading it again"));
+        out.warn(format!(
+            "base volume '{vol}' is incomplete (an earlier upload stopped); uploading it again"
+        ));
         conn.delete_volume(BASE_POOL, &vol)?;
     }
     let transfer = Transfer::new(out);
     transfer.set_total(Some(pulled.size));
     transfer.stage(format!("uploading {vol} to {}", conn.uri()));
-    let path =
-        conn.upload_volume(BASE_POOL, &vol, std::path::Path::new(&pulled.cache_path), &mut |sent| transfer.set_position(sent))?;
+    let path = conn.upload_volume(
+        BASE_POOL,
+        &vol,
+        std::path::Path::new(&pulled.cache_path),
+        &mut |sent| transfer.set_position(sent),
+    )?;
     transfer.finish();
     Ok(base(path, true))
 }
@@ -125,8 +148,17 @@ mod tests {
         let v = volume_name("rocky9", &sha, "qcow2");
         assert_eq!(v, "rocky9-0123456789ab.qcow2");
         assert_eq!(parse_volume_name(&v), Some(("rocky9", "0123456789ab")));
-        assert_eq!(parse_volume_name(&volume_name("my-img", &sha, "raw")), Some(("my-img", "0123456789ab")));
-        for other in ["vm1.qcow2", "tiny-1.qcow2", "x-0123456789AB.qcow2", "-0123456789ab.qcow2", "x-0123456789ab.iso"] {
+        assert_eq!(
+            parse_volume_name(&volume_name("my-img", &sha, "raw")),
+            Some(("my-img", "0123456789ab"))
+        );
+        for other in [
+            "vm1.qcow2",
+            "tiny-1.qcow2",
+            "x-0123456789AB.qcow2",
+            "-0123456789ab.qcow2",
+            "x-0123456789ab.iso",
+        ] {
             assert_eq!(parse_volume_name(other), None, "{other}");
         }
     }

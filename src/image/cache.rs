@@ -66,7 +66,9 @@ fn io_fail(what: &str, path: &Path, e: std::io::Error) -> Failure {
 }
 
 fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    s.len() == 64
+        && s.chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
 }
 
 impl Cache {
@@ -76,7 +78,11 @@ impl Cache {
 
     /// The cache of this process's environment (see the module docs).
     pub fn from_env() -> Result<Cache> {
-        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let var = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         if let Some(dir) = var("BOXVIRT_CACHE_DIR") {
             return Ok(Cache::at(dir));
         }
@@ -85,7 +91,9 @@ impl Cache {
         }
         match var("HOME") {
             Some(home) => Ok(Cache::at(home.join(".cache").join("boxvirt"))),
-            None => Err(Failure::usage("no cache directory: set BOXVIRT_CACHE_DIR (or HOME or XDG_CACHE_HOME)")),
+            None => Err(Failure::usage(
+                "no cache directory: set BOXVIRT_CACHE_DIR (or HOME or XDG_CACHE_HOME)",
+            )),
         }
     }
 
@@ -103,7 +111,8 @@ impl Cache {
 
     /// Where the download that must reach `expected` accumulates.
     pub fn part_path(&self, expected: &Expected) -> PathBuf {
-        self.partial_dir().join(format!("{}-{}.part", expected.algo.as_str(), expected.hex))
+        self.partial_dir()
+            .join(format!("{}-{}.part", expected.algo.as_str(), expected.hex))
     }
 
     /// Only one process may write a given partial download; others wait.
@@ -129,7 +138,10 @@ impl Cache {
     }
 
     fn image_at(&self, sha256: &str) -> Option<PathBuf> {
-        ["qcow2", "raw"].iter().map(|ext| self.verified_dir().join(format!("{sha256}.{ext}"))).find(|p| p.is_file())
+        ["qcow2", "raw"]
+            .iter()
+            .map(|ext| self.verified_dir().join(format!("{sha256}.{ext}")))
+            .find(|p| p.is_file())
     }
 
     fn meta_path(&self, sha256: &str) -> PathBuf {
@@ -137,9 +149,18 @@ impl Cache {
     }
 
     fn load(&self, sha256: &str, path: PathBuf) -> Result<CachedImage> {
-        let size = std::fs::metadata(&path).map_err(|e| io_fail("reading", &path, e))?.len();
-        let meta = std::fs::read_to_string(self.meta_path(sha256)).ok().and_then(|t| serde_json::from_str::<Meta>(&t).ok());
-        Ok(CachedImage { sha256: sha256.to_string(), path, size, meta })
+        let size = std::fs::metadata(&path)
+            .map_err(|e| io_fail("reading", &path, e))?
+            .len();
+        let meta = std::fs::read_to_string(self.meta_path(sha256))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Meta>(&t).ok());
+        Ok(CachedImage {
+            sha256: sha256.to_string(),
+            path,
+            size,
+            meta,
+        })
     }
 
     pub fn get_sha256(&self, sha256: &str) -> Result<Option<CachedImage>> {
@@ -153,10 +174,9 @@ impl Cache {
     pub fn lookup(&self, expected: &Expected) -> Result<Option<CachedImage>> {
         match expected.algo {
             Algo::Sha256 => self.get_sha256(&expected.hex),
-            Algo::Sha512 => Ok(self
-                .list()?
-                .into_iter()
-                .find(|c| c.meta.as_ref().and_then(|m| m.sha512.as_deref()) == Some(expected.hex.as_str()))),
+            Algo::Sha512 => Ok(self.list()?.into_iter().find(|c| {
+                c.meta.as_ref().and_then(|m| m.sha512.as_deref()) == Some(expected.hex.as_str())
+            })),
         }
     }
 
@@ -171,8 +191,10 @@ impl Cache {
         let mut found = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();
-            let (Some(stem), Some(ext)) = (path.file_stem().and_then(|s| s.to_str()), path.extension().and_then(|s| s.to_str()))
-            else {
+            let (Some(stem), Some(ext)) = (
+                path.file_stem().and_then(|s| s.to_str()),
+                path.extension().and_then(|s| s.to_str()),
+            ) else {
                 continue;
             };
             if is_sha256_hex(stem) && matches!(ext, "qcow2" | "raw") {
@@ -184,7 +206,14 @@ impl Cache {
     }
 
     /// Moves a verified download into the cache and writes its note.
-    pub fn store(&self, part: &Path, digests: &Digests, info: &ImageInfo, name: Option<&str>, url: &str) -> Result<CachedImage> {
+    pub fn store(
+        &self,
+        part: &Path,
+        digests: &Digests,
+        info: &ImageInfo,
+        name: Option<&str>,
+        url: &str,
+    ) -> Result<CachedImage> {
         let dir = self.verified_dir();
         std::fs::create_dir_all(&dir).map_err(|e| io_fail("creating cache directory", &dir, e))?;
         let meta = Meta {
@@ -195,18 +224,27 @@ impl Cache {
             format: info.format.to_string(),
             virtual_size: info.virtual_size,
             size: info.file_size,
-            pulled_at_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            pulled_at_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
         };
         // The note first: an image without one is still valid, a note alone is ignored.
         let note = self.meta_path(&digests.sha256);
         let tmp = note.with_extension("json.tmp");
-        let text =
-            serde_json::to_string_pretty(&meta).map_err(|e| Failure::failed(format!("encoding {}: {e}", note.display())))?;
+        let text = serde_json::to_string_pretty(&meta)
+            .map_err(|e| Failure::failed(format!("encoding {}: {e}", note.display())))?;
         std::fs::write(&tmp, text).map_err(|e| io_fail("writing", &tmp, e))?;
         std::fs::rename(&tmp, &note).map_err(|e| io_fail("writing", &note, e))?;
         let path = dir.join(format!("{}.{}", digests.sha256, info.format));
-        std::fs::rename(part, &path).map_err(|e| io_fail("moving the verified download to", &path, e))?;
-        Ok(CachedImage { sha256: digests.sha256.clone(), path, size: info.file_size, meta: Some(meta) })
+        std::fs::rename(part, &path)
+            .map_err(|e| io_fail("moving the verified download to", &path, e))?;
+        Ok(CachedImage {
+            sha256: digests.sha256.clone(),
+            path,
+            size: info.file_size,
+            meta: Some(meta),
+        })
     }
 
     /// Deletes a cached image and its note.
@@ -214,7 +252,9 @@ impl Cache {
         std::fs::remove_file(&image.path).map_err(|e| io_fail("removing", &image.path, e))?;
         let note = self.meta_path(&image.sha256);
         match std::fs::remove_file(&note) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_fail("removing", &note, e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io_fail("removing", &note, e))
+            }
             _ => Ok(()),
         }
     }
@@ -222,7 +262,12 @@ impl Cache {
     /// Partial downloads left over (for tests and `image list -v`).
     pub fn partial_files(&self) -> Vec<PathBuf> {
         std::fs::read_dir(self.partial_dir())
-            .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "part")).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "part"))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -238,17 +283,35 @@ mod tests {
         assert!(cache.list().unwrap().is_empty());
         let sha256 = "a".repeat(64);
         let sha512 = "b".repeat(128);
-        let exp = Expected { algo: Algo::Sha512, hex: sha512.clone() };
+        let exp = Expected {
+            algo: Algo::Sha512,
+            hex: sha512.clone(),
+        };
         let part = cache.part_path(&exp);
         std::fs::create_dir_all(part.parent().unwrap()).unwrap();
         std::fs::write(&part, b"data").unwrap();
-        let info = ImageInfo { format: "qcow2", virtual_size: 10, file_size: 4 };
-        let digests = Digests { sha256: sha256.clone(), sha512: Some(sha512) };
-        let stored = cache.store(&part, &digests, &info, Some("deb"), "http://x/y.qcow2").unwrap();
+        let info = ImageInfo {
+            format: "qcow2",
+            virtual_size: 10,
+            file_size: 4,
+        };
+        let digests = Digests {
+            sha256: sha256.clone(),
+            sha512: Some(sha512),
+        };
+        let stored = cache
+            .store(&part, &digests, &info, Some("deb"), "http://x/y.qcow2")
+            .unwrap();
         assert!(!part.exists());
-        assert_eq!(stored.path, dir.path().join(format!("images/sha256/{sha256}.qcow2")));
+        assert_eq!(
+            stored.path,
+            dir.path().join(format!("images/sha256/{sha256}.qcow2"))
+        );
         assert_eq!(cache.lookup(&exp).unwrap().unwrap().name(), Some("deb"));
-        let by256 = Expected { algo: Algo::Sha256, hex: sha256 };
+        let by256 = Expected {
+            algo: Algo::Sha256,
+            hex: sha256,
+        };
         assert_eq!(cache.lookup(&by256).unwrap().unwrap().size, 4);
         assert_eq!(cache.list().unwrap().len(), 1);
         cache.remove(&stored).unwrap();

@@ -111,11 +111,20 @@ mod tests {
             crate::names::validate("image", e.name).unwrap();
             assert!(!e.sources.is_empty(), "{}", e.name);
             for s in e.sources {
-                assert!(s.url.starts_with("https://") && s.checksum_url.starts_with("https://"), "{}", e.name);
+                assert!(
+                    s.url.starts_with("https://") && s.checksum_url.starts_with("https://"),
+                    "{}",
+                    e.name
+                );
                 assert!(!file_name(s.url).is_empty());
                 // The checksum file sits beside the image.
                 let dir = &s.url[..s.url.len() - file_name(s.url).len()];
-                assert!(s.checksum_url.starts_with(dir), "{}: {}", e.name, s.checksum_url);
+                assert!(
+                    s.checksum_url.starts_with(dir),
+                    "{}: {}",
+                    e.name,
+                    s.checksum_url
+                );
             }
         }
         assert_eq!(names(), ["rocky9", "ubuntu24", "debian12"]);

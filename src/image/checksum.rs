@@ -55,7 +55,10 @@ pub fn parse_sha256_flag(value: &str) -> Result<Expected> {
             "--sha256 {value:?} is not a SHA-256 digest; pass the 64 hexadecimal characters that `sha256sum` prints"
         )));
     }
-    Ok(Expected { algo: Algo::Sha256, hex: hex.to_ascii_lowercase() })
+    Ok(Expected {
+        algo: Algo::Sha256,
+        hex: hex.to_ascii_lowercase(),
+    })
 }
 
 /// The digest a checksum file lists for `file`. Understands BSD lines
@@ -70,14 +73,20 @@ pub fn find_in_checksum_file(text: &str, file: &str) -> Option<Expected> {
             found.push(e);
         }
     }
-    found.iter().find(|e| e.algo == Algo::Sha256).or(found.first()).cloned()
+    found
+        .iter()
+        .find(|e| e.algo == Algo::Sha256)
+        .or(found.first())
+        .cloned()
 }
 
 fn algo_for(hex: &str) -> Option<Algo> {
     if !is_hex(hex) {
         return None;
     }
-    [Algo::Sha256, Algo::Sha512].into_iter().find(|a| a.hex_len() == hex.len())
+    [Algo::Sha256, Algo::Sha512]
+        .into_iter()
+        .find(|a| a.hex_len() == hex.len())
 }
 
 fn parse_bsd(line: &str, file: &str) -> Option<Expected> {
@@ -89,7 +98,10 @@ fn parse_bsd(line: &str, file: &str) -> Option<Expected> {
         _ => return None,
     };
     let hex = hex.trim();
-    (name == file && algo_for(hex) == Some(algo)).then(|| Expected { algo, hex: hex.to_ascii_lowercase() })
+    (name == file && algo_for(hex) == Some(algo)).then(|| Expected {
+        algo,
+        hex: hex.to_ascii_lowercase(),
+    })
 }
 
 fn parse_gnu(line: &str, file: &str) -> Option<Expected> {
@@ -98,7 +110,10 @@ fn parse_gnu(line: &str, file: &str) -> Option<Expected> {
     let name = name.strip_prefix('*').unwrap_or(name);
     let name = name.strip_prefix("./").unwrap_or(name);
     let algo = algo_for(hex)?;
-    (name == file).then(|| Expected { algo, hex: hex.to_ascii_lowercase() })
+    (name == file).then(|| Expected {
+        algo,
+        hex: hex.to_ascii_lowercase(),
+    })
 }
 
 /// Hashes bytes as they arrive: always SHA-256 (the cache key), SHA-512 too
@@ -128,7 +143,10 @@ impl Digests {
 
 impl Hasher {
     pub fn new(expected: &Expected) -> Hasher {
-        Hasher { sha256: Sha256::new(), sha512: (expected.algo == Algo::Sha512).then(Sha512::new) }
+        Hasher {
+            sha256: Sha256::new(),
+            sha512: (expected.algo == Algo::Sha512).then(Sha512::new),
+        }
     }
 
     pub fn update(&mut self, bytes: &[u8]) {
@@ -139,7 +157,10 @@ impl Hasher {
     }
 
     pub fn finish(self) -> Digests {
-        Digests { sha256: hex::encode(self.sha256.finalize()), sha512: self.sha512.map(|h| hex::encode(h.finalize())) }
+        Digests {
+            sha256: hex::encode(self.sha256.finalize()),
+            sha512: self.sha512.map(|h| hex::encode(h.finalize())),
+        }
     }
 }
 
@@ -152,7 +173,12 @@ mod tests {
     #[test]
     fn sha256_flag_accepts_hex_and_prefix_and_rejects_the_rest() {
         assert_eq!(parse_sha256_flag(H256).unwrap().hex, H256);
-        assert_eq!(parse_sha256_flag(&format!("sha256:{}", H256.to_uppercase())).unwrap().hex, H256);
+        assert_eq!(
+            parse_sha256_flag(&format!("sha256:{}", H256.to_uppercase()))
+                .unwrap()
+                .hex,
+            H256
+        );
         for bad in ["", "abc", &H256[1..], &format!("{}g", &H256[1..])] {
             let err = parse_sha256_flag(bad).unwrap_err();
             assert_eq!(err.exit, crate::error::Exit::Usage, "{bad}");
@@ -167,9 +193,24 @@ mod tests {
              SHA256 (Rocky-9-GenericCloud-Base.latest.x86_64.qcow2) = {}\n",
             "1".repeat(64)
         );
-        let e = find_in_checksum_file(&text, "Rocky-9-GenericCloud-Base-9.6-20250531.0.x86_64.qcow2").unwrap();
-        assert_eq!(e, Expected { algo: Algo::Sha256, hex: H256.into() });
-        assert_eq!(find_in_checksum_file(&text, "Rocky-9-GenericCloud-Base.latest.x86_64.qcow2").unwrap().hex, "1".repeat(64));
+        let e = find_in_checksum_file(
+            &text,
+            "Rocky-9-GenericCloud-Base-9.6-20250531.0.x86_64.qcow2",
+        )
+        .unwrap();
+        assert_eq!(
+            e,
+            Expected {
+                algo: Algo::Sha256,
+                hex: H256.into()
+            }
+        );
+        assert_eq!(
+            find_in_checksum_file(&text, "Rocky-9-GenericCloud-Base.latest.x86_64.qcow2")
+                .unwrap()
+                .hex,
+            "1".repeat(64)
+        );
         assert!(find_in_checksum_file(&text, "other.qcow2").is_none());
     }
 
@@ -177,23 +218,41 @@ mod tests {
     fn gnu_checksum_files_as_ubuntu_and_debian_publish_them() {
         let ubuntu =
             format!("{} *ubuntu-24.04-server-cloudimg-amd64.img\n{H256} *ubuntu-24.04-server-cloudimg-amd64.img.x\n", H256);
-        assert_eq!(find_in_checksum_file(&ubuntu, "ubuntu-24.04-server-cloudimg-amd64.img").unwrap().hex, H256);
+        assert_eq!(
+            find_in_checksum_file(&ubuntu, "ubuntu-24.04-server-cloudimg-amd64.img")
+                .unwrap()
+                .hex,
+            H256
+        );
         let h512 = "ab".repeat(64);
         let debian = format!(
             "{h512}  debian-12-genericcloud-amd64-20250814-2204.qcow2\n{}  debian-12-genericcloud-amd64-20250814-2204.raw\n",
             "cd".repeat(64)
         );
-        let e = find_in_checksum_file(&debian, "debian-12-genericcloud-amd64-20250814-2204.qcow2").unwrap();
-        assert_eq!(e, Expected { algo: Algo::Sha512, hex: h512 });
+        let e = find_in_checksum_file(&debian, "debian-12-genericcloud-amd64-20250814-2204.qcow2")
+            .unwrap();
+        assert_eq!(
+            e,
+            Expected {
+                algo: Algo::Sha512,
+                hex: h512
+            }
+        );
     }
 
     #[test]
     fn hasher_matches_known_digests() {
-        let mut h = Hasher::new(&Expected { algo: Algo::Sha512, hex: String::new() });
+        let mut h = Hasher::new(&Expected {
+            algo: Algo::Sha512,
+            hex: String::new(),
+        });
         h.update(b"a");
         h.update(b"bc");
         let d = h.finish();
-        assert_eq!(d.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            d.sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert!(d.sha512.unwrap().starts_with("ddaf35a193617aba"));
     }
 }

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::checksum::{Digests, Expected, Hasher};
-use crate::progress::Transfer;
 use crate::error::{Failure, Result};
+use crate::progress::Transfer;
 
 const CHUNK: usize = 256 * 1024;
 /// Checksum files are small; anything bigger is not one.
@@ -46,12 +46,19 @@ impl Http {
             .timeout_recv_response(Some(idle))
             .timeout_per_read(Some(idle))
             .build();
-        Http { agent: config.into(), retries: env_u64("BOXVIRT_DOWNLOAD_RETRIES").unwrap_or(3).min(100) as u32 }
+        Http {
+            agent: config.into(),
+            retries: env_u64("BOXVIRT_DOWNLOAD_RETRIES").unwrap_or(3).min(100) as u32,
+        }
     }
 
     /// A small text file (a checksum list). HTTP 404/410 is "not found" (exit 3).
     pub fn text(&self, url: &str) -> Result<String> {
-        let mut resp = self.agent.get(url).call().map_err(|e| Failure::failed(format!("fetching {url}: {}", describe(&e))))?;
+        let mut resp = self
+            .agent
+            .get(url)
+            .call()
+            .map_err(|e| Failure::failed(format!("fetching {url}: {}", describe(&e))))?;
         let status = resp.status().as_u16();
         if status != 200 {
             return Err(status_failure(url, status));
@@ -65,12 +72,25 @@ impl Http {
 
     /// Downloads `url` into `part` (resuming what is there) and returns its
     /// digests once they match `expected`. On a mismatch the part is deleted.
-    pub fn download(&self, url: &str, part: &Path, expected: &Expected, progress: &Transfer) -> Result<Digests> {
-        let io = |what: &str, e: std::io::Error| Failure::failed(format!("{what} {}: {e}", part.display()));
+    pub fn download(
+        &self,
+        url: &str,
+        part: &Path,
+        expected: &Expected,
+        progress: &Transfer,
+    ) -> Result<Digests> {
+        let io = |what: &str, e: std::io::Error| {
+            Failure::failed(format!("{what} {}: {e}", part.display()))
+        };
         if let Some(dir) = part.parent() {
             std::fs::create_dir_all(dir).map_err(|e| io("creating the directory of", e))?;
         }
-        let mut file = File::options().create(true).read(true).append(true).open(part).map_err(|e| io("opening", e))?;
+        let mut file = File::options()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(part)
+            .map_err(|e| io("opening", e))?;
         let mut hasher = Hasher::new(expected);
         // Resuming: the bytes already there count towards the digest.
         let mut len = hash_existing(&mut file, &mut hasher).map_err(|e| io("reading", e))?;
@@ -121,8 +141,15 @@ impl Http {
         expected: &Expected,
         progress: &Transfer,
     ) -> std::result::Result<(), Stop> {
-        let io = |e: std::io::Error| Stop::Fatal(Failure::failed(format!("writing the download of {url}: {e}")));
-        let restart = |file: &mut File, hasher: &mut Hasher, len: &mut u64| -> std::result::Result<(), Stop> {
+        let io = |e: std::io::Error| {
+            Stop::Fatal(Failure::failed(format!(
+                "writing the download of {url}: {e}"
+            )))
+        };
+        let restart = |file: &mut File,
+                       hasher: &mut Hasher,
+                       len: &mut u64|
+         -> std::result::Result<(), Stop> {
             file.set_len(0).map_err(io)?;
             *hasher = Hasher::new(expected);
             *len = 0;
@@ -134,19 +161,36 @@ impl Http {
         }
         let resp = match req.call() {
             Ok(r) => r,
-            Err(e) if is_fatal(&e) => return Err(Stop::Fatal(Failure::failed(format!("downloading {url}: {}", describe(&e))))),
+            Err(e) if is_fatal(&e) => {
+                return Err(Stop::Fatal(Failure::failed(format!(
+                    "downloading {url}: {}",
+                    describe(&e)
+                ))))
+            }
             Err(e) => return Err(Stop::Interrupted(describe(&e))),
         };
         let status = resp.status().as_u16();
-        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
         let content_length = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
         let total = match status {
-            206 => match header("content-range").as_deref().and_then(parse_content_range) {
-                Some((Some(start), total)) if start == *len => total.or(content_length.map(|c| start + c)),
+            206 => match header("content-range")
+                .as_deref()
+                .and_then(parse_content_range)
+            {
+                Some((Some(start), total)) if start == *len => {
+                    total.or(content_length.map(|c| start + c))
+                }
                 _ => {
                     // Not the range we asked for: start over on the next attempt.
                     restart(file, hasher, len)?;
-                    return Err(Stop::Interrupted("the server sent a different range".into()));
+                    return Err(Stop::Interrupted(
+                        "the server sent a different range".into(),
+                    ));
                 }
             },
             200 => {
@@ -158,14 +202,21 @@ impl Http {
             }
             416 => {
                 // Asked for bytes past the end: complete if the sizes agree.
-                let total = header("content-range").as_deref().and_then(parse_content_range).and_then(|(_, t)| t);
+                let total = header("content-range")
+                    .as_deref()
+                    .and_then(parse_content_range)
+                    .and_then(|(_, t)| t);
                 if total == Some(*len) {
                     return Ok(());
                 }
                 restart(file, hasher, len)?;
-                return Err(Stop::Interrupted("the partial download is longer than the file".into()));
+                return Err(Stop::Interrupted(
+                    "the partial download is longer than the file".into(),
+                ));
             }
-            s if s >= 500 || s == 408 || s == 429 => return Err(Stop::Interrupted(format!("HTTP {s}"))),
+            s if s >= 500 || s == 408 || s == 429 => {
+                return Err(Stop::Interrupted(format!("HTTP {s}")))
+            }
             s => return Err(Stop::Fatal(status_failure(url, s))),
         };
         progress.set_total(total);
@@ -189,7 +240,9 @@ impl Http {
         }
         file.flush().map_err(io)?;
         match total {
-            Some(t) if *len < t => Err(Stop::Interrupted(format!("the connection closed at byte {len} of {t}"))),
+            Some(t) if *len < t => Err(Stop::Interrupted(format!(
+                "the connection closed at byte {len} of {t}"
+            ))),
             _ => Ok(()),
         }
     }
@@ -219,7 +272,11 @@ fn parse_content_range(v: &str) -> Option<(Option<u64>, Option<u64>)> {
     let rest = v.trim().strip_prefix("bytes")?.trim_start();
     let (range, total) = rest.split_once('/')?;
     let total = total.trim().parse::<u64>().ok();
-    let start = if range.trim() == "*" { None } else { Some(range.split_once('-')?.0.trim().parse::<u64>().ok()?) };
+    let start = if range.trim() == "*" {
+        None
+    } else {
+        Some(range.split_once('-')?.0.trim().parse::<u64>().ok()?)
+    };
     Some((start, total))
 }
 
@@ -247,7 +304,11 @@ fn describe(e: &ureq::Error) -> String {
     match e {
         ureq::Error::HostNotFound => "host not found (DNS)".to_string(),
         ureq::Error::ConnectionFailed => "connection failed".to_string(),
-        other => other.to_string().split_whitespace().collect::<Vec<_>>().join(" "),
+        other => other
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
     }
 }
 
@@ -257,7 +318,10 @@ mod tests {
 
     #[test]
     fn content_range_forms() {
-        assert_eq!(parse_content_range("bytes 100-199/200"), Some((Some(100), Some(200))));
+        assert_eq!(
+            parse_content_range("bytes 100-199/200"),
+            Some((Some(100), Some(200)))
+        );
         assert_eq!(parse_content_range("bytes 5-9/*"), Some((Some(5), None)));
         assert_eq!(parse_content_range("bytes */300"), Some((None, Some(300))));
         assert_eq!(parse_content_range("items 1-2/3"), None);

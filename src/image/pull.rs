@@ -9,11 +9,11 @@ use super::cache::{Cache, CachedImage};
 use super::catalog::{self, Entry};
 use super::checksum::{self, Expected};
 use super::download::Http;
-use crate::progress::Transfer;
 use super::qcow2;
 use crate::error::{Exit, Failure, Result};
 use crate::names;
 use crate::output::Output;
+use crate::progress::Transfer;
 
 #[derive(Debug, Clone, Default)]
 pub struct PullOptions {
@@ -41,7 +41,13 @@ pub struct Pulled {
 }
 
 impl Pulled {
-    fn new(name: &str, image: &CachedImage, url: Option<&str>, downloaded: bool, login_user: Option<&str>) -> Pulled {
+    fn new(
+        name: &str,
+        image: &CachedImage,
+        url: Option<&str>,
+        downloaded: bool,
+        login_user: Option<&str>,
+    ) -> Pulled {
         let meta = image.meta.as_ref();
         Pulled {
             name: name.to_string(),
@@ -50,7 +56,9 @@ impl Pulled {
             virtual_size: meta.map(|m| m.virtual_size).unwrap_or(image.size),
             size: image.size,
             cache_path: image.path.display().to_string(),
-            url: url.map(str::to_string).or_else(|| meta.and_then(|m| m.url.clone())),
+            url: url
+                .map(str::to_string)
+                .or_else(|| meta.and_then(|m| m.url.clone())),
             downloaded,
             login_user: login_user.map(str::to_string),
         }
@@ -73,7 +81,9 @@ fn check_url(flag: &str, url: &str) -> Result<()> {
     if lower.starts_with("http://") || lower.starts_with("https://") {
         Ok(())
     } else {
-        Err(Failure::usage(format!("{flag}{url:?} is not an http:// or https:// URL")))
+        Err(Failure::usage(format!(
+            "{flag}{url:?} is not an http:// or https:// URL"
+        )))
     }
 }
 
@@ -88,15 +98,30 @@ pub fn unknown_image(name: &str) -> Failure {
 /// A name for a URL pull: its file name without the image extension.
 fn name_from_url(url: &str) -> Result<String> {
     let file = catalog::file_name(url);
-    let stem = [".qcow2", ".img", ".raw"].iter().find_map(|ext| file.strip_suffix(ext)).unwrap_or(file);
+    let stem = [".qcow2", ".img", ".raw"]
+        .iter()
+        .find_map(|ext| file.strip_suffix(ext))
+        .unwrap_or(file);
     names::validate("image", stem)
         .map(|()| stem.to_string())
-        .map_err(|_| Failure::usage(format!("cannot derive an image name from {url:?}; pass --name NAME")))
+        .map_err(|_| {
+            Failure::usage(format!(
+                "cannot derive an image name from {url:?}; pass --name NAME"
+            ))
+        })
 }
 
 /// Validates everything the user typed before touching network or disk.
-fn resolve(cache: &Cache, what: &str, opts: &PullOptions) -> Result<(Target, Option<Expected>, String)> {
-    let flag = opts.sha256.as_deref().map(checksum::parse_sha256_flag).transpose()?;
+fn resolve(
+    cache: &Cache,
+    what: &str,
+    opts: &PullOptions,
+) -> Result<(Target, Option<Expected>, String)> {
+    let flag = opts
+        .sha256
+        .as_deref()
+        .map(checksum::parse_sha256_flag)
+        .transpose()?;
     if let Some(u) = &opts.checksum_url {
         check_url("--checksum-url ", u)?;
     }
@@ -118,7 +143,9 @@ fn resolve(cache: &Cache, what: &str, opts: &PullOptions) -> Result<(Target, Opt
         return Ok((Target::Url(what.to_string()), flag, name));
     }
     if opts.name.is_some() || opts.checksum_url.is_some() {
-        return Err(Failure::usage("--name and --checksum-url apply to URL pulls only; drop them or pass a URL"));
+        return Err(Failure::usage(
+            "--name and --checksum-url apply to URL pulls only; drop them or pass a URL",
+        ));
     }
     if let Some(entry) = catalog::find(what) {
         return Ok((Target::Catalog(entry), flag, what.to_string()));
@@ -157,18 +184,45 @@ pub fn pull(out: &Output, what: &str, opts: &PullOptions) -> Result<Pulled> {
     match target {
         Target::Cached(image) => Ok(Pulled::new(&name, &image, None, false, None)),
         Target::Url(url) => {
-            let (image, downloaded) = fetch(&http, &cache, out, &url, opts.checksum_url.as_deref(), flag.as_ref(), &name)?;
+            let (image, downloaded) = fetch(
+                &http,
+                &cache,
+                out,
+                &url,
+                opts.checksum_url.as_deref(),
+                flag.as_ref(),
+                &name,
+            )?;
             Ok(Pulled::new(&name, &image, Some(&url), downloaded, None))
         }
         Target::Catalog(entry) => {
             let mut last: Option<Failure> = None;
             for (i, source) in entry.sources.iter().enumerate() {
-                match fetch(&http, &cache, out, source.url, Some(source.checksum_url), flag.as_ref(), &name) {
+                match fetch(
+                    &http,
+                    &cache,
+                    out,
+                    source.url,
+                    Some(source.checksum_url),
+                    flag.as_ref(),
+                    &name,
+                ) {
                     Ok((image, downloaded)) => {
                         if image.format() != entry.format {
-                            out.warn(format!("{} is {}, not {} as the catalogue says", source.url, image.format(), entry.format));
+                            out.warn(format!(
+                                "{} is {}, not {} as the catalogue says",
+                                source.url,
+                                image.format(),
+                                entry.format
+                            ));
                         }
-                        return Ok(Pulled::new(&name, &image, Some(source.url), downloaded, Some(entry.login_user)));
+                        return Ok(Pulled::new(
+                            &name,
+                            &image,
+                            Some(source.url),
+                            downloaded,
+                            Some(entry.login_user),
+                        ));
                     }
                     // A pruned build: the next source may still serve one.
                     Err(e) if e.exit == Exit::NotFound && i + 1 < entry.sources.len() => {
@@ -201,17 +255,28 @@ fn fetch(
         (None, Some(sums)) => {
             out.detail(format!("reading checksums from {sums}"));
             let text = http.text(sums)?;
-            checksum::find_in_checksum_file(&text, file)
-                .ok_or_else(|| Failure::failed(format!("{sums} lists no checksum for '{file}'; pass --sha256 HEX")))?
+            checksum::find_in_checksum_file(&text, file).ok_or_else(|| {
+                Failure::failed(format!(
+                    "{sums} lists no checksum for '{file}'; pass --sha256 HEX"
+                ))
+            })?
         }
-        (None, None) => return Err(Failure::usage(format!("pulling {url} needs --sha256 HEX or --checksum-url URL"))),
+        (None, None) => {
+            return Err(Failure::usage(format!(
+                "pulling {url} needs --sha256 HEX or --checksum-url URL"
+            )))
+        }
     };
     out.detail(format!("expecting {expected}"));
     if let Some(hit) = cache.lookup(&expected)? {
         out.detail(format!("already cached: {}", hit.path.display()));
         return Ok((hit, false));
     }
-    let _lock = cache.lock(&expected, || out.note(format!("waiting for another boxvirt that is downloading {file}")))?;
+    let _lock = cache.lock(&expected, || {
+        out.note(format!(
+            "waiting for another boxvirt that is downloading {file}"
+        ))
+    })?;
     // It may have finished while we waited.
     if let Some(hit) = cache.lookup(&expected)? {
         return Ok((hit, false));
@@ -233,7 +298,8 @@ mod tests {
     #[test]
     fn names_come_from_url_file_names() {
         assert_eq!(
-            name_from_url("http://h/d/Rocky-9-GenericCloud-Base-9.6-20250531.0.x86_64.qcow2").unwrap(),
+            name_from_url("http://h/d/Rocky-9-GenericCloud-Base-9.6-20250531.0.x86_64.qcow2")
+                .unwrap(),
             "Rocky-9-GenericCloud-Base-9.6-20250531.0.x86_64"
         );
         assert_eq!(name_from_url("http://h/x.img?sig=1").unwrap(), "x");
@@ -244,18 +310,52 @@ mod tests {
     fn usage_errors_come_before_any_io() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::at(dir.path());
-        let bad_hex = PullOptions { sha256: Some("xyz".into()), ..Default::default() };
-        assert_eq!(resolve(&cache, "rocky9", &bad_hex).err().unwrap().exit, Exit::Usage);
-        let e = resolve(&cache, "http://127.0.0.1:1/x.qcow2", &PullOptions::default()).err().unwrap();
+        let bad_hex = PullOptions {
+            sha256: Some("xyz".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve(&cache, "rocky9", &bad_hex).err().unwrap().exit,
+            Exit::Usage
+        );
+        let e = resolve(
+            &cache,
+            "http://127.0.0.1:1/x.qcow2",
+            &PullOptions::default(),
+        )
+        .err()
+        .unwrap();
         assert_eq!(e.exit, Exit::Usage);
-        assert!(e.message.contains("--sha256") && e.message.contains("--checksum-url"), "{}", e.message);
-        let e = resolve(&cache, "ftp://h/x.qcow2", &PullOptions { sha256: Some("a".repeat(64)), ..Default::default() })
+        assert!(
+            e.message.contains("--sha256") && e.message.contains("--checksum-url"),
+            "{}",
+            e.message
+        );
+        let e = resolve(
+            &cache,
+            "ftp://h/x.qcow2",
+            &PullOptions {
+                sha256: Some("a".repeat(64)),
+                ..Default::default()
+            },
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.exit, Exit::Usage);
+        let e = resolve(&cache, "nosuch", &PullOptions::default())
             .err()
             .unwrap();
-        assert_eq!(e.exit, Exit::Usage);
-        let e = resolve(&cache, "nosuch", &PullOptions::default()).err().unwrap();
         assert_eq!(e.exit, Exit::NotFound);
-        assert!(e.message.contains("rocky9, ubuntu24, debian12"), "{}", e.message);
-        assert!(matches!(resolve(&cache, "debian12", &PullOptions::default()).unwrap().0, Target::Catalog(_)));
+        assert!(
+            e.message.contains("rocky9, ubuntu24, debian12"),
+            "{}",
+            e.message
+        );
+        assert!(matches!(
+            resolve(&cache, "debian12", &PullOptions::default())
+                .unwrap()
+                .0,
+            Target::Catalog(_)
+        ));
     }
 }

@@ -20,7 +20,8 @@ pub struct ImageInfo {
 
 /// Reads the header: qcow2 keeps the virtual size big-endian at bytes 24..32.
 pub fn probe(path: &Path) -> Result<ImageInfo> {
-    let fail = |e: std::io::Error| Failure::failed(format!("reading image {}: {e}", path.display()));
+    let fail =
+        |e: std::io::Error| Failure::failed(format!("reading image {}: {e}", path.display()));
     let mut file = std::fs::File::open(path).map_err(fail)?;
     let file_size = file.metadata().map_err(fail)?.len();
     let mut head = [0u8; 32];
@@ -38,9 +39,17 @@ pub fn from_header(head: &[u8], file_size: u64) -> ImageInfo {
     if head.len() >= 32 && &head[..4] == MAGIC {
         let mut size = [0u8; 8];
         size.copy_from_slice(&head[24..32]);
-        ImageInfo { format: "qcow2", virtual_size: u64::from_be_bytes(size), file_size }
+        ImageInfo {
+            format: "qcow2",
+            virtual_size: u64::from_be_bytes(size),
+            file_size,
+        }
     } else {
-        ImageInfo { format: "raw", virtual_size: file_size, file_size }
+        ImageInfo {
+            format: "raw",
+            virtual_size: file_size,
+            file_size,
+        }
     }
 }
 
@@ -53,7 +62,14 @@ mod tests {
         let mut head = vec![0u8; 32];
         head[..4].copy_from_slice(MAGIC);
         head[24..32].copy_from_slice(&(64u64 << 20).to_be_bytes());
-        assert_eq!(from_header(&head, 1000), ImageInfo { format: "qcow2", virtual_size: 64 << 20, file_size: 1000 });
+        assert_eq!(
+            from_header(&head, 1000),
+            ImageInfo {
+                format: "qcow2",
+                virtual_size: 64 << 20,
+                file_size: 1000
+            }
+        );
         assert_eq!(from_header(&[0u8; 32], 512).format, "raw");
         assert_eq!(from_header(b"QFI", 3).format, "raw");
     }

@@ -51,11 +51,17 @@ impl Libvirt {
     pub fn open(uri: &str, next_step: &str) -> Result<Libvirt> {
         // libvirt prints every error to stderr unless told otherwise.
         QUIET.call_once(virt::error::clear_error_callback);
-        let fail = |reason: String| Failure::connect(format!("cannot reach libvirt at {uri} ({reason}); {next_step}"));
+        let fail = |reason: String| {
+            Failure::connect(format!(
+                "cannot reach libvirt at {uri} ({reason}); {next_step}"
+            ))
+        };
 
         if let Some(socket) = socket_param(uri) {
             match std::fs::metadata(&socket) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(fail(format!("no socket at {socket}"))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(fail(format!("no socket at {socket}")))
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                     return Err(fail(format!("permission denied on {socket}")))
                 }
@@ -73,7 +79,10 @@ impl Libvirt {
         });
         let wait = connect_timeout();
         match rx.recv_timeout(wait) {
-            Ok(Ok(conn)) => Ok(Libvirt { conn, uri: uri.to_string() }),
+            Ok(Ok(conn)) => Ok(Libvirt {
+                conn,
+                uri: uri.to_string(),
+            }),
             Ok(Err(e)) => Err(fail(summarize(e.message()))),
             Err(_) => Err(fail(format!("no answer within {} s", wait.as_secs()))),
         }
@@ -85,8 +94,14 @@ impl Libvirt {
 
     /// (library version, daemon/hypervisor version) as "major.minor.micro".
     pub fn versions(&self) -> Result<(String, String)> {
-        let lib = self.conn.lib_version().map_err(|e| errors::failure(e, "reading the libvirt version"))?;
-        let hyp = self.conn.hyp_version().map_err(|e| errors::failure(e, "reading the hypervisor version"))?;
+        let lib = self
+            .conn
+            .lib_version()
+            .map_err(|e| errors::failure(e, "reading the libvirt version"))?;
+        let hyp = self
+            .conn
+            .hyp_version()
+            .map_err(|e| errors::failure(e, "reading the hypervisor version"))?;
         Ok((version_string(lib), version_string(hyp)))
     }
 
@@ -109,7 +124,10 @@ pub fn is_local_uri(uri: &str) -> bool {
 /// The `socket=` parameter of a URI, if any.
 pub fn socket_param(uri: &str) -> Option<String> {
     let query = uri.split_once('?')?.1;
-    query.split('&').find_map(|kv| kv.strip_prefix("socket=")).map(str::to_string)
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("socket="))
+        .map(str::to_string)
 }
 
 /// libvirt's connection errors are long; keep the part a user can act on.
@@ -144,7 +162,10 @@ mod tests {
 
     #[test]
     fn socket_param_is_extracted() {
-        assert_eq!(socket_param("qemu+unix:///system?socket=/d/s").as_deref(), Some("/d/s"));
+        assert_eq!(
+            socket_param("qemu+unix:///system?socket=/d/s").as_deref(),
+            Some("/d/s")
+        );
         assert_eq!(socket_param("qemu:///system"), None);
     }
 

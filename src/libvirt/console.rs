@@ -14,10 +14,18 @@ pub struct Console {
 impl Libvirt {
     /// Opens the first console; `force` takes it over from another client.
     pub fn open_console(&self, name: &str, force: bool) -> Result<Console> {
-        let dom = self.conn.lookup_domain_by_name(name).map_err(|e| failure(e, &format!("looking up vm '{name}'")))?;
+        let dom = self
+            .conn
+            .lookup_domain_by_name(name)
+            .map_err(|e| failure(e, &format!("looking up vm '{name}'")))?;
         let stream = Stream::new(&self.conn, 0).map_err(|e| failure(e, "opening a stream"))?;
-        let flags = if force { sys::VIR_DOMAIN_CONSOLE_FORCE } else { 0 };
-        dom.open_console(None, &stream, flags).map_err(|e| failure(e, &format!("opening the console of vm '{name}'")))?;
+        let flags = if force {
+            sys::VIR_DOMAIN_CONSOLE_FORCE
+        } else {
+            0
+        };
+        dom.open_console(None, &stream, flags)
+            .map_err(|e| failure(e, &format!("opening the console of vm '{name}'")))?;
         Ok(Console { stream })
     }
 }

@@ -93,7 +93,10 @@ impl Libvirt {
     fn domain(&self, name: &str) -> Result<Domain> {
         self.conn.lookup_domain_by_name(name).map_err(|e| {
             if errors::is_code(&e, ErrorNumber::NoDomain) {
-                Failure::not_found(format!("vm '{name}' not found at {}; see 'boxvirt vm list'", self.uri()))
+                Failure::not_found(format!(
+                    "vm '{name}' not found at {}; see 'boxvirt vm list'",
+                    self.uri()
+                ))
             } else {
                 failure(e, &format!("looking up vm '{name}'"))
             }
@@ -109,10 +112,18 @@ impl Libvirt {
     }
 
     fn summarize(&self, dom: &Domain) -> Result<DomainSummary> {
-        let name = dom.name().map_err(|e| failure(e, "reading a domain name"))?;
-        let info = dom.info().map_err(|e| failure(e, &format!("reading vm '{name}'")))?;
-        let autostart = dom.autostart().map_err(|e| failure(e, &format!("reading vm '{name}' autostart")))?;
-        let persistent = dom.is_persistent().map_err(|e| failure(e, &format!("reading vm '{name}'")))?;
+        let name = dom
+            .name()
+            .map_err(|e| failure(e, "reading a domain name"))?;
+        let info = dom
+            .info()
+            .map_err(|e| failure(e, &format!("reading vm '{name}'")))?;
+        let autostart = dom
+            .autostart()
+            .map_err(|e| failure(e, &format!("reading vm '{name}' autostart")))?;
+        let persistent = dom
+            .is_persistent()
+            .map_err(|e| failure(e, &format!("reading vm '{name}'")))?;
         Ok(DomainSummary {
             name,
             state: DomainState::from_virt(info.state),
@@ -128,15 +139,29 @@ impl Libvirt {
     /// not 3N+1: this is the hot path of `vm list`).
     pub fn list_domains(&self) -> Result<Vec<DomainSummary>> {
         let names_with = |flag: u32, what: &str| -> Result<std::collections::HashSet<String>> {
-            let doms = self.conn.list_all_domains(flag).map_err(|e| failure(e, what))?;
+            let doms = self
+                .conn
+                .list_all_domains(flag)
+                .map_err(|e| failure(e, what))?;
             Ok(doms.iter().filter_map(|d| d.name().ok()).collect())
         };
-        let doms = self.conn.list_all_domains(0).map_err(|e| failure(e, "listing domains"))?;
-        let autostart = names_with(sys::VIR_CONNECT_LIST_DOMAINS_AUTOSTART, "listing autostart domains")?;
-        let persistent = names_with(sys::VIR_CONNECT_LIST_DOMAINS_PERSISTENT, "listing persistent domains")?;
+        let doms = self
+            .conn
+            .list_all_domains(0)
+            .map_err(|e| failure(e, "listing domains"))?;
+        let autostart = names_with(
+            sys::VIR_CONNECT_LIST_DOMAINS_AUTOSTART,
+            "listing autostart domains",
+        )?;
+        let persistent = names_with(
+            sys::VIR_CONNECT_LIST_DOMAINS_PERSISTENT,
+            "listing persistent domains",
+        )?;
         let mut rows = Vec::with_capacity(doms.len());
         for dom in &doms {
-            let name = dom.name().map_err(|e| failure(e, "reading a domain name"))?;
+            let name = dom
+                .name()
+                .map_err(|e| failure(e, "reading a domain name"))?;
             match dom.info() {
                 Ok(info) => rows.push(DomainSummary {
                     state: DomainState::from_virt(info.state),
@@ -162,11 +187,17 @@ impl Libvirt {
     pub fn domain_details(&self, name: &str) -> Result<DomainDetails> {
         let dom = self.domain(name)?;
         let summary = self.summarize(&dom)?;
-        let info = dom.info().map_err(|e| failure(e, &format!("reading vm '{name}'")))?;
-        let xml = dom.xml_desc(0).map_err(|e| failure(e, &format!("reading vm '{name}' XML")))?;
+        let info = dom
+            .info()
+            .map_err(|e| failure(e, &format!("reading vm '{name}'")))?;
+        let xml = dom
+            .xml_desc(0)
+            .map_err(|e| failure(e, &format!("reading vm '{name}' XML")))?;
         Ok(DomainDetails {
             summary,
-            uuid: dom.uuid_string().map_err(|e| failure(e, &format!("reading vm '{name}' uuid")))?,
+            uuid: dom
+                .uuid_string()
+                .map_err(|e| failure(e, &format!("reading vm '{name}' uuid")))?,
             id: dom.id(),
             domain_type: crate::xml::root_attr(&xml, "type").unwrap_or_default(),
             cpu_time_s: info.cpu_time as f64 / 1e9,
@@ -177,47 +208,77 @@ impl Libvirt {
     /// Defines a persistent domain. The name must not be in use (checked by
     /// the caller for a clear message; libvirt refuses duplicates anyway).
     pub fn define_domain(&self, xml: &str) -> Result<()> {
-        self.conn.define_domain_xml(xml).map(|_| ()).map_err(|e| failure(e, "defining the vm"))
+        self.conn
+            .define_domain_xml(xml)
+            .map(|_| ())
+            .map_err(|e| failure(e, "defining the vm"))
     }
 
     pub fn set_domain_metadata(&self, name: &str, xml: &str) -> Result<()> {
         let dom = self.domain(name)?;
         // Running domains have a live copy too; keep both in step.
         let mut flags = sys::VIR_DOMAIN_AFFECT_CONFIG;
-        if dom.is_active().map_err(|e| failure(e, &format!("reading vm '{name}'")))? {
+        if dom
+            .is_active()
+            .map_err(|e| failure(e, &format!("reading vm '{name}'")))?
+        {
             flags |= sys::VIR_DOMAIN_AFFECT_LIVE;
         }
-        dom.set_metadata(sys::VIR_DOMAIN_METADATA_ELEMENT as i32, Some(xml), Some(METADATA_KEY), Some(METADATA_URI), flags)
+        dom.set_metadata(
+            sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
+            Some(xml),
+            Some(METADATA_KEY),
+            Some(METADATA_URI),
+            flags,
+        )
         .map_err(|e| failure(e, &format!("recording boxvirt metadata on vm '{name}'")))
     }
 
     /// boxvirt's metadata element of a domain, `None` when it has none.
     pub fn domain_metadata(&self, name: &str) -> Result<Option<String>> {
         let dom = self.domain(name)?;
-        match dom.metadata(sys::VIR_DOMAIN_METADATA_ELEMENT as i32, Some(METADATA_URI), sys::VIR_DOMAIN_AFFECT_CONFIG) {
+        match dom.metadata(
+            sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
+            Some(METADATA_URI),
+            sys::VIR_DOMAIN_AFFECT_CONFIG,
+        ) {
             Ok(xml) => Ok(Some(xml)),
             Err(e) if errors::is_code(&e, ErrorNumber::NoDomainMetadata) => Ok(None),
-            Err(e) => Err(failure(e, &format!("reading boxvirt metadata of vm '{name}'"))),
+            Err(e) => Err(failure(
+                e,
+                &format!("reading boxvirt metadata of vm '{name}'"),
+            )),
         }
     }
 
     pub fn start_domain(&self, name: &str) -> Result<()> {
         let dom = self.domain(name)?;
-        if dom.is_active().map_err(|e| failure(e, &format!("reading vm '{name}'")))? {
+        if dom
+            .is_active()
+            .map_err(|e| failure(e, &format!("reading vm '{name}'")))?
+        {
             return Err(Failure::conflict(format!("vm '{name}' is already running")));
         }
-        dom.create().map(|_| ()).map_err(|e| failure(e, &format!("starting vm '{name}'")))
+        dom.create()
+            .map(|_| ())
+            .map_err(|e| failure(e, &format!("starting vm '{name}'")))
     }
 
     /// Asks the guest to shut down (ACPI); returns at once.
     pub fn shutdown_domain(&self, name: &str) -> Result<()> {
-        self.domain(name)?.shutdown().map(|_| ()).map_err(|e| failure(e, &format!("shutting down vm '{name}'")))
+        self.domain(name)?
+            .shutdown()
+            .map(|_| ())
+            .map_err(|e| failure(e, &format!("shutting down vm '{name}'")))
     }
 
     /// Powers off; a domain that is not running is left alone.
     pub fn destroy_domain(&self, name: &str) -> Result<bool> {
         let dom = self.domain(name)?;
-        if !dom.is_active().map_err(|e| failure(e, &format!("reading vm '{name}'")))? {
+        if !dom
+            .is_active()
+            .map_err(|e| failure(e, &format!("reading vm '{name}'")))?
+        {
             return Ok(false);
         }
         match dom.destroy() {
@@ -238,23 +299,34 @@ impl Libvirt {
         match dom.undefine_flags(flags) {
             Ok(()) => Ok(()),
             // The test driver and old daemons do not know every flag.
-            Err(_) => dom.undefine().map_err(|e| failure(e, &format!("undefining vm '{name}'"))),
+            Err(_) => dom
+                .undefine()
+                .map_err(|e| failure(e, &format!("undefining vm '{name}'"))),
         }
     }
 
     /// Detaches a disk from the running domain and its persistent config.
     pub fn detach_disk(&self, name: &str, disk_xml: &str) -> Result<()> {
         let dom = self.domain(name)?;
-        let live = dom.is_active().map_err(|e| failure(e, &format!("reading vm '{name}'")))?;
+        let live = dom
+            .is_active()
+            .map_err(|e| failure(e, &format!("reading vm '{name}'")))?;
         let mut flags = sys::VIR_DOMAIN_AFFECT_CONFIG;
         if live {
             flags |= sys::VIR_DOMAIN_AFFECT_LIVE;
         }
-        dom.detach_device_flags(disk_xml, flags).map_err(|e| failure(e, &format!("detaching a disk from vm '{name}'")))
+        dom.detach_device_flags(disk_xml, flags)
+            .map_err(|e| failure(e, &format!("detaching a disk from vm '{name}'")))
     }
 
     pub fn domain_xml(&self, name: &str, inactive: bool) -> Result<String> {
-        let flags = if inactive { sys::VIR_DOMAIN_XML_INACTIVE } else { 0 };
-        self.domain(name)?.xml_desc(flags).map_err(|e| failure(e, &format!("reading vm '{name}' XML")))
+        let flags = if inactive {
+            sys::VIR_DOMAIN_XML_INACTIVE
+        } else {
+            0
+        };
+        self.domain(name)?
+            .xml_desc(flags)
+            .map_err(|e| failure(e, &format!("reading vm '{name}' XML")))
     }
 }

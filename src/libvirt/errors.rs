@@ -7,17 +7,24 @@ use crate::error::{Exit, Failure};
 /// `what` names the action and object, e.g. "starting vm 'tiny-1'".
 pub fn failure(err: VirtError, what: &str) -> Failure {
     let exit = match err.code().unwrap_or(ErrorNumber::InternalError) {
-        ErrorNumber::NoDomain | ErrorNumber::NoNetwork | ErrorNumber::NoStoragePool | ErrorNumber::NoStorageVolume => {
-            Exit::NotFound
-        }
-        ErrorNumber::DomExist | ErrorNumber::NetworkExist | ErrorNumber::StorageVolExist | ErrorNumber::StoragePoolBuilt => {
-            Exit::Conflict
-        }
+        ErrorNumber::NoDomain
+        | ErrorNumber::NoNetwork
+        | ErrorNumber::NoStoragePool
+        | ErrorNumber::NoStorageVolume => Exit::NotFound,
+        ErrorNumber::DomExist
+        | ErrorNumber::NetworkExist
+        | ErrorNumber::StorageVolExist
+        | ErrorNumber::StoragePoolBuilt => Exit::Conflict,
         ErrorNumber::OperationTimeout => Exit::Timeout,
-        ErrorNumber::NoConnect | ErrorNumber::AuthFailed | ErrorNumber::AuthUnavailable | ErrorNumber::AuthCancelled => {
+        ErrorNumber::NoConnect
+        | ErrorNumber::AuthFailed
+        | ErrorNumber::AuthUnavailable
+        | ErrorNumber::AuthCancelled => Exit::Connect,
+        ErrorNumber::SystemError | ErrorNumber::Rpc
+            if err.domain().is_known_and(|d| is_transport(d)) =>
+        {
             Exit::Connect
         }
-        ErrorNumber::SystemError | ErrorNumber::Rpc if err.domain().is_known_and(|d| is_transport(d)) => Exit::Connect,
         _ => Exit::Failed,
     };
     Failure::new(exit, format!("{what}: {}", clean(err.message())))

@@ -35,15 +35,21 @@ pub struct DomainCaps {
 
 impl Libvirt {
     pub fn host_caps(&self) -> Result<HostCaps> {
-        let caps = self.conn.capabilities().map_err(|e| failure(e, "reading capabilities"))?;
-        let mut domain_types: Vec<String> = xml::find_all(&caps, &["capabilities", "guest", "arch", "domain"])
-            .into_iter()
-            .filter_map(|d| d.attr("type").map(str::to_string))
-            .collect();
+        let caps = self
+            .conn
+            .capabilities()
+            .map_err(|e| failure(e, "reading capabilities"))?;
+        let mut domain_types: Vec<String> =
+            xml::find_all(&caps, &["capabilities", "guest", "arch", "domain"])
+                .into_iter()
+                .filter_map(|d| d.attr("type").map(str::to_string))
+                .collect();
         domain_types.sort();
         domain_types.dedup();
         Ok(HostCaps {
-            host_arch: xml::find_first(&caps, &["capabilities", "host", "cpu", "arch"]).map(|e| e.text).unwrap_or_default(),
+            host_arch: xml::find_first(&caps, &["capabilities", "host", "cpu", "arch"])
+                .map(|e| e.text)
+                .unwrap_or_default(),
             domain_types,
             cpu_features: xml::find_all(&caps, &["capabilities", "host", "cpu", "feature"])
                 .into_iter()
@@ -54,14 +60,20 @@ impl Libvirt {
 
     /// Domain capabilities for x86_64 guests of one type.
     pub fn domain_caps(&self, domain_type: &str) -> DomainCaps {
-        match self.conn.domain_capabilities(None, Some("x86_64"), None, Some(domain_type), 0) {
+        match self
+            .conn
+            .domain_capabilities(None, Some("x86_64"), None, Some(domain_type), 0)
+        {
             Ok(text) => {
-                let declared = xml::find_first(&text, &["domainCapabilities", "domain"]).map(|e| e.text);
+                let declared =
+                    xml::find_first(&text, &["domainCapabilities", "domain"]).map(|e| e.text);
                 DomainCaps {
                     domain_type: domain_type.to_string(),
                     supported: declared.as_deref() == Some(domain_type),
-                    emulator: xml::find_first(&text, &["domainCapabilities", "path"]).map(|e| e.text),
-                    machine: xml::find_first(&text, &["domainCapabilities", "machine"]).map(|e| e.text),
+                    emulator: xml::find_first(&text, &["domainCapabilities", "path"])
+                        .map(|e| e.text),
+                    machine: xml::find_first(&text, &["domainCapabilities", "machine"])
+                        .map(|e| e.text),
                     problem: None,
                 }
             }

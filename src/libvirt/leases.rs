@@ -27,7 +27,11 @@ fn text(ptr: *const c_char) -> Option<String> {
         None
     } else {
         // SAFETY: libvirt hands out NUL-terminated strings that live until the lease is freed.
-        Some(unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned())
+        Some(
+            unsafe { CStr::from_ptr(ptr) }
+                .to_string_lossy()
+                .into_owned(),
+        )
     }
 }
 
@@ -44,10 +48,18 @@ impl Libvirt {
         // array of `n` leases, each freed below with virNetworkDHCPLeaseFree and
         // the array itself with free(), as the API documents.
         let n = unsafe {
-            sys::virNetworkGetDHCPLeases(net.as_ptr(), mac_c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()), &mut array, 0)
+            sys::virNetworkGetDHCPLeases(
+                net.as_ptr(),
+                mac_c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+                &mut array,
+                0,
+            )
         };
         if n < 0 {
-            return Err(failure(VirtError::last_error(), &format!("reading DHCP leases of network '{network}'")));
+            return Err(failure(
+                VirtError::last_error(),
+                &format!("reading DHCP leases of network '{network}'"),
+            ));
         }
         let mut leases = Vec::with_capacity(n as usize);
         for i in 0..n as usize {

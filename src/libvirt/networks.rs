@@ -56,7 +56,9 @@ impl Libvirt {
     }
 
     fn summarize_network(&self, net: &Network) -> Result<NetworkSummary> {
-        let name = net.name().map_err(|e| failure(e, "reading a network name"))?;
+        let name = net
+            .name()
+            .map_err(|e| failure(e, "reading a network name"))?;
         let what = format!("reading network '{name}'");
         Ok(NetworkSummary {
             active: net.is_active().map_err(|e| failure(e, &what))?,
@@ -68,31 +70,53 @@ impl Libvirt {
     }
 
     pub fn list_networks(&self) -> Result<Vec<NetworkSummary>> {
-        let nets = self.conn.list_all_networks(0).map_err(|e| failure(e, "listing networks"))?;
-        let mut rows = nets.iter().map(|n| self.summarize_network(n)).collect::<Result<Vec<_>>>()?;
+        let nets = self
+            .conn
+            .list_all_networks(0)
+            .map_err(|e| failure(e, "listing networks"))?;
+        let mut rows = Vec::with_capacity(nets.len());
+        for net in &nets {
+            match self.summarize_network(net) {
+                Ok(row) => rows.push(row),
+                // Undefined by someone else between the listing and the read.
+                Err(f) if f.exit == crate::error::Exit::NotFound => {}
+                Err(f) => return Err(f),
+            }
+        }
         rows.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(rows)
     }
 
     /// `None` when the network does not exist.
     pub fn network_summary(&self, name: &str) -> Result<Option<NetworkSummary>> {
-        self.network(name)?.map(|n| self.summarize_network(&n)).transpose()
+        self.network(name)?
+            .map(|n| self.summarize_network(&n))
+            .transpose()
     }
 
     pub fn network_xml(&self, name: &str) -> Result<String> {
-        self.existing_network(name)?.xml_desc(0).map_err(|e| failure(e, &format!("reading network '{name}' XML")))
+        self.existing_network(name)?
+            .xml_desc(0)
+            .map_err(|e| failure(e, &format!("reading network '{name}' XML")))
     }
 
     /// Makes the network exist, run and autostart. `definition` is called only
     /// when the network must be defined. A network this call defined is
     /// undefined again if starting it fails (nothing half-made).
-    pub fn ensure_network(&self, name: &str, definition: impl FnOnce() -> Result<String>) -> Result<Vec<NetworkChange>> {
+    pub fn ensure_network(
+        &self,
+        name: &str,
+        definition: impl FnOnce() -> Result<String>,
+    ) -> Result<Vec<NetworkChange>> {
         let mut changes = Vec::new();
         let net = match self.network(name)? {
             Some(n) => n,
             None => {
                 let xml = definition()?;
-                let net = self.conn.define_network_xml(&xml).map_err(|e| failure(e, &format!("defining network '{name}'")))?;
+                let net = self
+                    .conn
+                    .define_network_xml(&xml)
+                    .map_err(|e| failure(e, &format!("defining network '{name}'")))?;
                 changes.push(NetworkChange::Defined);
                 net
             }
@@ -109,8 +133,11 @@ impl Libvirt {
             }
             changes.push(NetworkChange::Started);
         }
-        if net.is_persistent().map_err(|e| failure(e, &what))? && !net.autostart().map_err(|e| failure(e, &what))? {
-            net.set_autostart(true).map_err(|e| failure(e, &format!("setting network '{name}' to autostart")))?;
+        if net.is_persistent().map_err(|e| failure(e, &what))?
+            && !net.autostart().map_err(|e| failure(e, &what))?
+        {
+            net.set_autostart(true)
+                .map_err(|e| failure(e, &format!("setting network '{name}' to autostart")))?;
             changes.push(NetworkChange::AutostartSet);
         }
         Ok(changes)

@@ -54,11 +54,16 @@ impl Libvirt {
     }
 
     pub(super) fn existing_pool(&self, name: &str) -> Result<StoragePool> {
-        self.pool(name)?.ok_or_else(|| Failure::not_found(format!("storage pool '{name}' not found at {}", self.uri())))
+        self.pool(name)?.ok_or_else(|| {
+            Failure::not_found(format!("storage pool '{name}' not found at {}", self.uri()))
+        })
     }
 
     pub fn list_pools(&self) -> Result<Vec<PoolSummary>> {
-        let pools = self.conn.list_all_storage_pools(0).map_err(|e| failure(e, "listing storage pools"))?;
+        let pools = self
+            .conn
+            .list_all_storage_pools(0)
+            .map_err(|e| failure(e, "listing storage pools"))?;
         pools
             .iter()
             .map(|p| {
@@ -74,7 +79,11 @@ impl Libvirt {
 
     /// Makes the pool exist, be built, run and autostart; a pool this call
     /// defined is undefined again if a later step fails.
-    pub fn ensure_pool(&self, name: &str, definition: impl FnOnce() -> Result<String>) -> Result<Vec<PoolChange>> {
+    pub fn ensure_pool(
+        &self,
+        name: &str,
+        definition: impl FnOnce() -> Result<String>,
+    ) -> Result<Vec<PoolChange>> {
         let mut changes = Vec::new();
         let pool = match self.pool(name)? {
             Some(p) => p,
@@ -93,14 +102,19 @@ impl Libvirt {
             if !pool.is_active().map_err(|e| failure(e, &what))? {
                 if changes.contains(&PoolChange::Defined) {
                     // Creates the directory; harmless when it exists.
-                    pool.build(0).map_err(|e| failure(e, &format!("building storage pool '{name}'")))?;
+                    pool.build(0)
+                        .map_err(|e| failure(e, &format!("building storage pool '{name}'")))?;
                     changes.push(PoolChange::Built);
                 }
-                pool.create(0).map_err(|e| failure(e, &format!("starting storage pool '{name}'")))?;
+                pool.create(0)
+                    .map_err(|e| failure(e, &format!("starting storage pool '{name}'")))?;
                 changes.push(PoolChange::Started);
             }
-            if pool.is_persistent().map_err(|e| failure(e, &what))? && !pool.autostart().map_err(|e| failure(e, &what))? {
-                pool.set_autostart(true).map_err(|e| failure(e, &format!("setting pool '{name}' to autostart")))?;
+            if pool.is_persistent().map_err(|e| failure(e, &what))?
+                && !pool.autostart().map_err(|e| failure(e, &what))?
+            {
+                pool.set_autostart(true)
+                    .map_err(|e| failure(e, &format!("setting pool '{name}' to autostart")))?;
                 changes.push(PoolChange::AutostartSet);
             }
             Ok(())
@@ -115,11 +129,19 @@ impl Libvirt {
         Ok(changes)
     }
 
-    fn volume(&self, pool: &StoragePool, pool_name: &str, name: &str) -> Result<Option<StorageVol>> {
+    fn volume(
+        &self,
+        pool: &StoragePool,
+        pool_name: &str,
+        name: &str,
+    ) -> Result<Option<StorageVol>> {
         match pool.lookup_storage_vol_by_name(name) {
             Ok(v) => Ok(Some(v)),
             Err(e) if errors::is_code(&e, ErrorNumber::NoStorageVolume) => Ok(None),
-            Err(e) => Err(failure(e, &format!("looking up volume '{name}' in pool '{pool_name}'"))),
+            Err(e) => Err(failure(
+                e,
+                &format!("looking up volume '{name}' in pool '{pool_name}'"),
+            )),
         }
     }
 
@@ -130,18 +152,28 @@ impl Libvirt {
     }
 
     /// Creates an empty volume (`format` e.g. "qcow2") and returns its path.
-    pub fn create_volume(&self, pool: &str, name: &str, capacity_bytes: u64, format: &str) -> Result<String> {
+    pub fn create_volume(
+        &self,
+        pool: &str,
+        name: &str,
+        capacity_bytes: u64,
+        format: &str,
+    ) -> Result<String> {
         let p = self.existing_pool(pool)?;
         if self.volume(&p, pool, name)?.is_some() {
-            return Err(Failure::conflict(format!("volume '{name}' already exists in pool '{pool}'")));
+            return Err(Failure::conflict(format!(
+                "volume '{name}' already exists in pool '{pool}'"
+            )));
         }
         let xml = format!(
             "<volume><name>{}</name><capacity unit='bytes'>{capacity_bytes}</capacity><target><format type='{}'/></target></volume>",
             quick_xml::escape::escape(name),
             quick_xml::escape::escape(format)
         );
-        let vol = StorageVol::create_xml(&p, &xml, 0).map_err(|e| failure(e, &format!("creating volume '{name}' in pool '{pool}'")))?;
-        vol.path().map_err(|e| failure(e, &format!("reading the path of volume '{name}'")))
+        let vol = StorageVol::create_xml(&p, &xml, 0)
+            .map_err(|e| failure(e, &format!("creating volume '{name}' in pool '{pool}'")))?;
+        vol.path()
+            .map_err(|e| failure(e, &format!("reading the path of volume '{name}'")))
     }
 
     /// A qcow2 overlay whose backing store is `backing_path` (a linked clone:
@@ -157,7 +189,9 @@ impl Libvirt {
         use quick_xml::escape::escape;
         let p = self.existing_pool(pool)?;
         if self.volume(&p, pool, name)?.is_some() {
-            return Err(Failure::conflict(format!("volume '{name}' already exists in pool '{pool}'")));
+            return Err(Failure::conflict(format!(
+                "volume '{name}' already exists in pool '{pool}'"
+            )));
         }
         let xml = format!(
             "<volume><name>{}</name><capacity unit='bytes'>{capacity_bytes}</capacity><target><format type='qcow2'/></target>\
@@ -168,39 +202,59 @@ impl Libvirt {
         );
         let vol = StorageVol::create_xml(&p, &xml, 0)
             .map_err(|e| failure(e, &format!("creating overlay '{name}' on {backing_path}")))?;
-        vol.path().map_err(|e| failure(e, &format!("reading the path of volume '{name}'")))
+        vol.path()
+            .map_err(|e| failure(e, &format!("reading the path of volume '{name}'")))
     }
 
     /// A full copy of `source` (in `pool`), grown to `capacity_bytes` when that
     /// is larger. Slower than an overlay, independent of the base.
-    pub fn clone_volume(&self, pool: &str, name: &str, source: &str, capacity_bytes: u64) -> Result<String> {
+    pub fn clone_volume(
+        &self,
+        pool: &str,
+        name: &str,
+        source: &str,
+        capacity_bytes: u64,
+    ) -> Result<String> {
         use quick_xml::escape::escape;
         let p = self.existing_pool(pool)?;
         if self.volume(&p, pool, name)?.is_some() {
-            return Err(Failure::conflict(format!("volume '{name}' already exists in pool '{pool}'")));
+            return Err(Failure::conflict(format!(
+                "volume '{name}' already exists in pool '{pool}'"
+            )));
         }
-        let src = self
-            .volume(&p, pool, source)?
-            .ok_or_else(|| Failure::not_found(format!("volume '{source}' not found in pool '{pool}'")))?;
-        let xml = format!("<volume><name>{}</name><target><format type='qcow2'/></target></volume>", escape(name));
+        let src = self.volume(&p, pool, source)?.ok_or_else(|| {
+            Failure::not_found(format!("volume '{source}' not found in pool '{pool}'"))
+        })?;
+        let xml = format!(
+            "<volume><name>{}</name><target><format type='qcow2'/></target></volume>",
+            escape(name)
+        );
         let vol = StorageVol::create_xml_from(&p, &xml, &src, 0)
             .map_err(|e| failure(e, &format!("copying volume '{source}' to '{name}'")))?;
-        let current = vol.info().map_err(|e| failure(e, &format!("reading volume '{name}'")))?.capacity;
+        let current = vol
+            .info()
+            .map_err(|e| failure(e, &format!("reading volume '{name}'")))?
+            .capacity;
         if capacity_bytes > current {
             if let Err(e) = vol.resize(capacity_bytes, 0) {
                 let _ = vol.delete(0);
                 return Err(failure(e, &format!("growing volume '{name}'")));
             }
         }
-        vol.path().map_err(|e| failure(e, &format!("reading the path of volume '{name}'")))
+        vol.path()
+            .map_err(|e| failure(e, &format!("reading the path of volume '{name}'")))
     }
 
     /// Deletes a volume; a volume that is already gone is not an error.
     pub fn delete_volume(&self, pool: &str, name: &str) -> Result<bool> {
-        let Some(p) = self.pool(pool)? else { return Ok(false) };
+        let Some(p) = self.pool(pool)? else {
+            return Ok(false);
+        };
         match self.volume(&p, pool, name)? {
             Some(v) => {
-                v.delete(0).map_err(|e| failure(e, &format!("deleting volume '{name}' from pool '{pool}'")))?;
+                v.delete(0).map_err(|e| {
+                    failure(e, &format!("deleting volume '{name}' from pool '{pool}'"))
+                })?;
                 Ok(true)
             }
             None => Ok(false),
@@ -209,16 +263,31 @@ impl Libvirt {
 
     pub fn list_volumes(&self, pool: &str) -> Result<Vec<VolumeSummary>> {
         let p = self.existing_pool(pool)?;
-        let vols = p.list_all_volumes(0).map_err(|e| failure(e, &format!("listing volumes of pool '{pool}'")))?;
-        vols.iter()
-            .map(|v| {
-                let what = "reading a volume";
-                Ok(VolumeSummary {
-                    name: v.name().map_err(|e| failure(e, what))?,
-                    path: v.path().map_err(|e| failure(e, what))?,
-                    capacity_bytes: v.info().map_err(|e| failure(e, what))?.capacity,
-                })
-            })
-            .collect()
+        let vols = p
+            .list_all_volumes(0)
+            .map_err(|e| failure(e, &format!("listing volumes of pool '{pool}'")))?;
+        let mut rows = Vec::with_capacity(vols.len());
+        for v in &vols {
+            let name = v.name().map_err(|e| failure(e, "reading a volume name"))?;
+            let read = v
+                .path()
+                .and_then(|path| v.info().map(|info| (path, info.capacity)));
+            match read {
+                Ok((path, capacity_bytes)) => rows.push(VolumeSummary {
+                    name,
+                    path,
+                    capacity_bytes,
+                }),
+                // Deleted by someone else between the listing and the read.
+                Err(e) if errors::is_code(&e, ErrorNumber::NoStorageVolume) => {}
+                Err(e) => {
+                    return Err(failure(
+                        e,
+                        &format!("reading volume '{name}' in pool '{pool}'"),
+                    ))
+                }
+            }
+        }
+        Ok(rows)
     }
 }

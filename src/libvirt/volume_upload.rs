@@ -23,14 +23,21 @@ pub const HEAD_LEN: u64 = 64 * 1024;
 
 impl Libvirt {
     fn existing_volume(&self, pool: &str, name: &str) -> Result<StorageVol> {
-        self.find_volume(pool, name)?
-            .ok_or_else(|| Failure::not_found(format!("volume '{name}' not found in pool '{pool}' at {}", self.uri())))
+        self.find_volume(pool, name)?.ok_or_else(|| {
+            Failure::not_found(format!(
+                "volume '{name}' not found in pool '{pool}' at {}",
+                self.uri()
+            ))
+        })
     }
 
     /// The volume's path on the libvirt host, if the volume exists.
     pub fn volume_path(&self, pool: &str, name: &str) -> Result<Option<String>> {
         match self.find_volume(pool, name)? {
-            Some(v) => v.path().map(Some).map_err(|e| failure(e, &format!("reading the path of volume '{name}'"))),
+            Some(v) => v
+                .path()
+                .map(Some)
+                .map_err(|e| failure(e, &format!("reading the path of volume '{name}'"))),
             None => Ok(None),
         }
     }
@@ -38,10 +45,23 @@ impl Libvirt {
     /// Creates volume `pool/name` holding exactly the bytes of `local` and
     /// returns its path on the libvirt host. `progress` gets the bytes sent
     /// so far. On any failure the volume is deleted again.
-    pub fn upload_volume(&self, pool: &str, name: &str, local: &Path, progress: &mut dyn FnMut(u64)) -> Result<String> {
-        let what = format!("uploading {} to volume '{name}' in pool '{pool}' at {}", local.display(), self.uri());
+    pub fn upload_volume(
+        &self,
+        pool: &str,
+        name: &str,
+        local: &Path,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<String> {
+        let what = format!(
+            "uploading {} to volume '{name}' in pool '{pool}' at {}",
+            local.display(),
+            self.uri()
+        );
         let mut file = File::open(local).map_err(|e| Failure::failed(format!("{what}: {e}")))?;
-        let len = file.metadata().map_err(|e| Failure::failed(format!("{what}: {e}")))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| Failure::failed(format!("{what}: {e}")))?
+            .len();
         if len == 0 {
             return Err(Failure::failed(format!("{what}: the file is empty")));
         }
@@ -56,7 +76,10 @@ impl Libvirt {
         );
         let vol = StorageVol::create_xml(&p, &xml, 0).map_err(|e| {
             if errors::is_code(&e, ErrorNumber::StorageVolExist) {
-                Failure::conflict(format!("volume '{name}' already exists in pool '{pool}' at {}", self.uri()))
+                Failure::conflict(format!(
+                    "volume '{name}' already exists in pool '{pool}' at {}",
+                    self.uri()
+                ))
             } else {
                 failure(e, &format!("creating volume '{name}' in pool '{pool}'"))
             }
@@ -69,7 +92,8 @@ impl Libvirt {
             let _ = vol.delete(0);
             return Err(err.context(format!("{what} (the volume was removed again)")));
         }
-        vol.path().map_err(|e| failure(e, &format!("reading the path of volume '{name}'")))
+        vol.path()
+            .map_err(|e| failure(e, &format!("reading the path of volume '{name}'")))
     }
 
     /// One stream carrying `len` bytes of `file` from `offset` to the same
@@ -86,19 +110,25 @@ impl Libvirt {
         if len == 0 {
             return Ok(());
         }
-        let stream = Stream::new(&self.conn, 0).map_err(|e| failure(e, "opening a libvirt stream"))?;
+        let stream =
+            Stream::new(&self.conn, 0).map_err(|e| failure(e, "opening a libvirt stream"))?;
         if let Err(e) = vol.upload(&stream, offset, len, 0) {
             let _ = stream.abort();
             return Err(failure(e, "starting the upload"));
         }
         let result = (|| -> Result<()> {
-            file.seek(SeekFrom::Start(offset)).map_err(|e| Failure::failed(format!("reading the image: {e}")))?;
+            file.seek(SeekFrom::Start(offset))
+                .map_err(|e| Failure::failed(format!("reading the image: {e}")))?;
             let mut buf = vec![0u8; CHUNK];
             let mut left = len;
             while left > 0 {
                 let want = (buf.len() as u64).min(left) as usize;
                 let n = match file.read(&mut buf[..want]) {
-                    Ok(0) => return Err(Failure::failed("the image file shrank while it was uploaded")),
+                    Ok(0) => {
+                        return Err(Failure::failed(
+                            "the image file shrank while it was uploaded",
+                        ))
+                    }
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(Failure::failed(format!("reading the image: {e}"))),
@@ -106,7 +136,9 @@ impl Libvirt {
                 // send() may take fewer bytes than offered.
                 let mut off = 0;
                 while off < n {
-                    let sent = stream.send(&buf[off..n]).map_err(|e| failure(e, "sending to the libvirt stream"))?;
+                    let sent = stream
+                        .send(&buf[off..n])
+                        .map_err(|e| failure(e, "sending to the libvirt stream"))?;
                     if sent <= 0 {
                         return Err(Failure::failed("the libvirt stream accepted no data"));
                     }
@@ -118,7 +150,9 @@ impl Libvirt {
             Ok(())
         })();
         match result {
-            Ok(()) => stream.finish().map_err(|e| failure(e, "finishing the upload")),
+            Ok(()) => stream
+                .finish()
+                .map_err(|e| failure(e, "finishing the upload")),
             Err(e) => {
                 let _ = stream.abort();
                 Err(e)
@@ -139,10 +173,18 @@ impl Libvirt {
         self.download_range(pool, name, 0, 0, dest)
     }
 
-    fn download_range(&self, pool: &str, name: &str, offset: u64, len: u64, dest: &mut dyn Write) -> Result<u64> {
+    fn download_range(
+        &self,
+        pool: &str,
+        name: &str,
+        offset: u64,
+        len: u64,
+        dest: &mut dyn Write,
+    ) -> Result<u64> {
         let vol = self.existing_volume(pool, name)?;
         let what = format!("downloading volume '{name}' from pool '{pool}'");
-        let stream = Stream::new(&self.conn, 0).map_err(|e| failure(e, "opening a libvirt stream"))?;
+        let stream =
+            Stream::new(&self.conn, 0).map_err(|e| failure(e, "opening a libvirt stream"))?;
         if let Err(e) = vol.download(&stream, offset, len, 0) {
             let _ = stream.abort();
             return Err(failure(e, &what));
@@ -150,7 +192,11 @@ impl Libvirt {
         let mut buf = vec![0u8; CHUNK];
         let mut got = 0u64;
         let result = loop {
-            let want = if len == 0 { buf.len() } else { (buf.len() as u64).min(len - got) as usize };
+            let want = if len == 0 {
+                buf.len()
+            } else {
+                (buf.len() as u64).min(len - got) as usize
+            };
             if want == 0 {
                 break Ok(());
             }
@@ -163,7 +209,11 @@ impl Libvirt {
                     }
                     got += n as u64;
                 }
-                Ok(_) => break Err(Failure::failed(format!("{what}: the stream returned no data"))),
+                Ok(_) => {
+                    break Err(Failure::failed(format!(
+                        "{what}: the stream returned no data"
+                    )))
+                }
                 Err(e) => break Err(failure(e, &what)),
             }
         };
@@ -197,22 +247,40 @@ impl Libvirt {
             let pool_name = pool.name().map_err(|e| failure(e, "reading a pool name"))?;
             let vols = match pool.list_all_volumes(0) {
                 Ok(v) => v,
-                Err(e) => return Err(failure(e, &format!("listing volumes of pool '{pool_name}'"))),
+                Err(e) => {
+                    return Err(failure(
+                        e,
+                        &format!("listing volumes of pool '{pool_name}'"),
+                    ))
+                }
             };
             for vol in &vols {
                 let Ok(xml) = vol.xml_desc(0) else { continue }; // deleted meanwhile
-                if crate::xml::find_all(&xml, &["volume", "backingStore", "path"]).iter().any(|e| e.text == path) {
+                if crate::xml::find_all(&xml, &["volume", "backingStore", "path"])
+                    .iter()
+                    .any(|e| e.text == path)
+                {
                     let name = vol.name().unwrap_or_default();
                     users.push(format!("volume '{name}' in pool '{pool_name}'"));
                 }
             }
         }
-        let doms = self.conn.list_all_domains(0).map_err(|e| failure(e, "listing domains"))?;
+        let doms = self
+            .conn
+            .list_all_domains(0)
+            .map_err(|e| failure(e, "listing domains"))?;
         for dom in &doms {
             let Ok(xml) = dom.xml_desc(0) else { continue };
             let disk = crate::xml::find_all(&xml, &["domain", "devices", "disk", "source"]);
-            let backing = crate::xml::find_all(&xml, &["domain", "devices", "disk", "backingStore", "source"]);
-            if disk.iter().chain(backing.iter()).any(|e| e.attr("file") == Some(path)) {
+            let backing = crate::xml::find_all(
+                &xml,
+                &["domain", "devices", "disk", "backingStore", "source"],
+            );
+            if disk
+                .iter()
+                .chain(backing.iter())
+                .any(|e| e.attr("file") == Some(path))
+            {
                 users.push(format!("vm '{}'", dom.name().unwrap_or_default()));
             }
         }

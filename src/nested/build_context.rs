@@ -24,7 +24,11 @@ pub struct Asset {
 pub fn context() -> Vec<Asset> {
     let all: Vec<Asset> = embedded::FILES
         .iter()
-        .map(|(path, mode, data)| Asset { path: path.to_string(), mode: *mode, data: data.to_vec() })
+        .map(|(path, mode, data)| Asset {
+            path: path.to_string(),
+            mode: *mode,
+            data: data.to_vec(),
+        })
         .collect();
     filter(all)
 }
@@ -35,8 +39,10 @@ fn filter(all: Vec<Asset>) -> Vec<Asset> {
         .find(|a| a.path == ".dockerignore")
         .map(|a| parse_dockerignore(&String::from_utf8_lossy(&a.data)))
         .unwrap_or_default();
-    let mut kept: Vec<Asset> =
-        all.into_iter().filter(|a| a.path.starts_with("Dockerfile") || !ignored(&patterns, &a.path)).collect();
+    let mut kept: Vec<Asset> = all
+        .into_iter()
+        .filter(|a| a.path.starts_with("Dockerfile") || !ignored(&patterns, &a.path))
+        .collect();
     kept.sort_by(|a, b| a.path.cmp(&b.path));
     kept
 }
@@ -64,11 +70,17 @@ pub fn dockerfile(base: Base) -> &'static str {
 /// The `FROM` image of a Dockerfile in the context (first stage), to check
 /// that it is present before a build that could otherwise try to pull it.
 pub fn from_image(assets: &[Asset], dockerfile: &str) -> Option<String> {
-    let text = String::from_utf8_lossy(&assets.iter().find(|a| a.path == dockerfile)?.data).into_owned();
+    let text =
+        String::from_utf8_lossy(&assets.iter().find(|a| a.path == dockerfile)?.data).into_owned();
     text.lines()
         .map(str::trim)
         .find(|l| l.len() > 5 && l[..5].eq_ignore_ascii_case("from "))
-        .and_then(|l| l[5..].split_whitespace().find(|w| !w.starts_with("--")).map(str::to_string))
+        .and_then(|l| {
+            l[5..]
+                .split_whitespace()
+                .find(|w| !w.starts_with("--"))
+                .map(str::to_string)
+        })
 }
 
 /// sha256 over every path, mode and content: the `io.boxvirt.assets` label.
@@ -98,9 +110,13 @@ pub fn tar(assets: &[Asset]) -> Result<Vec<u8>> {
         header.set_entry_type(tar::EntryType::Regular);
         builder
             .append_data(&mut header, &a.path, a.data.as_slice())
-            .map_err(|e| Failure::failed(format!("cannot pack the build context ({}): {e}", a.path)))?;
+            .map_err(|e| {
+                Failure::failed(format!("cannot pack the build context ({}): {e}", a.path))
+            })?;
     }
-    builder.into_inner().map_err(|e| Failure::failed(format!("cannot pack the build context: {e}")))
+    builder
+        .into_inner()
+        .map_err(|e| Failure::failed(format!("cannot pack the build context: {e}")))
 }
 
 /// One .dockerignore rule: a pattern, negated with a leading `!`.
@@ -119,7 +135,10 @@ fn parse_dockerignore(text: &str) -> Vec<Rule> {
                 Some(rest) => (true, rest.trim()),
                 None => (false, l),
             };
-            Rule { pattern: p.trim_start_matches('/').trim_end_matches('/').to_string(), negate }
+            Rule {
+                pattern: p.trim_start_matches('/').trim_end_matches('/').to_string(),
+                negate,
+            }
         })
         .collect()
 }
@@ -129,7 +148,10 @@ fn parse_dockerignore(text: &str) -> Vec<Rule> {
 fn ignored(rules: &[Rule], path: &str) -> bool {
     let mut excluded = false;
     for rule in rules {
-        let mut prefixes = path.match_indices('/').map(|(i, _)| &path[..i]).collect::<Vec<_>>();
+        let mut prefixes = path
+            .match_indices('/')
+            .map(|(i, _)| &path[..i])
+            .collect::<Vec<_>>();
         prefixes.push(path);
         if prefixes.iter().any(|p| glob_match(&rule.pattern, p)) {
             excluded = !rule.negate;
@@ -147,7 +169,9 @@ fn glob_match(pattern: &str, text: &str) -> bool {
                 let rest = p[2..].strip_prefix(b"/").unwrap_or(&p[2..]);
                 (0..=t.len()).any(|i| go(rest, &t[i..]))
             }
-            Some(b'*') => (0..=t.len()).take_while(|&i| i == 0 || t[i - 1] != b'/').any(|i| go(&p[1..], &t[i..])),
+            Some(b'*') => (0..=t.len())
+                .take_while(|&i| i == 0 || t[i - 1] != b'/')
+                .any(|i| go(&p[1..], &t[i..])),
             Some(b'?') => !t.is_empty() && t[0] != b'/' && go(&p[1..], &t[1..]),
             Some(c) => t.first() == Some(c) && go(&p[1..], &t[1..]),
         }
@@ -160,7 +184,11 @@ mod tests {
     use super::*;
 
     fn asset(path: &str, data: &str) -> Asset {
-        Asset { path: path.into(), mode: 0o644, data: data.as_bytes().to_vec() }
+        Asset {
+            path: path.into(),
+            mode: 0o644,
+            data: data.as_bytes().to_vec(),
+        }
     }
 
     #[test]
@@ -179,7 +207,10 @@ mod tests {
         let all = vec![
             asset(".dockerignore", "*\n!entrypoint.sh\n"),
             asset("Dockerfile", "FROM debian:bookworm-slim\n"),
-            asset("Dockerfile.rocky9", "FROM --platform=linux/amd64 rockylinux:9 AS base\n"),
+            asset(
+                "Dockerfile.rocky9",
+                "FROM --platform=linux/amd64 rockylinux:9 AS base\n",
+            ),
             asset("entrypoint.sh", "#!/bin/sh\n"),
             asset("docker-compose.yml", "services: {}\n"),
         ];
@@ -190,7 +221,10 @@ mod tests {
             asset("Dockerfile.rocky9", "FROM --platform=p rockylinux:9 AS b"),
         ]);
         assert_eq!(from_image(&kept, "Dockerfile").as_deref(), Some("x:y"));
-        assert_eq!(from_image(&kept, "Dockerfile.rocky9").as_deref(), Some("rockylinux:9"));
+        assert_eq!(
+            from_image(&kept, "Dockerfile.rocky9").as_deref(),
+            Some("rockylinux:9")
+        );
     }
 
     #[test]
@@ -202,8 +236,11 @@ mod tests {
         assert_eq!(tar(&a).unwrap(), tar(&a).unwrap());
         let bytes = tar(&a).unwrap();
         let mut archive = tar::Archive::new(bytes.as_slice());
-        let names: Vec<String> =
-            archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
         assert_eq!(names, ["Dockerfile", "entrypoint.sh"]);
     }
 

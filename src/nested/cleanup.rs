@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use bollard::query_parameters::{
-    ListVolumesOptionsBuilder, PruneImagesOptionsBuilder, PruneVolumesOptionsBuilder, RemoveVolumeOptionsBuilder,
+    ListVolumesOptionsBuilder, PruneImagesOptionsBuilder, PruneVolumesOptionsBuilder,
+    RemoveVolumeOptionsBuilder,
 };
 
 use super::docker::{api_failure, Engine};
@@ -16,12 +17,15 @@ impl Engine {
     /// the original compose project `boxman-<instance>`.
     pub fn instance_volumes(&self, instance: &str) -> Result<Vec<String>> {
         let mut names = Vec::new();
-        for label in
-            [format!("{}={instance}", super::LABEL_INSTANCE), format!("com.docker.compose.project=boxman-{instance}")]
-        {
+        for label in [
+            format!("{}={instance}", super::LABEL_INSTANCE),
+            format!("com.docker.compose.project=boxman-{instance}"),
+        ] {
             let mut filters = HashMap::new();
             filters.insert("label".to_string(), vec![label]);
-            let opts = ListVolumesOptionsBuilder::default().filters(&filters).build();
+            let opts = ListVolumesOptionsBuilder::default()
+                .filters(&filters)
+                .build();
             let list = self
                 .block_on(self.docker.list_volumes(Some(opts)))
                 .map_err(|e| api_failure("cannot list volumes", e))?;
@@ -44,10 +48,19 @@ impl Engine {
         let mut filters = HashMap::new();
         filters.insert("dangling".to_string(), vec!["true".to_string()]);
         let images = self
-            .block_on(self.docker.prune_images(Some(PruneImagesOptionsBuilder::default().filters(&filters).build())))
+            .block_on(
+                self.docker.prune_images(Some(
+                    PruneImagesOptionsBuilder::default()
+                        .filters(&filters)
+                        .build(),
+                )),
+            )
             .map_err(|e| api_failure("cannot prune images", e))?;
         let volumes = self
-            .block_on(self.docker.prune_volumes(Some(PruneVolumesOptionsBuilder::default().build())))
+            .block_on(
+                self.docker
+                    .prune_volumes(Some(PruneVolumesOptionsBuilder::default().build())),
+            )
             .map_err(|e| api_failure("cannot prune volumes", e))?;
         Ok((
             images.images_deleted.map(|v| v.len()).unwrap_or(0),
@@ -65,7 +78,13 @@ impl Engine {
         let code = self.run_once(
             image,
             vec![bind],
-            vec!["find".into(), "/boxvirt-clean".into(), "-mindepth".into(), "1".into(), "-delete".into()],
+            vec![
+                "find".into(),
+                "/boxvirt-clean".into(),
+                "-mindepth".into(),
+                "1".into(),
+                "-delete".into(),
+            ],
             &name,
         )?;
         if code != 0 {

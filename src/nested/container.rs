@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceMapping, HostConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -26,7 +27,14 @@ use crate::settings::Settings;
 /// bounding set lacks CAP_SYS_RESOURCE (PLATFORM-FACTS). libvirtd needs
 /// SYS_ADMIN (namespaces, mounts), NET_ADMIN/NET_RAW (bridges, iptables,
 /// dnsmasq), SYS_PTRACE (/proc of QEMU), MKNOD (device nodes), SYS_NICE.
-pub const CAPABILITIES: &[&str] = &["SYS_ADMIN", "NET_ADMIN", "NET_RAW", "SYS_PTRACE", "MKNOD", "SYS_NICE"];
+pub const CAPABILITIES: &[&str] = &[
+    "SYS_ADMIN",
+    "NET_ADMIN",
+    "NET_RAW",
+    "SYS_PTRACE",
+    "MKNOD",
+    "SYS_NICE",
+];
 
 /// Passed through only when present: without /dev/kvm the host still comes
 /// up (QEMU falls back to TCG).
@@ -72,16 +80,26 @@ impl Spec {
                 format!("BOXMAN_SSH_PORT={}", settings.ssh_port),
             ],
             privileged,
-            devices: DEVICES.iter().filter(|d| Path::new(d).exists()).map(|d| d.to_string()).collect(),
+            devices: DEVICES
+                .iter()
+                .filter(|d| Path::new(d).exists())
+                .map(|d| d.to_string())
+                .collect(),
         }
     }
 
     pub fn host_dirs(&self) -> Vec<PathBuf> {
-        BINDS.iter().map(|(dir, _)| self.data_dir.join(dir)).collect()
+        BINDS
+            .iter()
+            .map(|(dir, _)| self.data_dir.join(dir))
+            .collect()
     }
 
     pub fn binds(&self) -> Vec<String> {
-        BINDS.iter().map(|(dir, target)| format!("{}:{}", self.data_dir.join(dir).display(), target)).collect()
+        BINDS
+            .iter()
+            .map(|(dir, target)| format!("{}:{}", self.data_dir.join(dir).display(), target))
+            .collect()
     }
 
     pub fn fingerprint(&self) -> String {
@@ -102,7 +120,10 @@ impl Spec {
         ports.insert(
             "22/tcp".to_string(),
             // 127.0.0.1 only: the instance is for this machine's user.
-            Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(self.ssh_port.to_string()) }]),
+            Some(vec![PortBinding {
+                host_ip: Some("127.0.0.1".into()),
+                host_port: Some(self.ssh_port.to_string()),
+            }]),
         );
         let mut host = HostConfig {
             binds: Some(self.binds()),
@@ -117,7 +138,10 @@ impl Spec {
             host.privileged = Some(true);
         } else {
             host.cap_add = Some(CAPABILITIES.iter().map(|c| c.to_string()).collect());
-            host.security_opt = Some(vec!["seccomp=unconfined".into(), "apparmor=unconfined".into()]);
+            host.security_opt = Some(vec![
+                "seccomp=unconfined".into(),
+                "apparmor=unconfined".into(),
+            ]);
             // `--security-opt systempaths=unconfined` is a docker CLI option
             // that becomes these two empty lists; libvirt writes to
             // /proc/sys/net when it starts a network.
@@ -189,7 +213,10 @@ impl Engine {
         Ok(Some(ContainerInfo {
             id: c.id.unwrap_or_default(),
             name: name.to_string(),
-            state: state.status.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into()),
+            state: state
+                .status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unknown".into()),
             running: state.running.unwrap_or(false),
             health: state.health.and_then(|h| h.status).map(|s| s.to_string()),
             image_id: c.image.unwrap_or_default(),
@@ -197,13 +224,18 @@ impl Engine {
             started_at: state.started_at,
             exit_code: state.exit_code,
             labels: config.labels.unwrap_or_default(),
-            ssh_port: binding.as_ref().and_then(|b| b.host_port.as_deref()).and_then(|p| p.parse().ok()),
+            ssh_port: binding
+                .as_ref()
+                .and_then(|b| b.host_port.as_deref())
+                .and_then(|p| p.parse().ok()),
             ssh_host_ip: binding.and_then(|b| b.host_ip),
         }))
     }
 
     pub fn create_and_start(&self, spec: &Spec) -> Result<()> {
-        let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
+        let opts = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
         self.block_on(self.docker.create_container(Some(opts), spec.body()))
             .map_err(|e| api_failure(format!("cannot create container {}", spec.name), e))?;
         // A container that never started is of no use: do not leave it behind.
@@ -225,10 +257,15 @@ impl Engine {
             Ok(()) => {}
             Err(e) if is_not_found(&e) => return Ok(()),
             // 304: already stopped.
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => {}
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => {}
             Err(e) => return Err(api_failure(format!("cannot stop container {name}"), e)),
         }
-        let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
         match self.block_on(self.docker.remove_container(name, Some(opts))) {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
@@ -255,8 +292,11 @@ impl Engine {
                 .await
                 .map_err(|e| api_failure(&what, e))?;
             let mut text = String::new();
-            if let StartExecResults::Attached { mut output, .. } =
-                self.docker.start_exec(&exec.id, None).await.map_err(|e| api_failure(&what, e))?
+            if let StartExecResults::Attached { mut output, .. } = self
+                .docker
+                .start_exec(&exec.id, None)
+                .await
+                .map_err(|e| api_failure(&what, e))?
             {
                 while let Some(chunk) = output.next().await {
                     match chunk {
@@ -265,20 +305,33 @@ impl Engine {
                     }
                 }
             }
-            let inspect = self.docker.inspect_exec(&exec.id).await.map_err(|e| api_failure(&what, e))?;
+            let inspect = self
+                .docker
+                .inspect_exec(&exec.id)
+                .await
+                .map_err(|e| api_failure(&what, e))?;
             Ok((inspect.exit_code.unwrap_or(-1), text))
         })
     }
 
     /// The last `n` lines of the container's log.
     pub fn log_tail(&self, name: &str, n: u64) -> Result<Vec<String>> {
-        let opts = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&n.to_string()).build();
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&n.to_string())
+            .build();
         self.block_on(async {
             let mut lines = Vec::new();
             let mut stream = self.docker.logs(name, Some(opts));
             while let Some(item) = stream.next().await {
-                let log = item.map_err(|e| api_failure(format!("cannot read the logs of {name}"), e))?;
-                lines.extend(String::from_utf8_lossy(&log.into_bytes()).lines().map(str::to_string));
+                let log =
+                    item.map_err(|e| api_failure(format!("cannot read the logs of {name}"), e))?;
+                lines.extend(
+                    String::from_utf8_lossy(&log.into_bytes())
+                        .lines()
+                        .map(str::to_string),
+                );
             }
             Ok(lines)
         })
@@ -287,18 +340,27 @@ impl Engine {
     /// Streams the log to stdout/stderr (as the container wrote it).
     pub fn print_logs(&self, name: &str, follow: bool, tail: Option<u64>) -> Result<()> {
         let tail = tail.map(|n| n.to_string()).unwrap_or_else(|| "all".into());
-        let opts = LogsOptionsBuilder::default().stdout(true).stderr(true).follow(follow).tail(&tail).build();
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(follow)
+            .tail(&tail)
+            .build();
         self.block_on(async {
             let mut stream = self.docker.logs(name, Some(opts));
             while let Some(item) = stream.next().await {
-                let log = item.map_err(|e| api_failure(format!("cannot read the logs of {name}"), e))?;
+                let log =
+                    item.map_err(|e| api_failure(format!("cannot read the logs of {name}"), e))?;
                 let is_err = matches!(log, bollard::container::LogOutput::StdErr { .. });
                 let bytes = log.into_bytes();
                 // A closed pipe (e.g. `| head`) ends the stream quietly.
                 let ok = if is_err {
                     std::io::stderr().write_all(&bytes).is_ok()
                 } else {
-                    std::io::stdout().write_all(&bytes).and_then(|_| std::io::stdout().flush()).is_ok()
+                    std::io::stdout()
+                        .write_all(&bytes)
+                        .and_then(|_| std::io::stdout().flush())
+                        .is_ok()
                 };
                 if !ok {
                     break;
@@ -310,12 +372,21 @@ impl Engine {
 
     /// Runs a throwaway container to completion (entrypoint overridden),
     /// returns its exit code and removes it.
-    pub fn run_once(&self, image: &str, binds: Vec<String>, entrypoint: Vec<String>, name: &str) -> Result<i64> {
+    pub fn run_once(
+        &self,
+        image: &str,
+        binds: Vec<String>,
+        entrypoint: Vec<String>,
+        name: &str,
+    ) -> Result<i64> {
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             entrypoint: Some(entrypoint),
             cmd: Some(vec![]),
-            host_config: Some(HostConfig { binds: Some(binds), ..Default::default() }),
+            host_config: Some(HostConfig {
+                binds: Some(binds),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let opts = CreateContainerOptionsBuilder::default().name(name).build();
@@ -329,8 +400,15 @@ impl Engine {
                 while let Some(item) = wait.next().await {
                     match item {
                         Ok(r) => code = r.status_code,
-                        Err(bollard::errors::Error::DockerContainerWaitError { code: c, .. }) => code = c,
-                        Err(e) => return Err(api_failure(format!("waiting for helper container {name}"), e)),
+                        Err(bollard::errors::Error::DockerContainerWaitError {
+                            code: c, ..
+                        }) => code = c,
+                        Err(e) => {
+                            return Err(api_failure(
+                                format!("waiting for helper container {name}"),
+                                e,
+                            ))
+                        }
                     }
                 }
                 Ok(code)
@@ -347,15 +425,24 @@ impl Engine {
         for (k, v) in filters {
             map.entry(k.to_string()).or_default().push(v.clone());
         }
-        let opts = ListContainersOptionsBuilder::default().all(true).filters(&map).build();
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&map)
+            .build();
         let list = self
             .block_on(self.docker.list_containers(Some(opts)))
             .map_err(|e| api_failure("cannot list containers", e))?;
         Ok(list
             .into_iter()
             .map(|c| {
-                let name = c.names.and_then(|n| n.into_iter().next()).unwrap_or_default();
-                (name.trim_start_matches('/').to_string(), c.image_id.unwrap_or_default())
+                let name = c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .unwrap_or_default();
+                (
+                    name.trim_start_matches('/').to_string(),
+                    c.image_id.unwrap_or_default(),
+                )
             })
             .collect())
     }
@@ -365,7 +452,8 @@ impl Engine {
 /// ones as root-owned directories).
 pub fn create_host_dirs(spec: &Spec, uid: u32, gid: u32) -> Result<()> {
     for dir in spec.host_dirs() {
-        std::fs::create_dir_all(&dir).map_err(|e| Failure::failed(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Failure::failed(format!("cannot create {}: {e}", dir.display())))?;
         super::ssh_keys::hand_over(&dir, uid, gid);
     }
     Ok(())
@@ -393,8 +481,17 @@ mod tests {
     use crate::settings::Sources;
 
     fn spec(privileged: bool) -> Spec {
-        let src = Sources { cwd: "/home/u/p".into(), uid: 1000, gid: 1000, ..Default::default() };
-        let flags = GlobalArgs { instance: Some("dev02".into()), ssh_port: Some(2223), ..Default::default() };
+        let src = Sources {
+            cwd: "/home/u/p".into(),
+            uid: 1000,
+            gid: 1000,
+            ..Default::default()
+        };
+        let flags = GlobalArgs {
+            instance: Some("dev02".into()),
+            ssh_port: Some(2223),
+            ..Default::default()
+        };
         let s = Settings::resolve(&flags, &src).unwrap();
         Spec::new(&s, "boxvirt/nested-host:debian", "sha256:1", privileged)
     }
@@ -415,17 +512,32 @@ mod tests {
         );
         let ports = host.port_bindings.unwrap();
         let b = ports["22/tcp"].clone().unwrap();
-        assert_eq!((b[0].host_ip.as_deref(), b[0].host_port.as_deref()), (Some("127.0.0.1"), Some("2223")));
-        assert_eq!(ports.len(), 1, "libvirt TCP/TLS ports must not be published");
+        assert_eq!(
+            (b[0].host_ip.as_deref(), b[0].host_port.as_deref()),
+            (Some("127.0.0.1"), Some("2223"))
+        );
+        assert_eq!(
+            ports.len(),
+            1,
+            "libvirt TCP/TLS ports must not be published"
+        );
         assert_eq!(host.privileged, None);
         assert!(host.cap_add.unwrap().contains(&"SYS_ADMIN".to_string()));
         assert_eq!(host.masked_paths, Some(vec![]));
         let env = body.env.unwrap();
-        for want in ["HOST_UID=1000", "HOST_GID=1000", "BOXMAN_INSTANCE_NAME=dev02", "BOXMAN_SSH_PORT=2223"] {
+        for want in [
+            "HOST_UID=1000",
+            "HOST_GID=1000",
+            "BOXMAN_INSTANCE_NAME=dev02",
+            "BOXMAN_SSH_PORT=2223",
+        ] {
             assert!(env.contains(&want.to_string()), "{env:?}");
         }
         assert_eq!(body.labels.unwrap()[LABEL_INSTANCE], "dev02");
-        assert_eq!(host.restart_policy.unwrap().name, Some(RestartPolicyNameEnum::UNLESS_STOPPED));
+        assert_eq!(
+            host.restart_policy.unwrap().name,
+            Some(RestartPolicyNameEnum::UNLESS_STOPPED)
+        );
     }
 
     #[test]

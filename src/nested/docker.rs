@@ -36,7 +36,10 @@ impl Engine {
         let docker = rt.block_on(async {
             let docker = Docker::connect_with_local_defaults()?;
             // Builds and image pulls stream for minutes; the default is 120 s.
-            docker.with_timeout(std::time::Duration::from_secs(3600)).negotiate_version().await
+            docker
+                .with_timeout(std::time::Duration::from_secs(3600))
+                .negotiate_version()
+                .await
         });
         match docker {
             Ok(docker) => Ok(Engine { rt, docker }),
@@ -59,32 +62,37 @@ fn connect_failure(address: &str, e: &DockerError) -> Failure {
         Err(io) => io.to_string(),
     };
     let text = format!("{e} {probe}");
-    let reason = if matches!(e, DockerError::SocketNotFoundError(_)) || text.contains("No such file") {
-        format!("no socket at {path}")
-    } else if text.contains("Permission denied") || text.contains("permission denied") {
-        format!("permission denied on {path}")
-    } else if text.contains("Connection refused") {
-        format!("nothing answers on {path}")
-    } else {
-        first_line(&e.to_string())
-    };
+    let reason =
+        if matches!(e, DockerError::SocketNotFoundError(_)) || text.contains("No such file") {
+            format!("no socket at {path}")
+        } else if text.contains("Permission denied") || text.contains("permission denied") {
+            format!("permission denied on {path}")
+        } else if text.contains("Connection refused") {
+            format!("nothing answers on {path}")
+        } else {
+            first_line(&e.to_string())
+        };
     let fix = if reason.starts_with("permission denied") {
         "add your user to the 'docker' group and log in again, or run as root"
     } else {
         "start the engine (e.g. 'systemctl start docker', or 'dockerd &' as root) or fix DOCKER_HOST"
     };
-    Failure::connect(format!("cannot reach the Docker engine at {address} ({reason}); {fix}"))
+    Failure::connect(format!(
+        "cannot reach the Docker engine at {address} ({reason}); {fix}"
+    ))
 }
 
 /// A failed API call as one line: `what: message`.
 pub(super) fn api_failure(what: impl std::fmt::Display, e: DockerError) -> Failure {
     match &e {
-        DockerError::DockerResponseServerError { status_code: 404, message } => {
-            Failure::not_found(format!("{what}: {}", first_line(message)))
-        }
-        DockerError::DockerResponseServerError { status_code: 409, message } => {
-            Failure::conflict(format!("{what}: {}", first_line(message)))
-        }
+        DockerError::DockerResponseServerError {
+            status_code: 404,
+            message,
+        } => Failure::not_found(format!("{what}: {}", first_line(message))),
+        DockerError::DockerResponseServerError {
+            status_code: 409,
+            message,
+        } => Failure::conflict(format!("{what}: {}", first_line(message))),
         DockerError::DockerResponseServerError { message, .. } => {
             Failure::failed(format!("{what}: {}", first_line(message)))
         }
@@ -93,7 +101,13 @@ pub(super) fn api_failure(what: impl std::fmt::Display, e: DockerError) -> Failu
 }
 
 pub(super) fn is_not_found(e: &DockerError) -> bool {
-    matches!(e, DockerError::DockerResponseServerError { status_code: 404, .. })
+    matches!(
+        e,
+        DockerError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
 
 pub(super) fn first_line(text: &str) -> String {
@@ -106,9 +120,16 @@ mod tests {
 
     #[test]
     fn missing_socket_names_path_and_fix() {
-        let f = connect_failure("unix:///nonexistent", &DockerError::SocketNotFoundError("unix:///nonexistent".into()));
+        let f = connect_failure(
+            "unix:///nonexistent",
+            &DockerError::SocketNotFoundError("unix:///nonexistent".into()),
+        );
         assert_eq!(f.exit, crate::error::Exit::Connect);
-        assert!(f.message.contains("no socket at /nonexistent"), "{}", f.message);
+        assert!(
+            f.message.contains("no socket at /nonexistent"),
+            "{}",
+            f.message
+        );
         assert!(f.message.contains("start the engine"), "{}", f.message);
     }
 }

@@ -2,16 +2,18 @@
 
 use std::collections::HashMap;
 
-use bollard::query_parameters::{BuildImageOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder,
+};
 use futures_util::StreamExt;
 
 use super::build_context::{self, Asset};
 use super::docker::{api_failure, first_line, is_not_found, Engine};
-use crate::progress::Spinner;
 use super::{LABEL_ASSETS, LABEL_BASE};
 use crate::cli::Base;
 use crate::error::{Failure, Result};
 use crate::output::Output;
+use crate::progress::Spinner;
 
 /// What the engine has under a tag.
 #[derive(Debug, Clone)]
@@ -31,7 +33,10 @@ impl Engine {
         match self.block_on(self.docker.inspect_image(name)) {
             Ok(i) => Ok(Some(ImageInfo {
                 id: i.id.unwrap_or_default(),
-                assets: i.config.and_then(|c| c.labels).and_then(|l| l.get(LABEL_ASSETS).cloned()),
+                assets: i
+                    .config
+                    .and_then(|c| c.labels)
+                    .and_then(|l| l.get(LABEL_ASSETS).cloned()),
             })),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(api_failure(format!("cannot inspect image {name}"), e)),
@@ -41,10 +46,16 @@ impl Engine {
     /// Every tag of the nested-host repository (all bases).
     pub fn nested_images(&self) -> Result<Vec<(String, String)>> {
         let mut filters = HashMap::new();
-        filters.insert("reference".to_string(), vec![format!("{}:*", build_context::IMAGE_REPO)]);
-        let opts = ListImagesOptionsBuilder::default().filters(&filters).build();
-        let list =
-            self.block_on(self.docker.list_images(Some(opts))).map_err(|e| api_failure("cannot list images", e))?;
+        filters.insert(
+            "reference".to_string(),
+            vec![format!("{}:*", build_context::IMAGE_REPO)],
+        );
+        let opts = ListImagesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let list = self
+            .block_on(self.docker.list_images(Some(opts)))
+            .map_err(|e| api_failure("cannot list images", e))?;
         let mut out = Vec::new();
         for img in list {
             for tag in img.repo_tags {
@@ -74,13 +85,20 @@ impl Engine {
         }
         let hint = self.base_image_hint(&assets, dockerfile)?;
         if !hint.is_empty() {
-            out.warn(format!("{}; docker will try to pull it", hint.trim_start_matches("; ")));
+            out.warn(format!(
+                "{}; docker will try to pull it",
+                hint.trim_start_matches("; ")
+            ));
         }
         let hash = build_context::assets_hash(&assets);
         let body = build_context::tar(&assets)?;
 
-        let labels: HashMap<&str, &str> =
-            [(LABEL_ASSETS, hash.as_str()), (LABEL_BASE, build_context::base_name(base))].into_iter().collect();
+        let labels: HashMap<&str, &str> = [
+            (LABEL_ASSETS, hash.as_str()),
+            (LABEL_BASE, build_context::base_name(base)),
+        ]
+        .into_iter()
+        .collect();
         let opts = BuildImageOptionsBuilder::default()
             .dockerfile(dockerfile)
             .t(&tag)
@@ -91,17 +109,27 @@ impl Engine {
             .build();
 
         let progress = Spinner::new(out);
-        progress.stage(format!("building {tag}{}", if no_cache { " (no cache)" } else { "" }));
+        progress.stage(format!(
+            "building {tag}{}",
+            if no_cache { " (no cache)" } else { "" }
+        ));
         let started = std::time::Instant::now();
         let mut step = String::new();
         let mut tail: Vec<String> = Vec::new();
         let mut image_id = None;
         let result: Result<()> = self.block_on(async {
-            let mut stream = self.docker.build_image(opts, None, Some(bollard::body_full(body.into())));
+            let mut stream =
+                self.docker
+                    .build_image(opts, None, Some(bollard::body_full(body.into())));
             while let Some(item) = stream.next().await {
-                let info = item.map_err(|e| build_failure(&step, &first_line(&e.to_string()), &hint))?;
+                let info =
+                    item.map_err(|e| build_failure(&step, &first_line(&e.to_string()), &hint))?;
                 if let Some(text) = info.stream.as_deref() {
-                    for line in text.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()) {
+                    for line in text
+                        .lines()
+                        .map(str::trim_end)
+                        .filter(|l| !l.trim().is_empty())
+                    {
                         if line.starts_with("Step ") {
                             step = line.to_string();
                             if progress.is_terminal() {
@@ -140,10 +168,9 @@ impl Engine {
         }
         let id = match image_id {
             Some(id) => id,
-            None => self
-                .image(&tag)?
-                .map(|i| i.id)
-                .ok_or_else(|| Failure::failed(format!("the build of {tag} ended without an image")))?,
+            None => self.image(&tag)?.map(|i| i.id).ok_or_else(|| {
+                Failure::failed(format!("the build of {tag} ended without an image"))
+            })?,
         };
         out.note(format!("built {tag} in {} s", started.elapsed().as_secs()));
         Ok(id)
@@ -152,7 +179,9 @@ impl Engine {
     /// Warns when the Dockerfile's base image is absent (nothing can be
     /// pulled on many machines) and returns a hint for a failed build.
     fn base_image_hint(&self, assets: &[Asset], dockerfile: &str) -> Result<String> {
-        let Some(from) = build_context::from_image(assets, dockerfile) else { return Ok(String::new()) };
+        let Some(from) = build_context::from_image(assets, dockerfile) else {
+            return Ok(String::new());
+        };
         if self.image(&from)?.is_some() {
             return Ok(String::new());
         }
@@ -163,8 +192,14 @@ impl Engine {
 }
 
 fn build_failure(step: &str, msg: &str, hint: &str) -> Failure {
-    let at = if step.is_empty() { String::new() } else { format!(" at {}", shorten(step, 100)) };
-    Failure::failed(format!("image build failed{at}: {msg}{hint}; rerun with -v for the build log"))
+    let at = if step.is_empty() {
+        String::new()
+    } else {
+        format!(" at {}", shorten(step, 100))
+    };
+    Failure::failed(format!(
+        "image build failed{at}: {msg}{hint}; rerun with -v for the build log"
+    ))
 }
 
 fn shorten(s: &str, max: usize) -> String {
@@ -181,16 +216,34 @@ mod tests {
 
     #[test]
     fn rebuild_only_when_missing_or_assets_changed() {
-        let img = ImageInfo { id: "sha256:1".into(), assets: Some("abc".into()) };
+        let img = ImageInfo {
+            id: "sha256:1".into(),
+            assets: Some("abc".into()),
+        };
         assert!(needs_build(None, "abc"));
         assert!(!needs_build(Some(&img), "abc"));
         assert!(needs_build(Some(&img), "def"));
-        assert!(needs_build(Some(&ImageInfo { id: "x".into(), assets: None }), "abc"));
+        assert!(needs_build(
+            Some(&ImageInfo {
+                id: "x".into(),
+                assets: None
+            }),
+            "abc"
+        ));
     }
 
     #[test]
     fn build_failure_names_the_step() {
-        let f = build_failure("Step 3/9 : RUN apt-get update", "returned a non-zero code: 100", "");
-        assert!(f.message.contains("at Step 3/9 : RUN apt-get update: returned a non-zero code: 100"), "{}", f.message);
+        let f = build_failure(
+            "Step 3/9 : RUN apt-get update",
+            "returned a non-zero code: 100",
+            "",
+        );
+        assert!(
+            f.message
+                .contains("at Step 3/9 : RUN apt-get update: returned a non-zero code: 100"),
+            "{}",
+            f.message
+        );
     }
 }

@@ -23,7 +23,11 @@ pub struct Holder {
 
 impl Holder {
     pub fn describe(&self) -> String {
-        let at = self.address.as_deref().map(|a| format!(" listening on {a}")).unwrap_or_default();
+        let at = self
+            .address
+            .as_deref()
+            .map(|a| format!(" listening on {a}"))
+            .unwrap_or_default();
         match (&self.command, self.pid) {
             (Some(cmd), Some(pid)) => format!("process '{cmd}' (pid {pid}){at}"),
             _ => format!("another process{at}"),
@@ -44,7 +48,13 @@ pub fn is_free(port: u16) -> bool {
 pub fn find_free(port: u16) -> Option<u16> {
     (port.saturating_add(1)..=port.saturating_add(200))
         .find(|p| *p != 0 && is_free(*p))
-        .or_else(|| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).ok()?.local_addr().ok().map(|a| a.port()))
+        .or_else(|| {
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .ok()?
+                .local_addr()
+                .ok()
+                .map(|a| a.port())
+        })
 }
 
 /// The process listening on `port`, found through /proc.
@@ -56,12 +66,24 @@ pub fn holder(port: u16) -> Holder {
         }
     }
     let Some(l) = listeners.into_iter().find(|l| l.port == port) else {
-        return Holder { pid: None, command: None, address: None };
+        return Holder {
+            pid: None,
+            command: None,
+            address: None,
+        };
     };
     let address = Some(format!("{}:{}", l.address, l.port));
     match owner_of_inode(l.inode) {
-        Some((pid, command)) => Holder { pid: Some(pid), command: Some(command), address },
-        None => Holder { pid: None, command: None, address },
+        Some((pid, command)) => Holder {
+            pid: Some(pid),
+            command: Some(command),
+            address,
+        },
+        None => Holder {
+            pid: None,
+            command: None,
+            address,
+        },
     }
 }
 
@@ -77,8 +99,16 @@ pub fn parse_listeners(text: &str, v6: bool) -> Vec<Listener> {
             let (addr_hex, port_hex) = f[1].split_once(':')?;
             let port = u16::from_str_radix(port_hex, 16).ok()?;
             let inode = f[9].parse().ok()?;
-            let address = if v6 { decode_v6(addr_hex)? } else { decode_v4(addr_hex)? };
-            Some(Listener { address, port, inode })
+            let address = if v6 {
+                decode_v6(addr_hex)?
+            } else {
+                decode_v4(addr_hex)?
+            };
+            Some(Listener {
+                address,
+                port,
+                inode,
+            })
         })
         .collect()
 }
@@ -106,11 +136,25 @@ fn decode_v6(hex: &str) -> Option<String> {
 fn owner_of_inode(inode: u64) -> Option<(u32, String)> {
     let want = format!("socket:[{inode}]");
     for entry in fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let Ok(fds) = fs::read_dir(entry.path().join("fd")) else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
         for fd in fds.flatten() {
-            if fs::read_link(fd.path()).map(|t| t.to_string_lossy() == want).unwrap_or(false) {
-                let comm = fs::read_to_string(entry.path().join("comm")).unwrap_or_default().trim().to_string();
+            if fs::read_link(fd.path())
+                .map(|t| t.to_string_lossy() == want)
+                .unwrap_or(false)
+            {
+                let comm = fs::read_to_string(entry.path().join("comm"))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
                 return Some((pid, comm));
             }
         }
@@ -136,11 +180,26 @@ mod tests {
         assert_eq!(
             parse_listeners(TCP, false),
             [
-                Listener { address: "127.0.0.1".into(), port: 2222, inode: 41234 },
-                Listener { address: "0.0.0.0".into(), port: 22, inode: 1000 },
+                Listener {
+                    address: "127.0.0.1".into(),
+                    port: 2222,
+                    inode: 41234
+                },
+                Listener {
+                    address: "0.0.0.0".into(),
+                    port: 22,
+                    inode: 1000
+                },
             ]
         );
-        assert_eq!(parse_listeners(TCP6, true), [Listener { address: "[::1]".into(), port: 8080, inode: 777 }]);
+        assert_eq!(
+            parse_listeners(TCP6, true),
+            [Listener {
+                address: "[::1]".into(),
+                port: 8080,
+                inode: 777
+            }]
+        );
     }
 
     #[test]
@@ -150,7 +209,12 @@ mod tests {
         assert!(!is_free(port));
         let h = holder(port);
         assert_eq!(h.pid, Some(std::process::id()), "{h:?}");
-        assert!(h.describe().contains(&format!("pid {}", std::process::id())), "{}", h.describe());
+        assert!(
+            h.describe()
+                .contains(&format!("pid {}", std::process::id())),
+            "{}",
+            h.describe()
+        );
         let free = find_free(port).unwrap();
         assert_ne!(free, port);
         assert!(is_free(free));

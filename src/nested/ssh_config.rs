@@ -50,9 +50,8 @@ pub fn link(settings: &Settings) -> Result<PathBuf> {
             .map_err(|e| Failure::failed(format!("cannot create {}: {e}", dir.display())))?;
     }
     match fs::symlink_metadata(&link) {
-        Ok(m) if m.file_type().is_symlink() => {
-            fs::remove_file(&link).map_err(|e| Failure::failed(format!("cannot replace {}: {e}", link.display())))?
-        }
+        Ok(m) if m.file_type().is_symlink() => fs::remove_file(&link)
+            .map_err(|e| Failure::failed(format!("cannot replace {}: {e}", link.display())))?,
         Ok(_) => {
             return Err(Failure::conflict(format!(
                 "{} exists and is not a link; move it away, then run 'boxvirt link-ssh'",
@@ -61,8 +60,13 @@ pub fn link(settings: &Settings) -> Result<PathBuf> {
         }
         Err(_) => {}
     }
-    std::os::unix::fs::symlink(&target, &link)
-        .map_err(|e| Failure::failed(format!("cannot link {} -> {}: {e}", link.display(), target.display())))?;
+    std::os::unix::fs::symlink(&target, &link).map_err(|e| {
+        Failure::failed(format!(
+            "cannot link {} -> {}: {e}",
+            link.display(),
+            target.display()
+        ))
+    })?;
     Ok(link)
 }
 
@@ -72,10 +76,14 @@ pub fn unlink(settings: &Settings) -> Result<bool> {
     let link = link_path(settings)?;
     match fs::symlink_metadata(&link) {
         Ok(m) if m.file_type().is_symlink() => {
-            fs::remove_file(&link).map_err(|e| Failure::failed(format!("cannot remove {}: {e}", link.display())))?;
+            fs::remove_file(&link)
+                .map_err(|e| Failure::failed(format!("cannot remove {}: {e}", link.display())))?;
             Ok(true)
         }
-        Ok(_) => Err(Failure::conflict(format!("{} is not a link; leaving it alone", link.display()))),
+        Ok(_) => Err(Failure::conflict(format!(
+            "{} is not a link; leaving it alone",
+            link.display()
+        ))),
         Err(_) => Ok(false),
     }
 }
@@ -83,13 +91,17 @@ pub fn unlink(settings: &Settings) -> Result<bool> {
 /// Writes boxman.conf and known_hosts (0644, owned by the host user).
 pub fn write_files(settings: &Settings, port: u16, known_hosts: &str) -> Result<()> {
     let write = |path: PathBuf, text: &str| -> Result<()> {
-        fs::write(&path, text).map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
+        fs::write(&path, text)
+            .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
         let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o644));
         super::ssh_keys::hand_over(&path, settings.host_uid, settings.host_gid);
         Ok(())
     };
     write(settings.known_hosts_path(), known_hosts)?;
-    write(settings.ssh_config_path(), &config_text(&settings.ssh_host_alias(), port, &settings.data_dir))
+    write(
+        settings.ssh_config_path(),
+        &config_text(&settings.ssh_host_alias(), port, &settings.data_dir),
+    )
 }
 
 #[cfg(test)]

@@ -25,7 +25,9 @@ pub fn hand_over(path: &Path, uid: u32, gid: u32) {
 /// from an existing private key. Returns true when a new pair was made.
 pub fn ensure_client_key(key: &Path, comment: &str, uid: u32, gid: u32) -> Result<bool> {
     let pub_path = key.with_extension("pub");
-    let fail = |what: &str, e: &dyn std::fmt::Display| Failure::failed(format!("cannot {what} {}: {e}", key.display()));
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        Failure::failed(format!("cannot {what} {}: {e}", key.display()))
+    };
     if let Some(dir) = key.parent() {
         fs::create_dir_all(dir).map_err(|e| fail("create the directory of", &e))?;
     }
@@ -43,17 +45,32 @@ pub fn ensure_client_key(key: &Path, comment: &str, uid: u32, gid: u32) -> Resul
             .map_err(|e| fail("get randomness for", &e))?;
         let mut private = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
         private.set_comment(comment);
-        let text = private.to_openssh(LineEnding::LF).map_err(|e| fail("encode", &e))?;
+        let text = private
+            .to_openssh(LineEnding::LF)
+            .map_err(|e| fail("encode", &e))?;
         let _ = fs::remove_file(key);
-        let mut f =
-            OpenOptions::new().write(true).create_new(true).mode(0o600).open(key).map_err(|e| fail("write", &e))?;
-        f.write_all(text.as_bytes()).map_err(|e| fail("write", &e))?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(key)
+            .map_err(|e| fail("write", &e))?;
+        f.write_all(text.as_bytes())
+            .map_err(|e| fail("write", &e))?;
         hand_over(key, uid, gid);
         (private, true)
     };
-    if created || !fs::metadata(&pub_path).map(|m| m.len() > 0).unwrap_or(false) {
-        let line = private.public_key().to_openssh().map_err(|e| fail("encode the public key of", &e))?;
-        fs::write(&pub_path, format!("{line}\n")).map_err(|e| fail("write the public key of", &e))?;
+    if created
+        || !fs::metadata(&pub_path)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false)
+    {
+        let line = private
+            .public_key()
+            .to_openssh()
+            .map_err(|e| fail("encode the public key of", &e))?;
+        fs::write(&pub_path, format!("{line}\n"))
+            .map_err(|e| fail("write the public key of", &e))?;
         let _ = fs::set_permissions(&pub_path, fs::Permissions::from_mode(0o644));
         hand_over(&pub_path, uid, gid);
     }
@@ -81,7 +98,9 @@ pub fn known_hosts_line(port: u16, host_key: &str) -> String {
 
 /// The key file's mode, for `status` (ssh refuses keys others can read).
 pub fn key_mode(key: &Path) -> Option<u32> {
-    fs::metadata(key).ok().map(|m| m.permissions().mode() & 0o777)
+    fs::metadata(key)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o777)
 }
 
 #[cfg(test)]
@@ -95,23 +114,42 @@ mod tests {
         assert!(ensure_client_key(&key, "boxman-t", 0, 0).unwrap());
         assert_eq!(key_mode(&key), Some(0o600));
         let public = fs::read_to_string(key.with_extension("pub")).unwrap();
-        assert!(public.starts_with("ssh-ed25519 AAAA") && public.trim_end().ends_with("boxman-t"), "{public}");
+        assert!(
+            public.starts_with("ssh-ed25519 AAAA") && public.trim_end().ends_with("boxman-t"),
+            "{public}"
+        );
         let private = fs::read_to_string(&key).unwrap();
         assert!(private.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
         // Second call keeps the pair; a lost .pub is derived again.
         fs::remove_file(key.with_extension("pub")).unwrap();
         assert!(!ensure_client_key(&key, "boxman-t", 0, 0).unwrap());
         assert_eq!(fs::read_to_string(&key).unwrap(), private);
-        assert_eq!(fs::read_to_string(key.with_extension("pub")).unwrap(), public);
+        assert_eq!(
+            fs::read_to_string(key.with_extension("pub")).unwrap(),
+            public
+        );
     }
 
     #[test]
     fn known_hosts_uses_bracketed_port() {
-        assert_eq!(known_hosts_line(2222, "ssh-ed25519 AAAAC3"), "[127.0.0.1]:2222 ssh-ed25519 AAAAC3\n");
-        assert_eq!(known_hosts_line(22, "ssh-ed25519 AAAAC3"), "127.0.0.1 ssh-ed25519 AAAAC3\n");
+        assert_eq!(
+            known_hosts_line(2222, "ssh-ed25519 AAAAC3"),
+            "[127.0.0.1]:2222 ssh-ed25519 AAAAC3\n"
+        );
+        assert_eq!(
+            known_hosts_line(22, "ssh-ed25519 AAAAC3"),
+            "127.0.0.1 ssh-ed25519 AAAAC3\n"
+        );
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("host")).unwrap();
-        fs::write(dir.path().join("host/ssh_host_ed25519_key.pub"), "ssh-ed25519 AAAAC3xyz root@c\n").unwrap();
-        assert_eq!(host_public_key(dir.path()).as_deref(), Some("ssh-ed25519 AAAAC3xyz"));
+        fs::write(
+            dir.path().join("host/ssh_host_ed25519_key.pub"),
+            "ssh-ed25519 AAAAC3xyz root@c\n",
+        )
+        .unwrap();
+        assert_eq!(
+            host_public_key(dir.path()).as_deref(),
+            Some("ssh-ed25519 AAAAC3xyz")
+        );
     }
 }

@@ -99,7 +99,11 @@ pub struct Row {
 
 /// Gathers the report. `libvirt_check` opens the socket and returns the
 /// daemon version (the libvirt side lives outside `nested/`).
-pub fn gather(engine: &Engine, settings: &Settings, libvirt_check: impl Fn() -> Result<String>) -> Result<Report> {
+pub fn gather(
+    engine: &Engine,
+    settings: &Settings,
+    libvirt_check: impl Fn() -> Result<String>,
+) -> Result<Report> {
     let name = settings.container_name();
     let info = engine.container(&name)?;
     let running = info.as_ref().is_some_and(|c| c.running);
@@ -108,16 +112,27 @@ pub fn gather(engine: &Engine, settings: &Settings, libvirt_check: impl Fn() -> 
     let programs = if running {
         match engine.exec(&name, &["supervisorctl", "status"]) {
             Ok((_, text)) => parse_supervisorctl(&text),
-            Err(e) => vec![Program { name: "supervisord".into(), state: "UNKNOWN".into(), detail: e.message }],
+            Err(e) => vec![Program {
+                name: "supervisord".into(),
+                state: "UNKNOWN".into(),
+                detail: e.message,
+            }],
         }
     } else {
         Vec::new()
     };
 
     // The published port is the truth (it differs after `up --auto-ports`).
-    let port = info.as_ref().and_then(|c| c.ssh_port).unwrap_or(settings.ssh_port);
+    let port = info
+        .as_ref()
+        .and_then(|c| c.ssh_port)
+        .unwrap_or(settings.ssh_port);
     let banner = if running { ssh_banner(port) } else { None };
-    let sshd = Sshd { port, answering: banner.is_some(), banner };
+    let sshd = Sshd {
+        port,
+        answering: banner.is_some(),
+        banner,
+    };
 
     let ports = vec![
         Port {
@@ -126,8 +141,18 @@ pub fn gather(engine: &Engine, settings: &Settings, libvirt_check: impl Fn() -> 
             published: info.as_ref().is_some_and(|c| c.ssh_port.is_some()),
             address: info.as_ref().and_then(|c| c.ssh_host_ip.clone()),
         },
-        Port { name: "libvirt-tcp".into(), port: settings.libvirt_tcp_port, published: false, address: None },
-        Port { name: "libvirt-tls".into(), port: settings.libvirt_tls_port, published: false, address: None },
+        Port {
+            name: "libvirt-tcp".into(),
+            port: settings.libvirt_tcp_port,
+            published: false,
+            address: None,
+        },
+        Port {
+            name: "libvirt-tls".into(),
+            port: settings.libvirt_tls_port,
+            published: false,
+            address: None,
+        },
     ];
 
     let sock_path = settings.socket_path();
@@ -158,9 +183,11 @@ pub fn gather(engine: &Engine, settings: &Settings, libvirt_check: impl Fn() -> 
         ok: mode == Some(0o600),
     };
 
-    let link = ssh_config::link_path(settings)
-        .ok()
-        .filter(|l| std::fs::read_link(l).map(|t| t == settings.ssh_config_path()).unwrap_or(false));
+    let link = ssh_config::link_path(settings).ok().filter(|l| {
+        std::fs::read_link(l)
+            .map(|t| t == settings.ssh_config_path())
+            .unwrap_or(false)
+    });
     let ssh_config = SshConfig {
         path: settings.ssh_config_path().display().to_string(),
         present: settings.ssh_config_path().exists(),
@@ -188,7 +215,9 @@ fn container_part(name: &str, info: Option<&ContainerInfo>) -> ContainerPart {
     ContainerPart {
         name: name.to_string(),
         exists: info.is_some(),
-        state: info.map(|c| c.state.clone()).unwrap_or_else(|| "missing".into()),
+        state: info
+            .map(|c| c.state.clone())
+            .unwrap_or_else(|| "missing".into()),
         health: info.and_then(|c| c.health.clone()),
         image: info.map(|c| c.image.clone()),
         started_at: info.and_then(|c| c.started_at.clone()),
@@ -199,16 +228,26 @@ fn container_part(name: &str, info: Option<&ContainerInfo>) -> ContainerPart {
 pub fn problems(r: &Report) -> Vec<String> {
     let mut p = Vec::new();
     if !r.container.exists {
-        p.push(format!("container {} does not exist; run 'boxvirt up'", r.container.name));
+        p.push(format!(
+            "container {} does not exist; run 'boxvirt up'",
+            r.container.name
+        ));
     } else if r.container.state != "running" {
-        p.push(format!("container {} is {}; run 'boxvirt up'", r.container.name, r.container.state));
+        p.push(format!(
+            "container {} is {}; run 'boxvirt up'",
+            r.container.name, r.container.state
+        ));
     } else {
         if r.container.health.as_deref() == Some("unhealthy") {
-            p.push(format!("container {} is unhealthy; see 'boxvirt logs'", r.container.name));
+            p.push(format!(
+                "container {} is unhealthy; see 'boxvirt logs'",
+                r.container.name
+            ));
         }
         for prog in &r.programs {
             // net-default is a one-shot: EXITED is its normal end.
-            let fine = prog.state == "RUNNING" || (prog.name == "net-default" && prog.state == "EXITED");
+            let fine =
+                prog.state == "RUNNING" || (prog.name == "net-default" && prog.state == "EXITED");
             if !fine {
                 p.push(format!("program {} is {}", prog.name, prog.state));
             }
@@ -238,33 +277,75 @@ pub fn problems(r: &Report) -> Vec<String> {
 
 /// The table form of a report.
 pub fn rows(r: &Report) -> Vec<Row> {
-    let row = |check: &str, state: &str, detail: String| Row { check: check.into(), state: state.into(), detail };
+    let row = |check: &str, state: &str, detail: String| Row {
+        check: check.into(),
+        state: state.into(),
+        detail,
+    };
     let mut rows = Vec::new();
-    let health = r.container.health.as_deref().map(|h| format!(" ({h})")).unwrap_or_default();
+    let health = r
+        .container
+        .health
+        .as_deref()
+        .map(|h| format!(" ({h})"))
+        .unwrap_or_default();
     rows.push(row(
         "container",
         &format!("{}{health}", r.container.state),
         format!(
             "{}{}",
             r.container.name,
-            r.container.image.as_deref().map(|i| format!(", image {i}")).unwrap_or_default()
+            r.container
+                .image
+                .as_deref()
+                .map(|i| format!(", image {i}"))
+                .unwrap_or_default()
         ),
     ));
     for prog in &r.programs {
-        rows.push(row(&format!("program {}", prog.name), &prog.state, prog.detail.clone()));
+        rows.push(row(
+            &format!("program {}", prog.name),
+            &prog.state,
+            prog.detail.clone(),
+        ));
     }
     rows.push(row(
         "sshd",
-        if r.sshd.answering { "answering" } else { "not answering" },
-        format!("127.0.0.1:{}{}", r.sshd.port, r.sshd.banner.as_deref().map(|b| format!(" {b}")).unwrap_or_default()),
+        if r.sshd.answering {
+            "answering"
+        } else {
+            "not answering"
+        },
+        format!(
+            "127.0.0.1:{}{}",
+            r.sshd.port,
+            r.sshd
+                .banner
+                .as_deref()
+                .map(|b| format!(" {b}"))
+                .unwrap_or_default()
+        ),
     ));
     for port in &r.ports {
         let (state, detail) = if port.published {
-            ("published", format!("{}:{} -> 22/tcp", port.address.as_deref().unwrap_or("?"), port.port))
+            (
+                "published",
+                format!(
+                    "{}:{} -> 22/tcp",
+                    port.address.as_deref().unwrap_or("?"),
+                    port.port
+                ),
+            )
         } else if port.name == "ssh" {
             ("not published", port.port.to_string())
         } else {
-            ("reserved", format!("{} (not published: libvirtd has no TCP/TLS listener)", port.port))
+            (
+                "reserved",
+                format!(
+                    "{} (not published: libvirtd has no TCP/TLS listener)",
+                    port.port
+                ),
+            )
         };
         rows.push(row(&format!("port {}", port.name), state, detail));
     }
@@ -288,15 +369,31 @@ pub fn rows(r: &Report) -> Vec<Row> {
         } else {
             "missing"
         },
-        format!("{}{}", r.ssh_key.path, r.ssh_key.mode.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()),
+        format!(
+            "{}{}",
+            r.ssh_key.path,
+            r.ssh_key
+                .mode
+                .as_deref()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default()
+        ),
     ));
     rows.push(row(
         "ssh config",
-        if r.ssh_config.present { "present" } else { "missing" },
+        if r.ssh_config.present {
+            "present"
+        } else {
+            "missing"
+        },
         format!(
             "{}{}",
             r.ssh_config.path,
-            r.ssh_config.link.as_deref().map(|l| format!(" (linked from {l})")).unwrap_or_default()
+            r.ssh_config
+                .link
+                .as_deref()
+                .map(|l| format!(" (linked from {l})"))
+                .unwrap_or_default()
         ),
     ));
     rows
@@ -312,7 +409,11 @@ pub fn parse_supervisorctl(text: &str) -> Vec<Program> {
             if !state.chars().all(|c| c.is_ascii_uppercase()) {
                 return None;
             }
-            Some(Program { name, state, detail: parts.collect::<Vec<_>>().join(" ") })
+            Some(Program {
+                name,
+                state,
+                detail: parts.collect::<Vec<_>>().join(" "),
+            })
         })
         .collect()
 }
@@ -361,10 +462,24 @@ virtlogd                         RUNNING   pid 29, uptime 0:01:02
                 started_at: None,
             },
             programs: parse_supervisorctl(SUPERVISORCTL),
-            sshd: Sshd { port: 2299, answering: false, banner: None },
+            sshd: Sshd {
+                port: 2299,
+                answering: false,
+                banner: None,
+            },
             ports: vec![
-                Port { name: "ssh".into(), port: 2299, published: true, address: Some("127.0.0.1".into()) },
-                Port { name: "libvirt-tcp".into(), port: 16509, published: false, address: None },
+                Port {
+                    name: "ssh".into(),
+                    port: 2299,
+                    published: true,
+                    address: Some("127.0.0.1".into()),
+                },
+                Port {
+                    name: "libvirt-tcp".into(),
+                    port: 16509,
+                    published: false,
+                    address: None,
+                },
             ],
             socket: Socket {
                 path: "/d/libvirt-run/libvirt-sock".into(),
@@ -374,8 +489,17 @@ virtlogd                         RUNNING   pid 29, uptime 0:01:02
                 libvirt_version: Some("11.3.0".into()),
                 error: None,
             },
-            ssh_key: SshKey { path: "/d/ssh/id_ed25519".into(), present: true, mode: Some("0644".into()), ok: false },
-            ssh_config: SshConfig { path: "/d/ssh/boxman.conf".into(), present: true, link: None },
+            ssh_key: SshKey {
+                path: "/d/ssh/id_ed25519".into(),
+                present: true,
+                mode: Some("0644".into()),
+                ok: false,
+            },
+            ssh_config: SshConfig {
+                path: "/d/ssh/boxman.conf".into(),
+                present: true,
+                link: None,
+            },
         }
     }
 
@@ -385,7 +509,11 @@ virtlogd                         RUNNING   pid 29, uptime 0:01:02
         assert_eq!(p.len(), 5);
         assert_eq!(
             p[0],
-            Program { name: "dnsmasq".into(), state: "RUNNING".into(), detail: "pid 31, uptime 0:01:02".into() }
+            Program {
+                name: "dnsmasq".into(),
+                state: "RUNNING".into(),
+                detail: "pid 31, uptime 0:01:02".into()
+            }
         );
         assert_eq!(p[3].state, "FATAL");
     }
@@ -409,12 +537,24 @@ virtlogd                         RUNNING   pid 29, uptime 0:01:02
         let find = |c: &str| rows.iter().find(|r| r.check == c).unwrap().clone();
         assert_eq!(find("port ssh").detail, "127.0.0.1:2299 -> 22/tcp");
         assert_eq!(find("port libvirt-tcp").state, "reserved");
-        assert_eq!(find("libvirt socket").detail, "/d/libvirt-run/libvirt-sock (libvirt 11.3.0)");
+        assert_eq!(
+            find("libvirt socket").detail,
+            "/d/libvirt-run/libvirt-sock (libvirt 11.3.0)"
+        );
         assert_eq!(find("container").state, "running (healthy)");
         let json = serde_json::to_value(report()).unwrap();
-        for key in
-            ["instance", "ok", "problems", "container", "programs", "sshd", "ports", "socket", "ssh_key", "ssh_config"]
-        {
+        for key in [
+            "instance",
+            "ok",
+            "problems",
+            "container",
+            "programs",
+            "sshd",
+            "ports",
+            "socket",
+            "ssh_key",
+            "ssh_config",
+        ] {
             assert!(json.get(key).is_some(), "{key}");
         }
     }

@@ -50,7 +50,9 @@ pub fn render(source: &str, xml: &str, edits: &[Edit]) -> Result<Rendered> {
                 if stack.is_empty() {
                     roots += 1;
                 }
-                if let Some((child_of, _, _)) = open_text.last().filter(|(_, d, _)| *d == stack.len()) {
+                if let Some((child_of, _, _)) =
+                    open_text.last().filter(|(_, d, _)| *d == stack.len())
+                {
                     let path = describe(&edits[*child_of].target);
                     return Err(Failure::failed(format!(
                         "template {source}: <{}> has child elements, so the text of {path} cannot be set",
@@ -77,7 +79,11 @@ pub fn render(source: &str, xml: &str, edits: &[Edit]) -> Result<Rendered> {
                             if is_empty {
                                 // `<kernel/>` becomes `<kernel>value</kernel>`.
                                 let open = format!("{}>", tag.trim_end_matches("/>").trim_end());
-                                tag = format!("{open}{}</{}>", escape(edit.value.as_str()), stack.last().map(String::as_str).unwrap_or(""));
+                                tag = format!(
+                                    "{open}{}</{}>",
+                                    escape(edit.value.as_str()),
+                                    stack.last().map(String::as_str).unwrap_or("")
+                                );
                                 tag_changed = true;
                             } else {
                                 open_text.push((i, stack.len(), end));
@@ -101,7 +107,10 @@ pub fn render(source: &str, xml: &str, edits: &[Edit]) -> Result<Rendered> {
                     open_text.pop();
                     // Several edits may target one element; the last one wins.
                     splices.retain(|(r, _)| r.start != content_start);
-                    splices.push((content_start..start, escape(edits[i].value.as_str()).into_owned()));
+                    splices.push((
+                        content_start..start,
+                        escape(edits[i].value.as_str()).into_owned(),
+                    ));
                 }
                 stack.pop();
             }
@@ -149,7 +158,12 @@ pub fn append_child(source: &str, xml: &str, path: &[&str], fragment: &str) -> R
                     let end = reader.buffer_position() as usize;
                     let tag = &xml[start..end];
                     let open = format!("{}>", tag.trim_end_matches("/>").trim_end());
-                    return Ok(format!("{}{open}{fragment}</{}>{}", &xml[..start], path[path.len() - 1], &xml[end..]));
+                    return Ok(format!(
+                        "{}{open}{fragment}</{}>{}",
+                        &xml[..start],
+                        path[path.len() - 1],
+                        &xml[end..]
+                    ));
                 }
                 stack.pop();
             }
@@ -159,7 +173,11 @@ pub fn append_child(source: &str, xml: &str, path: &[&str], fragment: &str) -> R
                     let line_start = xml[..start].rfind('\n').map(|i| i + 1).unwrap_or(0);
                     let indent = &xml[line_start..start];
                     let indent = if indent.trim().is_empty() { indent } else { "" };
-                    return Ok(format!("{}  {fragment}\n{indent}{}", &xml[..start], &xml[start..]));
+                    return Ok(format!(
+                        "{}  {fragment}\n{indent}{}",
+                        &xml[..start],
+                        &xml[start..]
+                    ));
                 }
                 stack.pop();
             }
@@ -167,14 +185,19 @@ pub fn append_child(source: &str, xml: &str, path: &[&str], fragment: &str) -> R
             _ => {}
         }
     }
-    Err(Failure::failed(format!("template {source} has no <{}> to add to", path.join("/"))))
+    Err(Failure::failed(format!(
+        "template {source} has no <{}> to add to",
+        path.join("/")
+    )))
 }
 
 /// The next event; a syntax error names the template, line and column.
 fn next_event<'a>(reader: &mut Reader<&'a [u8]>, source: &str, xml: &str) -> Result<Event<'a>> {
     reader.read_event().map_err(|e| {
         let (line, col) = line_col(xml, reader.error_position() as usize);
-        Failure::failed(format!("template {source} is not well-formed XML at line {line}, column {col}: {e}"))
+        Failure::failed(format!(
+            "template {source} is not well-formed XML at line {line}, column {col}: {e}"
+        ))
     })
 }
 
@@ -185,7 +208,9 @@ fn path_is(stack: &[String], path: &[&str]) -> bool {
 pub fn describe(target: &Target) -> String {
     match target {
         Target::Text(p) => format!("<{}>", p.join("/")),
-        Target::Attr(p, a) | Target::FixedAttr(p, a, _) => format!("<{}> attribute {a}", p.join("/")),
+        Target::Attr(p, a) | Target::FixedAttr(p, a, _) => {
+            format!("<{}> attribute {a}", p.join("/"))
+        }
     }
 }
 
@@ -193,7 +218,10 @@ pub fn describe(target: &Target) -> String {
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map(|i| before.len() - i).unwrap_or(before.len() + 1);
+    let col = before
+        .rfind('\n')
+        .map(|i| before.len() - i)
+        .unwrap_or(before.len() + 1);
     (line, col)
 }
 
@@ -203,7 +231,11 @@ fn set_attr(tag: &str, name: &str, value: &str) -> String {
     if let Some((range, _quote)) = find_attr_value(tag, name) {
         return format!("{}{}{}", &tag[..range.start], escaped, &tag[range.end..]);
     }
-    let close = if tag.ends_with("/>") { tag.len() - 2 } else { tag.len() - 1 };
+    let close = if tag.ends_with("/>") {
+        tag.len() - 2
+    } else {
+        tag.len() - 1
+    };
     let head = tag[..close].trim_end();
     format!("{head} {name}='{escaped}'{}", &tag[close..])
 }
@@ -213,7 +245,8 @@ fn find_attr_value(tag: &str, name: &str) -> Option<(Range<usize>, char)> {
     let bytes = tag.as_bytes();
     // Skip `<` and the element name.
     let mut i = 1;
-    while i < bytes.len() && !bytes[i].is_ascii_whitespace() && bytes[i] != b'>' && bytes[i] != b'/' {
+    while i < bytes.len() && !bytes[i].is_ascii_whitespace() && bytes[i] != b'>' && bytes[i] != b'/'
+    {
         i += 1;
     }
     loop {
@@ -221,7 +254,12 @@ fn find_attr_value(tag: &str, name: &str) -> Option<(Range<usize>, char)> {
             i += 1;
         }
         let key_start = i;
-        while i < bytes.len() && bytes[i] != b'=' && !bytes[i].is_ascii_whitespace() && bytes[i] != b'>' && bytes[i] != b'/' {
+        while i < bytes.len()
+            && bytes[i] != b'='
+            && !bytes[i].is_ascii_whitespace()
+            && bytes[i] != b'>'
+            && bytes[i] != b'/'
+        {
             i += 1;
         }
         if i == key_start {
@@ -251,7 +289,10 @@ mod tests {
     const DOC: &str = "<?xml version='1.0'?>\n<!-- keep me -->\n<domain type='kvm'>\n  <name>a</name>\n  <devices>\n    <interface type=\"network\">\n      <source network='default' />\n    </interface>\n  </devices>\n  <os><kernel/></os>\n</domain>\n";
 
     fn edit(target: Target, value: &str) -> Edit {
-        Edit { target, value: value.to_string() }
+        Edit {
+            target,
+            value: value.to_string(),
+        }
     }
 
     #[test]
@@ -267,8 +308,14 @@ mod tests {
             &[
                 edit(Target::Text(&["domain", "name"]), "x<&>'\"y"),
                 edit(Target::Attr(&["domain"], "type"), "qemu"),
-                edit(Target::Attr(&["domain", "devices", "interface", "source"], "network"), "n'&"),
-                edit(Target::Attr(&["domain", "devices", "interface"], "trustGuestRxFilters"), "yes"),
+                edit(
+                    Target::Attr(&["domain", "devices", "interface", "source"], "network"),
+                    "n'&",
+                ),
+                edit(
+                    Target::Attr(&["domain", "devices", "interface"], "trustGuestRxFilters"),
+                    "yes",
+                ),
                 edit(Target::Text(&["domain", "os", "kernel"]), "/k"),
                 edit(Target::Text(&["domain", "missing"]), "z"),
             ],
@@ -279,7 +326,10 @@ mod tests {
             .replace("<name>a</name>", "<name>x&lt;&amp;&gt;&apos;&quot;y</name>")
             .replace("type='kvm'", "type='qemu'")
             .replace("network='default'", "network='n&apos;&amp;'")
-            .replace("<interface type=\"network\">", "<interface type=\"network\" trustGuestRxFilters='yes'>")
+            .replace(
+                "<interface type=\"network\">",
+                "<interface type=\"network\" trustGuestRxFilters='yes'>",
+            )
             .replace("<kernel/>", "<kernel>/k</kernel>");
         assert_eq!(r.xml, expected);
     }
@@ -287,7 +337,11 @@ mod tests {
     #[test]
     fn malformed_xml_names_source_line_and_column() {
         let err = render("my.xml", "<domain>\n  <name>a</nam>\n</domain>", &[]).unwrap_err();
-        assert!(err.message.contains("my.xml") && err.message.contains("line 2"), "{}", err.message);
+        assert!(
+            err.message.contains("my.xml") && err.message.contains("line 2"),
+            "{}",
+            err.message
+        );
         let err = render("my.xml", "<domain>\n<name>a</name>\n", &[]).unwrap_err();
         assert!(err.message.contains("not closed"), "{}", err.message);
         let err = render("my.xml", "", &[]).unwrap_err();
@@ -298,8 +352,17 @@ mod tests {
     fn append_child_keeps_the_rest() {
         let doc = "<domain>\n  <devices>\n    <a/>\n  </devices>\n</domain>\n";
         let out = append_child("t", doc, &["domain", "devices"], "<b/>").unwrap();
-        assert_eq!(out, "<domain>\n  <devices>\n    <a/>\n    <b/>\n  </devices>\n</domain>\n");
-        let out = append_child("t", "<domain><devices/></domain>", &["domain", "devices"], "<b/>").unwrap();
+        assert_eq!(
+            out,
+            "<domain>\n  <devices>\n    <a/>\n    <b/>\n  </devices>\n</domain>\n"
+        );
+        let out = append_child(
+            "t",
+            "<domain><devices/></domain>",
+            &["domain", "devices"],
+            "<b/>",
+        )
+        .unwrap();
         assert_eq!(out, "<domain><devices><b/></devices></domain>");
         assert!(append_child("t", "<domain/>", &["domain", "devices"], "<b/>").is_err());
     }

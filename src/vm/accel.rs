@@ -28,7 +28,9 @@ pub fn evidence(conn: &Libvirt, cpu_features: &[String]) -> KvmEvidence {
         let kvm = hostcheck::probe_kvm(std::path::Path::new("/dev/kvm"));
         KvmEvidence::Local(hostcheck::kvm_guest_verdict(&kvm, &hostcheck::cpu_virt()))
     } else {
-        KvmEvidence::Remote { hardware_flags: cpu_features.iter().any(|f| f == "vmx" || f == "svm") }
+        KvmEvidence::Remote {
+            hardware_flags: cpu_features.iter().any(|f| f == "vmx" || f == "svm"),
+        }
     }
 }
 
@@ -43,7 +45,10 @@ pub fn decide(
     let offers = |t: &str| offered.iter().any(|o| o == t);
     if !offers("kvm") && !offers("qemu") {
         if offers("test") {
-            return Ok(Choice { domain_type: "test".into(), warning: None });
+            return Ok(Choice {
+                domain_type: "test".into(),
+                warning: None,
+            });
         }
         return Err(Failure::failed(format!(
             "libvirt at {uri} offers neither kvm nor qemu guests (offered: {}); install QEMU there",
@@ -52,32 +57,53 @@ pub fn decide(
     }
     let tcg = |why: String| Choice {
         domain_type: "qemu".into(),
-        warning: Some(format!("{why}; using qemu (TCG software emulation, much slower); pass --accel kvm to override")),
+        warning: Some(format!(
+            "{why}; using qemu (TCG software emulation, much slower); pass --accel kvm to override"
+        )),
     };
     match requested {
-        Some(Accel::Qemu) => Ok(Choice { domain_type: "qemu".into(), warning: None }),
+        Some(Accel::Qemu) => Ok(Choice {
+            domain_type: "qemu".into(),
+            warning: None,
+        }),
         Some(Accel::Kvm) => {
             if !offers("kvm") || !kvm_domcaps_ok {
-                return Err(Failure::usage(format!("libvirt at {uri} cannot run kvm guests; use --accel qemu")));
+                return Err(Failure::usage(format!(
+                    "libvirt at {uri} cannot run kvm guests; use --accel qemu"
+                )));
             }
             let warning = match evidence {
-                KvmEvidence::Local(Err(why)) => Some(format!("--accel kvm requested although {why}")),
+                KvmEvidence::Local(Err(why)) => {
+                    Some(format!("--accel kvm requested although {why}"))
+                }
                 _ => None,
             };
-            Ok(Choice { domain_type: "kvm".into(), warning })
+            Ok(Choice {
+                domain_type: "kvm".into(),
+                warning,
+            })
         }
         None => {
             if !offers("kvm") || !kvm_domcaps_ok {
-                return Ok(tcg(format!("libvirt at {uri} offers no usable kvm domain type")));
+                return Ok(tcg(format!(
+                    "libvirt at {uri} offers no usable kvm domain type"
+                )));
             }
             match evidence {
-                KvmEvidence::Local(Ok(())) | KvmEvidence::Remote { hardware_flags: true } => {
-                    Ok(Choice { domain_type: "kvm".into(), warning: None })
-                }
+                KvmEvidence::Local(Ok(()))
+                | KvmEvidence::Remote {
+                    hardware_flags: true,
+                } => Ok(Choice {
+                    domain_type: "kvm".into(),
+                    warning: None,
+                }),
                 KvmEvidence::Local(Err(why)) => Ok(tcg(why.clone())),
-                KvmEvidence::Remote { hardware_flags: false } => {
-                    Ok(tcg("cannot tell whether kvm guests run on the remote host (no vmx/svm reported)".into()))
-                }
+                KvmEvidence::Remote {
+                    hardware_flags: false,
+                } => Ok(tcg(
+                    "cannot tell whether kvm guests run on the remote host (no vmx/svm reported)"
+                        .into(),
+                )),
             }
         }
     }
@@ -87,14 +113,26 @@ pub fn decide(
 pub fn choose(conn: &Libvirt, requested: Option<Accel>) -> Result<Choice> {
     let caps = conn.host_caps()?;
     // Domain capabilities are a large reply: not needed when qemu is asked for.
-    let kvm_ok = requested != Some(Accel::Qemu) && caps.offers("kvm") && conn.domain_caps("kvm").supported;
+    let kvm_ok =
+        requested != Some(Accel::Qemu) && caps.offers("kvm") && conn.domain_caps("kvm").supported;
     choose_with(conn, &caps, kvm_ok, requested)
 }
 
 /// The same, with capabilities the caller already read (doctor reads them
 /// for its own rows; domain capabilities are a large reply).
-pub fn choose_with(conn: &Libvirt, caps: &HostCaps, kvm_ok: bool, requested: Option<Accel>) -> Result<Choice> {
-    let ev = if kvm_ok { evidence(conn, &caps.cpu_features) } else { KvmEvidence::Remote { hardware_flags: false } };
+pub fn choose_with(
+    conn: &Libvirt,
+    caps: &HostCaps,
+    kvm_ok: bool,
+    requested: Option<Accel>,
+) -> Result<Choice> {
+    let ev = if kvm_ok {
+        evidence(conn, &caps.cpu_features)
+    } else {
+        KvmEvidence::Remote {
+            hardware_flags: false,
+        }
+    };
     decide(conn.uri(), &caps.domain_types, kvm_ok, &ev, requested)
 }
 
@@ -111,23 +149,82 @@ mod tests {
         let both = offered(&["kvm", "qemu"]);
         let c = decide("u", &both, true, &KvmEvidence::Local(Ok(())), None).unwrap();
         assert_eq!((c.domain_type.as_str(), c.warning), ("kvm", None));
-        let c = decide("u", &both, true, &KvmEvidence::Local(Err("KVM here is PVM".into())), None).unwrap();
+        let c = decide(
+            "u",
+            &both,
+            true,
+            &KvmEvidence::Local(Err("KVM here is PVM".into())),
+            None,
+        )
+        .unwrap();
         assert_eq!(c.domain_type, "qemu");
         assert!(c.warning.unwrap().contains("PVM"));
-        let c = decide("u", &both, true, &KvmEvidence::Remote { hardware_flags: false }, None).unwrap();
+        let c = decide(
+            "u",
+            &both,
+            true,
+            &KvmEvidence::Remote {
+                hardware_flags: false,
+            },
+            None,
+        )
+        .unwrap();
         assert_eq!(c.domain_type, "qemu");
-        let c = decide("u", &offered(&["qemu"]), false, &KvmEvidence::Local(Ok(())), None).unwrap();
+        let c = decide(
+            "u",
+            &offered(&["qemu"]),
+            false,
+            &KvmEvidence::Local(Ok(())),
+            None,
+        )
+        .unwrap();
         assert_eq!(c.domain_type, "qemu");
     }
 
     #[test]
     fn overrides_and_test_driver() {
         let both = offered(&["kvm", "qemu"]);
-        let c = decide("u", &both, true, &KvmEvidence::Local(Err("PVM".into())), Some(Accel::Kvm)).unwrap();
+        let c = decide(
+            "u",
+            &both,
+            true,
+            &KvmEvidence::Local(Err("PVM".into())),
+            Some(Accel::Kvm),
+        )
+        .unwrap();
         assert_eq!(c.domain_type, "kvm");
         assert!(c.warning.is_some());
-        assert_eq!(decide("u", &offered(&["qemu"]), false, &KvmEvidence::Local(Ok(())), Some(Accel::Kvm)).unwrap_err().exit, crate::error::Exit::Usage);
-        assert_eq!(decide("u", &offered(&["test"]), false, &KvmEvidence::Local(Ok(())), None).unwrap().domain_type, "test");
-        assert!(decide("u", &offered(&["xen"]), false, &KvmEvidence::Local(Ok(())), None).is_err());
+        assert_eq!(
+            decide(
+                "u",
+                &offered(&["qemu"]),
+                false,
+                &KvmEvidence::Local(Ok(())),
+                Some(Accel::Kvm)
+            )
+            .unwrap_err()
+            .exit,
+            crate::error::Exit::Usage
+        );
+        assert_eq!(
+            decide(
+                "u",
+                &offered(&["test"]),
+                false,
+                &KvmEvidence::Local(Ok(())),
+                None
+            )
+            .unwrap()
+            .domain_type,
+            "test"
+        );
+        assert!(decide(
+            "u",
+            &offered(&["xen"]),
+            false,
+            &KvmEvidence::Local(Ok(())),
+            None
+        )
+        .is_err());
     }
 }

@@ -24,7 +24,12 @@ pub fn dhcp_subnet(network_xml: &str) -> Option<DhcpSubnet> {
     let range = xml::find_first(network_xml, &["network", "ip", "dhcp", "range"])?;
     let hosts = xml::find_all(network_xml, &["network", "ip", "dhcp", "host"])
         .into_iter()
-        .filter_map(|h| Some((h.attr("mac")?.to_ascii_lowercase(), h.attr("ip")?.parse().ok()?)))
+        .filter_map(|h| {
+            Some((
+                h.attr("mac")?.to_ascii_lowercase(),
+                h.attr("ip")?.parse().ok()?,
+            ))
+        })
         .collect();
     Some(DhcpSubnet {
         gateway,
@@ -46,10 +51,16 @@ pub fn pick(subnet: &DhcpSubnet, mac: &str, leased: &[(String, Ipv4Addr)]) -> Re
     let start = u32::from(subnet.range_start);
     let end = u32::from(subnet.range_end);
     if end < start {
-        return Err(Failure::failed(format!("DHCP range {}-{} is empty", subnet.range_start, subnet.range_end)));
+        return Err(Failure::failed(format!(
+            "DHCP range {}-{} is empty",
+            subnet.range_start, subnet.range_end
+        )));
     }
     let size = end - start + 1;
-    let offset = mac.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % size;
+    let offset = mac
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % size;
     for i in 0..size {
         let candidate = Ipv4Addr::from(start + (offset + i) % size);
         let taken = candidate == subnet.gateway
@@ -77,24 +88,42 @@ mod tests {
     fn parses_range_and_reservations() {
         let s = dhcp_subnet(NET).unwrap();
         assert_eq!(s.gateway, Ipv4Addr::new(10, 9, 0, 1));
-        assert_eq!((s.range_start, s.range_end), (Ipv4Addr::new(10, 9, 0, 2), Ipv4Addr::new(10, 9, 0, 4)));
-        assert_eq!(s.hosts, vec![("52:54:00:00:00:aa".to_string(), Ipv4Addr::new(10, 9, 0, 2))]);
+        assert_eq!(
+            (s.range_start, s.range_end),
+            (Ipv4Addr::new(10, 9, 0, 2), Ipv4Addr::new(10, 9, 0, 4))
+        );
+        assert_eq!(
+            s.hosts,
+            vec![("52:54:00:00:00:aa".to_string(), Ipv4Addr::new(10, 9, 0, 2))]
+        );
         assert!(dhcp_subnet("<network><name>iso</name></network>").is_none());
     }
 
     #[test]
     fn keeps_an_existing_reservation_and_avoids_taken_addresses() {
         let s = dhcp_subnet(NET).unwrap();
-        assert_eq!(pick(&s, "52:54:00:00:00:aa", &[]).unwrap(), Ipv4Addr::new(10, 9, 0, 2));
+        assert_eq!(
+            pick(&s, "52:54:00:00:00:aa", &[]).unwrap(),
+            Ipv4Addr::new(10, 9, 0, 2)
+        );
         let leased = vec![("52:54:00:00:00:bb".to_string(), Ipv4Addr::new(10, 9, 0, 3))];
-        assert_eq!(pick(&s, "52:54:00:00:00:cc", &leased).unwrap(), Ipv4Addr::new(10, 9, 0, 4));
+        assert_eq!(
+            pick(&s, "52:54:00:00:00:cc", &leased).unwrap(),
+            Ipv4Addr::new(10, 9, 0, 4)
+        );
         // A lease held by the same MAC does not block it.
         let own = vec![("52:54:00:00:00:cc".to_string(), Ipv4Addr::new(10, 9, 0, 3))];
-        assert_ne!(pick(&s, "52:54:00:00:00:cc", &own).unwrap(), Ipv4Addr::new(10, 9, 0, 2));
+        assert_ne!(
+            pick(&s, "52:54:00:00:00:cc", &own).unwrap(),
+            Ipv4Addr::new(10, 9, 0, 2)
+        );
         let full = vec![
             ("x".to_string(), Ipv4Addr::new(10, 9, 0, 3)),
             ("y".to_string(), Ipv4Addr::new(10, 9, 0, 4)),
         ];
-        assert_eq!(pick(&s, "52:54:00:00:00:cc", &full).unwrap_err().exit, crate::error::Exit::Conflict);
+        assert_eq!(
+            pick(&s, "52:54:00:00:00:cc", &full).unwrap_err().exit,
+            crate::error::Exit::Conflict
+        );
     }
 }

@@ -46,7 +46,9 @@ impl Drop for RawMode {
 
 pub fn attach(conn: &Libvirt, name: &str) -> Result<()> {
     if !conn.domain_summary(name)?.state.is_active() {
-        return Err(Failure::failed(format!("vm '{name}' is not running; start it with 'boxvirt vm start {name}'")));
+        return Err(Failure::failed(format!(
+            "vm '{name}' is not running; start it with 'boxvirt vm start {name}'"
+        )));
     }
     let console = Arc::new(conn.open_console(name, false)?);
     eprintln!("connected to the console of vm '{name}' (Ctrl-] to detach)\r");
@@ -69,7 +71,9 @@ pub fn attach(conn: &Libvirt, name: &str) -> Result<()> {
     let mut stdin = std::io::stdin();
     let result = loop {
         if printer.is_finished() {
-            break Err(Failure::failed(format!("the console of vm '{name}' closed")));
+            break Err(Failure::failed(format!(
+                "the console of vm '{name}' closed"
+            )));
         }
         match stdin.read(&mut input) {
             Ok(0) => break Ok(()),

@@ -27,7 +27,14 @@ pub const LOGIN_USER: &str = "boxvirt";
 /// Keys with their own flags; `--set` must not smuggle them past validation.
 const FLAG_KEYS: &[&str] = &["name", "memory", "vcpus", "accel", "network", "mac", "disk"];
 /// The steps after which a failure can be injected (`Request::fail_after`).
-pub const STEPS: &[&str] = &["volume", "seed", "reservation", "define", "metadata", "start"];
+pub const STEPS: &[&str] = &[
+    "volume",
+    "seed",
+    "reservation",
+    "define",
+    "metadata",
+    "start",
+];
 
 #[derive(Debug, Clone, Default)]
 pub struct Request {
@@ -77,7 +84,9 @@ pub struct Created {
 /// rollback leaves libvirt as it was.
 fn injected(req: &Request, step: &str) -> Result<()> {
     match &req.fail_after {
-        Some(s) if s == step => Err(Failure::failed(format!("injected failure after step '{step}'"))),
+        Some(s) if s == step => Err(Failure::failed(format!(
+            "injected failure after step '{step}'"
+        ))),
         _ => Ok(()),
     }
 }
@@ -98,7 +107,9 @@ fn needs(template: &Template) -> TemplateNeeds {
         disk: xml::find_first(&template.xml, &["domain", "devices", "disk", "source"]).is_some(),
         nic: nic.is_some(),
         nic_network: nic.and_then(|s| s.attr("network").map(str::to_string)),
-        image: meta.as_ref().and_then(|m| m.attr("image").map(str::to_string)),
+        image: meta
+            .as_ref()
+            .and_then(|m| m.attr("image").map(str::to_string)),
         seed: meta.as_ref().and_then(|m| m.attr("seed")) == Some("nocloud"),
     }
 }
@@ -109,7 +120,10 @@ fn free_target(domain_xml: &str) -> String {
         .into_iter()
         .filter_map(|t| t.attr("dev").map(str::to_string))
         .collect();
-    ('b'..='z').map(|c| format!("vd{c}")).find(|d| !used.contains(d)).unwrap_or_else(|| "vdz".into())
+    ('b'..='z')
+        .map(|c| format!("vd{c}"))
+        .find(|d| !used.contains(d))
+        .unwrap_or_else(|| "vdz".into())
 }
 
 fn seed_disk_xml(path: &str, target: &str) -> String {
@@ -124,7 +138,9 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
     let template = catalog.get(Kind::Domain, &req.template)?;
     for (key, _) in &req.sets {
         if FLAG_KEYS.contains(&key.as_str()) {
-            return Err(Failure::usage(format!("use --{key} instead of --set {key}=...")));
+            return Err(Failure::usage(format!(
+                "use --{key} instead of --set {key}=..."
+            )));
         }
     }
     let name = match &req.name {
@@ -135,30 +151,55 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
         }
     };
     names::validate("vm", &name)?;
-    let check = |key: &str, value: String| -> Result<String> { params::check_value(params::find(Kind::Domain, key)?, &value) };
-    let memory = req.memory_mib.map(|m| check("memory", m.to_string())).transpose()?;
-    let vcpus = req.vcpus.map(|v| check("vcpus", v.to_string())).transpose()?;
+    let check = |key: &str, value: String| -> Result<String> {
+        params::check_value(params::find(Kind::Domain, key)?, &value)
+    };
+    let memory = req
+        .memory_mib
+        .map(|m| check("memory", m.to_string()))
+        .transpose()?;
+    let vcpus = req
+        .vcpus
+        .map(|v| check("vcpus", v.to_string()))
+        .transpose()?;
     if let Some(net) = &req.network {
         names::validate("network", net)?;
     }
     let need = needs(&template);
     if req.disk_gib.is_some() && !need.disk {
-        return Err(Failure::usage(format!("template {} has no disk; drop --disk-size", template.label())));
+        return Err(Failure::usage(format!(
+            "template {} has no disk; drop --disk-size",
+            template.label()
+        )));
     }
     if (req.image.is_some() || req.blank_disk || req.full_clone) && !need.disk {
-        return Err(Failure::usage(format!("template {} has no disk; drop --image/--blank-disk/--full-clone", template.label())));
+        return Err(Failure::usage(format!(
+            "template {} has no disk; drop --image/--blank-disk/--full-clone",
+            template.label()
+        )));
     }
     if req.network.is_some() && !need.nic {
-        return Err(Failure::usage(format!("template {} has no network interface; drop --network", template.label())));
+        return Err(Failure::usage(format!(
+            "template {} has no network interface; drop --network",
+            template.label()
+        )));
     }
     let disk_gib = req.disk_gib.unwrap_or(DEFAULT_DISK_GIB);
     if !(1..=16 * 1024).contains(&disk_gib) {
-        return Err(Failure::usage(format!("--disk-size {disk_gib} is out of range; use 1 to 16384 GiB")));
+        return Err(Failure::usage(format!(
+            "--disk-size {disk_gib} is out of range; use 1 to 16384 GiB"
+        )));
     }
-    let image_name = if need.disk && !req.blank_disk { req.image.clone().or(need.image.clone()) } else { None };
+    let image_name = if need.disk && !req.blank_disk {
+        req.image.clone().or(need.image.clone())
+    } else {
+        None
+    };
     let seed_wanted = need.seed && !req.no_seed;
     if seed_wanted && req.authorized_keys.is_empty() {
-        return Err(Failure::failed("no SSH public key for the VM's login user; pass --ssh-key FILE"));
+        return Err(Failure::failed(
+            "no SSH public key for the VM's login user; pass --ssh-key FILE",
+        ));
     }
     if conn.domain_exists(&name)? {
         return Err(Failure::conflict(format!(
@@ -166,7 +207,11 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
             conn.uri()
         )));
     }
-    let network = if need.nic { req.network.clone().or(need.nic_network.clone()) } else { None };
+    let network = if need.nic {
+        req.network.clone().or(need.nic_network.clone())
+    } else {
+        None
+    };
     let mut net_xml = None;
     if let Some(net) = &network {
         match conn.network_summary(net)? {
@@ -190,7 +235,11 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
     }
     let mac = need.nic.then(|| identity::mac_for(&name));
     // The address to reserve: only on networks that hand out DHCP leases.
-    let subnet = if req.no_reserve { None } else { net_xml.as_deref().and_then(address::dhcp_subnet) };
+    let subnet = if req.no_reserve {
+        None
+    } else {
+        net_xml.as_deref().and_then(address::dhcp_subnet)
+    };
     let planned_ip = match (&network, &mac, subnet) {
         (Some(net), Some(mac), Some(subnet)) => {
             let leased: Vec<(String, std::net::Ipv4Addr)> = conn
@@ -220,7 +269,10 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
         None
     };
 
-    let mut sets: Vec<(String, String)> = vec![("name".into(), name.clone()), ("accel".into(), choice.domain_type.clone())];
+    let mut sets: Vec<(String, String)> = vec![
+        ("name".into(), name.clone()),
+        ("accel".into(), choice.domain_type.clone()),
+    ];
     sets.extend(memory.map(|m| ("memory".to_string(), m)));
     sets.extend(vcpus.map(|v| ("vcpus".to_string(), v)));
     sets.extend(network.clone().map(|n| ("network".to_string(), n)));
@@ -231,13 +283,22 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
 
     // The base image is shared and cached: fetched before, never rolled back.
     let base = match &image_name {
-        Some(img) => Some(image::ensure_base_volume(conn, catalog, out, img, &image::PullOptions::default())?),
+        Some(img) => Some(image::ensure_base_volume(
+            conn,
+            catalog,
+            out,
+            img,
+            &image::PullOptions::default(),
+        )?),
         None => None,
     };
 
     // 2. Make things, newest undone first on failure.
     let mut rollback = Rollback::new();
-    let mut meta = VmMetadata { template: template.name.clone(), ..Default::default() };
+    let mut meta = VmMetadata {
+        template: template.name.clone(),
+        ..Default::default()
+    };
     let result = (|| -> Result<()> {
         if need.disk || seed_spec.is_some() {
             let changes = conn.ensure_pool(POOL, || catalog.get(Kind::Pool, POOL)?.render(&[]))?;
@@ -248,11 +309,14 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
         }
         if need.disk {
             let vol = format!("{name}.qcow2");
-            let capacity = (disk_gib * 1024 * 1024 * 1024).max(base.as_ref().map_or(0, |b| b.virtual_size));
+            let capacity =
+                (disk_gib * 1024 * 1024 * 1024).max(base.as_ref().map_or(0, |b| b.virtual_size));
             let path = match &base {
                 Some(b) if req.full_clone => {
                     if b.pool != POOL {
-                        return Err(Failure::failed(format!("--full-clone needs the base volume in pool '{POOL}'")));
+                        return Err(Failure::failed(format!(
+                            "--full-clone needs the base volume in pool '{POOL}'"
+                        )));
                     }
                     conn.clone_volume(POOL, &vol, &b.name, capacity)?
                 }
@@ -260,22 +324,36 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
                 None => conn.create_volume(POOL, &vol, capacity, "qcow2")?,
             };
             let undo = vol.clone();
-            rollback.push(format!("volume '{vol}'"), move || conn.delete_volume(POOL, &undo).map(|_| ()));
-            meta.volumes.push(Volume { pool: POOL.to_string(), name: vol, role: "disk".into() });
+            rollback.push(format!("volume '{vol}'"), move || {
+                conn.delete_volume(POOL, &undo).map(|_| ())
+            });
+            meta.volumes.push(Volume {
+                pool: POOL.to_string(),
+                name: vol,
+                role: "disk".into(),
+            });
             sets.push(("disk".into(), path));
             injected(req, "volume")?;
         }
         let mut seed_path = None;
         if let Some((bytes, spec)) = &seed_spec {
             let vol = format!("{name}-seed.img");
-            let tmp = std::env::temp_dir().join(format!("boxvirt-seed-{}-{name}.img", std::process::id()));
-            std::fs::write(&tmp, bytes).map_err(|e| Failure::failed(format!("cannot write {}: {e}", tmp.display())))?;
+            let tmp = std::env::temp_dir()
+                .join(format!("boxvirt-seed-{}-{name}.img", std::process::id()));
+            std::fs::write(&tmp, bytes)
+                .map_err(|e| Failure::failed(format!("cannot write {}: {e}", tmp.display())))?;
             let uploaded = conn.upload_volume(POOL, &vol, &tmp, &mut |_| {});
             let _ = std::fs::remove_file(&tmp);
             let path = uploaded?;
             let undo = vol.clone();
-            rollback.push(format!("seed volume '{vol}'"), move || conn.delete_volume(POOL, &undo).map(|_| ()));
-            meta.volumes.push(Volume { pool: POOL.to_string(), name: vol, role: "seed".into() });
+            rollback.push(format!("seed volume '{vol}'"), move || {
+                conn.delete_volume(POOL, &undo).map(|_| ())
+            });
+            meta.volumes.push(Volume {
+                pool: POOL.to_string(),
+                name: vol,
+                role: "seed".into(),
+            });
             meta.user = Some(spec.user.clone());
             meta.host_key = Some(spec.host_key.public_line.clone());
             seed_path = Some(path);
@@ -285,14 +363,25 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
             let ip = ip.to_string();
             conn.add_dhcp_host(net, mac, &name, &ip)?;
             let (n, m, i, vm) = (net.clone(), mac.clone(), ip.clone(), name.clone());
-            rollback.push(format!("DHCP reservation {ip}"), move || conn.remove_dhcp_host(&n, &m, &vm, &i).map(|_| ()));
-            meta.reservation = Some(Reservation { network: net.clone(), mac: mac.clone(), ip });
+            rollback.push(format!("DHCP reservation {ip}"), move || {
+                conn.remove_dhcp_host(&n, &m, &vm, &i).map(|_| ())
+            });
+            meta.reservation = Some(Reservation {
+                network: net.clone(),
+                mac: mac.clone(),
+                ip,
+            });
             injected(req, "reservation")?;
         }
         let mut xml = template.render(&sets)?;
         if let Some(path) = &seed_path {
             let target = free_target(&xml);
-            xml = render::append_child(&template.label(), &xml, &["domain", "devices"], &seed_disk_xml(path, &target))?;
+            xml = render::append_child(
+                &template.label(),
+                &xml,
+                &["domain", "devices"],
+                &seed_disk_xml(path, &target),
+            )?;
         }
         conn.define_domain(&xml)?;
         let undo_name = name.clone();
@@ -333,15 +422,23 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
 /// seed volume; the VM keeps running. cloud-init needs the seed only on the
 /// first boot, and external snapshots need it gone.
 pub fn eject_seed(conn: &Libvirt, name: &str) -> Result<Option<String>> {
-    let Some(raw) = conn.domain_metadata(name)? else { return Ok(None) };
+    let Some(raw) = conn.domain_metadata(name)? else {
+        return Ok(None);
+    };
     let mut meta = VmMetadata::parse(&raw);
-    let Some(seed) = meta.seed().cloned() else { return Ok(None) };
+    let Some(seed) = meta.seed().cloned() else {
+        return Ok(None);
+    };
     if let Some(path) = conn.volume_path(&seed.pool, &seed.name)? {
         let dom_xml = conn.domain_xml(name, true)?;
         let target = xml::find_all(&dom_xml, &["domain", "devices", "disk", "source"])
             .iter()
             .position(|s| s.attr("file") == Some(path.as_str()))
-            .and_then(|i| xml::find_all(&dom_xml, &["domain", "devices", "disk", "target"]).get(i).and_then(|t| t.attr("dev").map(str::to_string)));
+            .and_then(|i| {
+                xml::find_all(&dom_xml, &["domain", "devices", "disk", "target"])
+                    .get(i)
+                    .and_then(|t| t.attr("dev").map(str::to_string))
+            });
         if let Some(target) = target {
             conn.detach_disk(name, &seed_disk_xml(&path, &target))?;
         }

@@ -14,7 +14,10 @@ pub fn default_name(template: &str, taken: &[String]) -> String {
 /// gets the same address on every create and clones never share one.
 pub fn mac_for(vm_name: &str) -> String {
     let digest = Sha256::digest(vm_name.as_bytes());
-    format!("52:54:00:{:02x}:{:02x}:{:02x}", digest[0], digest[1], digest[2])
+    format!(
+        "52:54:00:{:02x}:{:02x}:{:02x}",
+        digest[0], digest[1], digest[2]
+    )
 }
 
 #[cfg(test)]
@@ -24,7 +27,10 @@ mod tests {
     #[test]
     fn default_name_skips_taken() {
         assert_eq!(default_name("tiny", &[]), "tiny-1");
-        assert_eq!(default_name("tiny", &["tiny-1".into(), "tiny-3".into()]), "tiny-2");
+        assert_eq!(
+            default_name("tiny", &["tiny-1".into(), "tiny-3".into()]),
+            "tiny-2"
+        );
     }
 
     #[test]

@@ -99,8 +99,16 @@ mod tests {
     fn round_trips_with_a_namespace_prefix() {
         let m = VmMetadata {
             template: "t&1".into(),
-            volumes: vec![Volume { pool: "default".into(), name: "a.qcow2".into(), role: "disk".into() }],
-            reservation: Some(Reservation { network: "default".into(), mac: "52:54:00:00:00:01".into(), ip: "10.0.0.5".into() }),
+            volumes: vec![Volume {
+                pool: "default".into(),
+                name: "a.qcow2".into(),
+                role: "disk".into(),
+            }],
+            reservation: Some(Reservation {
+                network: "default".into(),
+                mac: "52:54:00:00:00:01".into(),
+                ip: "10.0.0.5".into(),
+            }),
             user: Some("boxvirt".into()),
             host_key: Some("ssh-ed25519 AAAA x'y".into()),
         };
@@ -108,7 +116,14 @@ mod tests {
         let libvirt_form = "<boxvirt:vm xmlns:boxvirt=\"urn:boxvirt:vm:1\" template=\"rocky9\"><boxvirt:volume pool=\"p\" name=\"v\"/></boxvirt:vm>";
         let parsed = VmMetadata::parse(libvirt_form);
         assert_eq!(parsed.template, "rocky9");
-        assert_eq!(parsed.volumes, vec![Volume { pool: "p".into(), name: "v".into(), role: "disk".into() }]);
+        assert_eq!(
+            parsed.volumes,
+            vec![Volume {
+                pool: "p".into(),
+                name: "v".into(),
+                role: "disk".into()
+            }]
+        );
         assert!(parsed.reservation.is_none() && parsed.seed().is_none());
     }
 }

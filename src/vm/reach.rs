@@ -24,24 +24,37 @@ pub struct Address {
 pub fn first_nic(domain_xml: &str) -> Option<(Option<String>, String)> {
     let macs = xml::find_all(domain_xml, &["domain", "devices", "interface", "mac"]);
     let mac = macs.first()?.attr("address")?.to_ascii_lowercase();
-    let network = xml::find_first(domain_xml, &["domain", "devices", "interface", "source"]).and_then(|s| s.attr("network").map(str::to_string));
+    let network = xml::find_first(domain_xml, &["domain", "devices", "interface", "source"])
+        .and_then(|s| s.attr("network").map(str::to_string));
     Some((network, mac))
 }
 
 /// The address, trying each source in order; `live` sources (leases, agent,
 /// ARP) only when the domain runs.
-pub fn discover(conn: &Libvirt, name: &str, meta: Option<&VmMetadata>, running: bool) -> Result<Option<Address>> {
+pub fn discover(
+    conn: &Libvirt,
+    name: &str,
+    meta: Option<&VmMetadata>,
+    running: bool,
+) -> Result<Option<Address>> {
     if let Some(r) = meta.and_then(|m| m.reservation.as_ref()) {
         let still_reserved = conn
             .network_xml(&r.network)
             .map(|x| {
                 xml::find_all(&x, &["network", "ip", "dhcp", "host"])
                     .iter()
-                    .any(|h| h.attr("mac").is_some_and(|m| m.eq_ignore_ascii_case(&r.mac)) && h.attr("ip") == Some(r.ip.as_str()))
+                    .any(|h| {
+                        h.attr("mac")
+                            .is_some_and(|m| m.eq_ignore_ascii_case(&r.mac))
+                            && h.attr("ip") == Some(r.ip.as_str())
+                    })
             })
             .unwrap_or(false);
         if still_reserved {
-            return Ok(Some(Address { ip: r.ip.clone(), source: "reservation" }));
+            return Ok(Some(Address {
+                ip: r.ip.clone(),
+                source: "reservation",
+            }));
         }
     }
     if !running {
@@ -51,14 +64,20 @@ pub fn discover(conn: &Libvirt, name: &str, meta: Option<&VmMetadata>, running: 
     if let Some((Some(network), mac)) = first_nic(&dom_xml) {
         if let Ok(leases) = conn.dhcp_leases(&network, Some(&mac)) {
             if let Some(l) = leases.into_iter().find(|l| !l.ip.contains(':')) {
-                return Ok(Some(Address { ip: l.ip, source: "lease" }));
+                return Ok(Some(Address {
+                    ip: l.ip,
+                    source: "lease",
+                }));
             }
         }
     }
     for source in ["agent", "arp"] {
         if let Ok(addrs) = conn.domain_addresses(name, source) {
             if let Some((_, ip)) = addrs.into_iter().find(|(_, ip)| !ip.starts_with("127.")) {
-                return Ok(Some(Address { ip, source: if source == "agent" { "agent" } else { "arp" } }));
+                return Ok(Some(Address {
+                    ip,
+                    source: if source == "agent" { "agent" } else { "arp" },
+                }));
             }
         }
     }
@@ -82,16 +101,26 @@ pub fn jump_host(settings: &Settings) -> Result<Option<Endpoint>> {
         }));
     }
     let uri = settings.libvirt_uri();
-    let Some(rest) = ["qemu+ssh://", "qemu+libssh://", "qemu+libssh2://"].iter().find_map(|p| uri.strip_prefix(p)) else {
+    let Some(rest) = ["qemu+ssh://", "qemu+libssh://", "qemu+libssh2://"]
+        .iter()
+        .find_map(|p| uri.strip_prefix(p))
+    else {
         return Ok(None);
     };
     let authority = rest.split('/').next().unwrap_or("");
     let (user, hostport) = match authority.split_once('@') {
         Some((u, h)) => (u.to_string(), h),
-        None => (std::env::var("USER").unwrap_or_else(|_| "root".into()), authority),
+        None => (
+            std::env::var("USER").unwrap_or_else(|_| "root".into()),
+            authority,
+        ),
     };
     let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|_| Failure::usage(format!("bad port in {uri}")))?),
+        Some((h, p)) => (
+            h.to_string(),
+            p.parse::<u16>()
+                .map_err(|_| Failure::usage(format!("bad port in {uri}")))?,
+        ),
         None => (hostport.to_string(), 22),
     };
     let home = PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()));
@@ -100,12 +129,30 @@ pub fn jump_host(settings: &Settings) -> Result<Option<Endpoint>> {
         .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("keyfile=")))
         .map(PathBuf::from)
         .unwrap_or_else(|| home.join(".ssh/id_ed25519"));
-    let pattern = if port == 22 { host.clone() } else { format!("[{host}]:{port}") };
-    Ok(Some(Endpoint { host, port, user, key: keyfile, host_key: HostKey::KnownHosts { file: home.join(".ssh/known_hosts"), pattern } }))
+    let pattern = if port == 22 {
+        host.clone()
+    } else {
+        format!("[{host}]:{port}")
+    };
+    Ok(Some(Endpoint {
+        host,
+        port,
+        user,
+        key: keyfile,
+        host_key: HostKey::KnownHosts {
+            file: home.join(".ssh/known_hosts"),
+            pattern,
+        },
+    }))
 }
 
 /// The guest's SSH endpoint from its metadata.
-pub fn guest_endpoint(settings: &Settings, name: &str, meta: &VmMetadata, ip: &str) -> Result<Endpoint> {
+pub fn guest_endpoint(
+    settings: &Settings,
+    name: &str,
+    meta: &VmMetadata,
+    ip: &str,
+) -> Result<Endpoint> {
     let host_key = meta.host_key.clone().ok_or_else(|| {
         Failure::failed(format!("vm '{name}' has no pinned host key (it was not created with a cloud-init seed by boxvirt)"))
     })?;
@@ -125,21 +172,48 @@ mod tests {
     #[test]
     fn first_nic_reads_network_and_mac() {
         let x = "<domain><devices><interface type='network'><mac address='52:54:00:AA:bb:cc'/><source network='default'/></interface></devices></domain>";
-        assert_eq!(first_nic(x), Some((Some("default".into()), "52:54:00:aa:bb:cc".into())));
+        assert_eq!(
+            first_nic(x),
+            Some((Some("default".into()), "52:54:00:aa:bb:cc".into()))
+        );
         assert_eq!(first_nic("<domain><devices/></domain>"), None);
     }
 
     #[test]
     fn jump_host_for_instance_and_qemu_ssh() {
-        let src = crate::settings::Sources { cwd: "/w".into(), uid: 1, gid: 1, ..Default::default() };
+        let src = crate::settings::Sources {
+            cwd: "/w".into(),
+            uid: 1,
+            gid: 1,
+            ..Default::default()
+        };
         let s = Settings::resolve(&Default::default(), &src).unwrap();
         let j = jump_host(&s).unwrap().unwrap();
-        assert_eq!((j.host.as_str(), j.port, j.user.as_str()), ("127.0.0.1", 2222, "qemu_user"));
-        let flags = crate::cli::GlobalArgs { connect: Some("qemu+ssh://ops@lab1:2200/system?keyfile=/k".into()), ..Default::default() };
+        assert_eq!(
+            (j.host.as_str(), j.port, j.user.as_str()),
+            ("127.0.0.1", 2222, "qemu_user")
+        );
+        let flags = crate::cli::GlobalArgs {
+            connect: Some("qemu+ssh://ops@lab1:2200/system?keyfile=/k".into()),
+            ..Default::default()
+        };
         let s = Settings::resolve(&flags, &src).unwrap();
         let j = jump_host(&s).unwrap().unwrap();
-        assert_eq!((j.host.as_str(), j.port, j.user.as_str(), j.key.to_str().unwrap()), ("lab1", 2200, "ops", "/k"));
-        let flags = crate::cli::GlobalArgs { connect: Some("qemu:///system".into()), ..Default::default() };
-        assert!(jump_host(&Settings::resolve(&flags, &src).unwrap()).unwrap().is_none());
+        assert_eq!(
+            (
+                j.host.as_str(),
+                j.port,
+                j.user.as_str(),
+                j.key.to_str().unwrap()
+            ),
+            ("lab1", 2200, "ops", "/k")
+        );
+        let flags = crate::cli::GlobalArgs {
+            connect: Some("qemu:///system".into()),
+            ..Default::default()
+        };
+        assert!(jump_host(&Settings::resolve(&flags, &src).unwrap())
+            .unwrap()
+            .is_none());
     }
 }

@@ -22,7 +22,13 @@ pub struct Ready {
 }
 
 /// Waits until `name` is ready or `timeout` passes.
-pub fn wait(conn: &Libvirt, settings: &Settings, name: &str, timeout: Duration, out: &Output) -> Result<Ready> {
+pub fn wait(
+    conn: &Libvirt,
+    settings: &Settings,
+    name: &str,
+    timeout: Duration,
+    out: &Output,
+) -> Result<Ready> {
     let started = Instant::now();
     let deadline = started + timeout;
     let meta = conn
@@ -34,7 +40,11 @@ pub fn wait(conn: &Libvirt, settings: &Settings, name: &str, timeout: Duration, 
         Failure::timeout(format!(
             "vm '{name}' not ready within {} s: stage '{stage_name}' did not finish{}",
             timeout.as_secs(),
-            if last.is_empty() { String::new() } else { format!(" (last: {last})") }
+            if last.is_empty() {
+                String::new()
+            } else {
+                format!(" (last: {last})")
+            }
         ))
     };
 
@@ -45,7 +55,9 @@ pub fn wait(conn: &Libvirt, settings: &Settings, name: &str, timeout: Duration, 
         let running = conn.domain_summary(name)?.state.is_active();
         if !running {
             stage.finish();
-            return Err(Failure::failed(format!("vm '{name}' is not running; start it with 'boxvirt vm start {name}'")));
+            return Err(Failure::failed(format!(
+                "vm '{name}' is not running; start it with 'boxvirt vm start {name}'"
+            )));
         }
         if let Some(a) = reach::discover(conn, name, Some(&meta), running)? {
             break a.ip;
@@ -64,7 +76,13 @@ pub fn wait(conn: &Libvirt, settings: &Settings, name: &str, timeout: Duration, 
     let mut last: String;
     let session = loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        match sshjump::connect(jump.as_ref(), &target, remaining.min(Duration::from_secs(10)).max(Duration::from_secs(1))) {
+        match sshjump::connect(
+            jump.as_ref(),
+            &target,
+            remaining
+                .min(Duration::from_secs(10))
+                .max(Duration::from_secs(1)),
+        ) {
             Ok(s) => break s,
             Err(e) => last = e.message,
         }
@@ -90,5 +108,8 @@ pub fn wait(conn: &Libvirt, settings: &Settings, name: &str, timeout: Duration, 
         std::thread::sleep(Duration::from_millis(1000));
     }
     stage.finish();
-    Ok(Ready { ip, seconds: started.elapsed().as_secs_f64() })
+    Ok(Ready {
+        ip,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }

@@ -16,7 +16,11 @@ impl<'a> Rollback<'a> {
     }
 
     /// Register how to undo something just created (`what` names it).
-    pub fn push(&mut self, what: impl Into<String>, undo: impl FnOnce() -> Result<(), Failure> + 'a) {
+    pub fn push(
+        &mut self,
+        what: impl Into<String>,
+        undo: impl FnOnce() -> Result<(), Failure> + 'a,
+    ) {
         self.steps.push((what.into(), Box::new(undo)));
     }
 
@@ -43,7 +47,10 @@ impl<'a> Rollback<'a> {
         if !stuck.is_empty() {
             msg.push_str(&format!("; could NOT roll back: {}", stuck.join(", ")));
         }
-        Failure { exit: err.exit, message: msg }
+        Failure {
+            exit: err.exit,
+            message: msg,
+        }
     }
 }
 

@@ -23,11 +23,24 @@ pub fn proxy_command(settings: &Settings) -> Option<String> {
         ));
     }
     let jump = super::reach::jump_host(settings).ok().flatten()?;
-    Some(format!("ssh -i {} -p {} -W %h:%p {}@{}", jump.key.display(), jump.port, jump.user, jump.host))
+    Some(format!(
+        "ssh -i {} -p {} -W %h:%p {}@{}",
+        jump.key.display(),
+        jump.port,
+        jump.user,
+        jump.host
+    ))
 }
 
 /// One `Host` entry.
-pub fn host_entry(vm: &str, ip: &str, user: &str, key: &Path, known_hosts: &Path, proxy: Option<&str>) -> String {
+pub fn host_entry(
+    vm: &str,
+    ip: &str,
+    user: &str,
+    key: &Path,
+    known_hosts: &Path,
+    proxy: Option<&str>,
+) -> String {
     let mut s = format!(
         "Host {vm}\n  HostName {ip}\n  User {user}\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n",
         key.display(),
@@ -41,7 +54,11 @@ pub fn host_entry(vm: &str, ip: &str, user: &str, key: &Path, known_hosts: &Path
 
 /// Replaces the known_hosts lines of `ip` with the pinned key.
 pub fn known_hosts_with(existing: &str, ip: &str, host_key: &str) -> String {
-    let key: String = host_key.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    let key: String = host_key
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
     let mut out: String = existing
         .lines()
         .filter(|l| l.split_whitespace().next() != Some(ip))
@@ -54,7 +71,8 @@ pub fn known_hosts_with(existing: &str, ip: &str, host_key: &str) -> String {
 pub fn pin(settings: &Settings, ip: &str, host_key: &str) -> Result<PathBuf> {
     let path = known_hosts_path(settings);
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Failure::failed(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::failed(format!("cannot create {}: {e}", dir.display())))?;
     }
     let existing = std::fs::read_to_string(&path).unwrap_or_default();
     std::fs::write(&path, known_hosts_with(&existing, ip, host_key))
@@ -68,12 +86,23 @@ mod tests {
 
     #[test]
     fn entry_and_known_hosts_text() {
-        let e = host_entry("tiny-1", "192.168.122.7", "boxvirt", Path::new("/d/ssh/id_ed25519"), Path::new("/d/ssh/vm_known_hosts"), Some("ssh -F /d/ssh/boxman.conf -W %h:%p boxman-default"));
+        let e = host_entry(
+            "tiny-1",
+            "192.168.122.7",
+            "boxvirt",
+            Path::new("/d/ssh/id_ed25519"),
+            Path::new("/d/ssh/vm_known_hosts"),
+            Some("ssh -F /d/ssh/boxman.conf -W %h:%p boxman-default"),
+        );
         assert_eq!(
             e,
             "Host tiny-1\n  HostName 192.168.122.7\n  User boxvirt\n  IdentityFile /d/ssh/id_ed25519\n  IdentitiesOnly yes\n  UserKnownHostsFile /d/ssh/vm_known_hosts\n  StrictHostKeyChecking yes\n  ProxyCommand ssh -F /d/ssh/boxman.conf -W %h:%p boxman-default\n"
         );
-        let kh = known_hosts_with("10.0.0.1 ssh-ed25519 OLD\n10.0.0.2 ssh-ed25519 KEEP\n", "10.0.0.1", "ssh-ed25519 NEW comment");
+        let kh = known_hosts_with(
+            "10.0.0.1 ssh-ed25519 OLD\n10.0.0.2 ssh-ed25519 KEEP\n",
+            "10.0.0.1",
+            "ssh-ed25519 NEW comment",
+        );
         assert_eq!(kh, "10.0.0.2 ssh-ed25519 KEEP\n10.0.0.1 ssh-ed25519 NEW\n");
     }
 }

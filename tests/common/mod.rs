@@ -23,7 +23,11 @@ impl Run {
     /// Panics with both streams when the exit code differs.
     #[track_caller]
     pub fn expect_code(self, code: i32) -> Run {
-        assert_eq!(self.code, code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
@@ -36,9 +40,23 @@ impl Run {
     #[track_caller]
     pub fn one_line_error(&self) -> &str {
         // Notes and warnings may come first; the error is one line, the last.
-        let errors: Vec<&str> = self.stderr.lines().filter(|l| l.starts_with("error")).collect();
-        assert_eq!(errors.len(), 1, "want one error line, got:\n{}", self.stderr);
-        assert_eq!(self.stderr.lines().last(), Some(errors[0]), "error must be the last line:\n{}", self.stderr);
+        let errors: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error"))
+            .collect();
+        assert_eq!(
+            errors.len(),
+            1,
+            "want one error line, got:\n{}",
+            self.stderr
+        );
+        assert_eq!(
+            self.stderr.lines().last(),
+            Some(errors[0]),
+            "error must be the last line:\n{}",
+            self.stderr
+        );
         assert!(errors[0].starts_with("error: "), "{}", self.stderr);
         assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
         errors[0]
@@ -69,7 +87,9 @@ pub fn boxvirt_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// `test:///ABS/fixture.xml`: a fresh test-driver host per connection.
@@ -87,7 +107,10 @@ pub struct VmGuard {
 impl Drop for VmGuard {
     fn drop(&mut self) {
         let dir = std::env::temp_dir();
-        let _ = boxvirt_in(&dir, &["-c", &self.uri, "vm", "delete", &self.name, "--yes"]);
+        let _ = boxvirt_in(
+            &dir,
+            &["-c", &self.uri, "vm", "delete", &self.name, "--yes"],
+        );
     }
 }
 
@@ -99,10 +122,15 @@ pub fn live_uri() -> String {
 /// The tiny guest's kernel and initramfs (tests/harness/build-tiny-guest.sh);
 /// fails (never skips) when they are missing.
 pub fn tiny_dir() -> PathBuf {
-    let cache = std::env::var("BOXVIRT_TEST_CACHE").unwrap_or_else(|_| "/var/cache/boxvirt-test".to_string());
+    let cache = std::env::var("BOXVIRT_TEST_CACHE")
+        .unwrap_or_else(|_| "/var/cache/boxvirt-test".to_string());
     let dir = PathBuf::from(cache).join("tiny");
     for f in ["vmlinuz", "initrd.img"] {
-        assert!(dir.join(f).exists(), "{} missing: run tests/harness/build-tiny-guest.sh", dir.join(f).display());
+        assert!(
+            dir.join(f).exists(),
+            "{} missing: run tests/harness/build-tiny-guest.sh",
+            dir.join(f).display()
+        );
     }
     dir
 }
