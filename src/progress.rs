@@ -11,7 +11,6 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::output::Output;
 
 /// A spinner for waits whose stages matter more than their length.
-
 pub struct Spinner {
     bar: Option<ProgressBar>,
     out: Output,
@@ -71,7 +70,6 @@ impl Drop for Spinner {
 }
 
 /// A byte bar for transfers: hidden until the size is known.
-
 pub struct Transfer {
     bar: Option<ProgressBar>,
     out: Output,

@@ -44,11 +44,7 @@ pub fn find_all(xml: &str, path: &[&str]) -> Vec<Element> {
     let mut stack: Vec<String> = Vec::new();
     let mut found: Vec<Element> = Vec::new();
     let mut open: Option<usize> = None; // index into `found` while inside a match
-    loop {
-        let event = match reader.read_event() {
-            Ok(ev) => ev,
-            Err(_) => break,
-        };
+    while let Ok(event) = reader.read_event() {
         match event {
             Event::Start(e) => {
                 stack.push(e.local_name().as_ref().to_string());

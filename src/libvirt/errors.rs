@@ -20,9 +20,7 @@ pub fn failure(err: VirtError, what: &str) -> Failure {
         | ErrorNumber::AuthFailed
         | ErrorNumber::AuthUnavailable
         | ErrorNumber::AuthCancelled => Exit::Connect,
-        ErrorNumber::SystemError | ErrorNumber::Rpc
-            if err.domain().is_known_and(|d| is_transport(d)) =>
-        {
+        ErrorNumber::SystemError | ErrorNumber::Rpc if err.domain().is_known_and(is_transport) => {
             Exit::Connect
         }
         _ => Exit::Failed,

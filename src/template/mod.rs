@@ -117,7 +117,7 @@ impl Template {
             }
         }
         let rendered = render::render(&self.label(), &self.xml, &edits)?;
-        for param in params::find_unmatched(&owners, &edits, &rendered.matched) {
+        if let Some(param) = params::find_unmatched(&owners, &edits, &rendered.matched).first() {
             let wanted: Vec<String> = param
                 .targets
                 .iter()

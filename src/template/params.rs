@@ -244,6 +244,27 @@ pub fn check_value(param: &Param, value: &str) -> Result<String> {
     }
 }
 
+/// Parameters none of whose (non-fixed) targets matched an element.
+pub fn find_unmatched<'a>(
+    owners: &[&'a Param],
+    edits: &[super::render::Edit],
+    matched: &[bool],
+) -> Vec<&'a Param> {
+    let mut missing: Vec<&'a Param> = Vec::new();
+    for (i, owner) in owners.iter().enumerate() {
+        if matches!(edits[i].target, Target::FixedAttr(..)) {
+            continue;
+        }
+        let any = owners.iter().enumerate().any(|(j, o)| {
+            o.key == owner.key && matched[j] && !matches!(edits[j].target, Target::FixedAttr(..))
+        });
+        if !any && !missing.iter().any(|m| m.key == owner.key) {
+            missing.push(owner);
+        }
+    }
+    missing
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,25 +292,4 @@ mod tests {
             .message
             .contains("known: name"));
     }
-}
-
-/// Parameters none of whose (non-fixed) targets matched an element.
-pub fn find_unmatched<'a>(
-    owners: &[&'a Param],
-    edits: &[super::render::Edit],
-    matched: &[bool],
-) -> Vec<&'a Param> {
-    let mut missing: Vec<&'a Param> = Vec::new();
-    for (i, owner) in owners.iter().enumerate() {
-        if matches!(edits[i].target, Target::FixedAttr(..)) {
-            continue;
-        }
-        let any = owners.iter().enumerate().any(|(j, o)| {
-            o.key == owner.key && matched[j] && !matches!(edits[j].target, Target::FixedAttr(..))
-        });
-        if !any && !missing.iter().any(|m| m.key == owner.key) {
-            missing.push(owner);
-        }
-    }
-    missing
 }
