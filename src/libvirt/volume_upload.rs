@@ -68,8 +68,8 @@ impl Libvirt {
         let p = self.existing_pool(pool)?;
         // A sparse raw placeholder of exactly the file's length: the upload
         // then overwrites every byte (a qcow2 placeholder would leave its own
-        // tail behind a shorter image). libvirt refreshes the pool after an
-        // upload and probes the real format (qcow2) and virtual size itself.
+        // tail behind a shorter image). A pool refresh afterwards makes
+        // libvirt probe the real format (qcow2) and virtual size.
         let xml = format!(
             "<volume><name>{}</name><capacity unit='bytes'>{len}</capacity><allocation unit='bytes'>0</allocation><target><format type='raw'/></target></volume>",
             quick_xml::escape::escape(name)
@@ -92,6 +92,7 @@ impl Libvirt {
             let _ = vol.delete(0);
             return Err(err.context(format!("{what} (the volume was removed again)")));
         }
+        refresh_until_accepted(&p);
         vol.path()
             .map_err(|e| failure(e, &format!("reading the path of volume '{name}'")))
     }
@@ -285,5 +286,21 @@ impl Libvirt {
             }
         }
         Ok(users)
+    }
+}
+
+/// libvirt's own refresh after an upload runs in a background thread and is
+/// skipped while another volume in the pool is being built, so its view of
+/// the new volume (format, virtual size) could stay "raw, file size". A
+/// refresh of our own makes it right before `image pull` returns; a pool
+/// busy with jobs refuses refreshes, so this retries for a few seconds and
+/// then leaves it (the bytes are right either way, and boxvirt names the
+/// backing format itself).
+fn refresh_until_accepted(pool: &virt::storage_pool::StoragePool) {
+    for _ in 0..50 {
+        if pool.refresh(0).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
