@@ -66,7 +66,7 @@ mkdir -p "$work/debs" "$work/x" "$work/root"
 chmod 0755 "$work"
 chown _apt "$work/debs" 2>/dev/null || true   # apt's download sandbox user
 log "downloading ${pins[*]}"
-(cd "$work/debs" && apt-get download -q=2 "${pins[@]}") >&2 ||
+(cd "$work/debs" && apt-get -o Acquire::Retries=3 download -q=2 "${pins[@]}") >&2 ||
   die "apt-get download failed"
 for deb in "$work"/debs/*.deb; do dpkg -x "$deb" "$work/x"; done
 

@@ -55,10 +55,11 @@ SRC
     printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && made_policy=1
     trap '[ -n "$made_policy" ] && rm -f "$policy"' EXIT
   fi
-  apt-get update -qq
+  # Retries: a mirror hiccup should not fail a whole CI run.
+  apt-get -o Acquire::Retries=3 update -qq
   # libvirt 11 + QEMU 10 come from backports (bookworm's qemu 7.2 conflicts
   # with the preinstalled qemu-utils 10).
-  apt-get install -y -qq --no-install-recommends -t bookworm-backports "${missing[@]}" >/dev/null
+  apt-get -o Acquire::Retries=3 install -y -qq --no-install-recommends -t bookworm-backports "${missing[@]}" >/dev/null
   echo "install-deps: done"
 }
 main "$@"
