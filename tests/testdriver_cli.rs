@@ -255,6 +255,12 @@ fn bad_input_gets_one_line_and_the_documented_exit_code() {
         assert_eq!(run.code, code, "{args:?}: {}", run.stderr);
         let line = run.one_line_error();
         assert!(line.contains(needle), "{args:?}: {line}");
+        // Nothing half-made: not even the instance key in ./data/ssh.
+        let left: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(left.is_empty(), "{args:?} left {left:?}");
     }
 }
 

@@ -260,32 +260,30 @@ fn open_for(ctx: &Ctx, name: &str) -> Result<Libvirt> {
     ctx.libvirt()
 }
 
-/// The login user's keys: the instance key (made when missing) first, then
-/// `--ssh-key` files.
-fn authorized_keys(ctx: &Ctx, extra: &[std::path::PathBuf]) -> Result<Vec<String>> {
+/// The instance's key; `vm create` makes it only once every check passed.
+fn instance_key(ctx: &Ctx) -> create::InstanceKey {
     let s = &ctx.settings;
-    crate::nested::ssh_keys::ensure_client_key(
-        &s.ssh_key_path(),
-        &format!("boxvirt@{}", s.instance),
-        s.host_uid,
-        s.host_gid,
-    )?;
-    let mut keys =
-        crate::cloudinit::read_authorized_keys_file(&s.ssh_key_path().with_extension("pub"))?;
-    for file in extra {
-        keys.extend(crate::cloudinit::read_authorized_keys_file(file)?);
+    create::InstanceKey {
+        path: s.ssh_key_path(),
+        comment: format!("boxvirt@{}", s.instance),
+        uid: s.host_uid,
+        gid: s.host_gid,
     }
-    Ok(keys)
 }
 
 fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
     if let Some(name) = &args.name {
         names::validate("vm", name)?;
     }
-    let keys = if args.no_seed {
-        Vec::new()
+    let (instance_key, keys) = if args.no_seed {
+        (None, Vec::new())
     } else {
-        authorized_keys(ctx, &args.ssh_keys)?
+        // --ssh-key files are read now, so a bad one fails first.
+        let mut keys = Vec::new();
+        for file in &args.ssh_keys {
+            keys.extend(crate::cloudinit::read_authorized_keys_file(file)?);
+        }
+        (Some(instance_key(ctx)), keys)
     };
     let user_data = args
         .user_data
@@ -307,6 +305,7 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
         full_clone: args.full_clone,
         no_seed: args.no_seed,
         no_reserve: args.no_reserve,
+        instance_key,
         authorized_keys: keys,
         user_data,
         fail_after: std::env::var("BOXVIRT_INJECT_FAILURE").ok(),

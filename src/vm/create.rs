@@ -57,12 +57,33 @@ pub struct Request {
     pub no_seed: bool,
     /// Make no DHCP reservation.
     pub no_reserve: bool,
-    /// Public keys for the login user (the instance key first).
+    /// The instance's own key, made (when missing) only once every check
+    /// passed, so bad input leaves no key behind. Its public half comes
+    /// first in the login user's keys.
+    pub instance_key: Option<InstanceKey>,
+    /// More public keys for the login user (`--ssh-key` files).
     pub authorized_keys: Vec<String>,
     /// Contents of `--user-data FILE`.
     pub user_data: Option<String>,
     /// Test hook (CLI: `BOXVIRT_INJECT_FAILURE=<step>`), one of [`STEPS`].
     pub fail_after: Option<String>,
+}
+
+/// Where the instance's SSH key lives and whom it belongs to.
+#[derive(Debug, Clone)]
+pub struct InstanceKey {
+    pub path: std::path::PathBuf,
+    pub comment: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl InstanceKey {
+    /// Makes the key when missing and returns its public line(s).
+    fn public_keys(&self) -> Result<Vec<String>> {
+        crate::nested::ssh_keys::ensure_client_key(&self.path, &self.comment, self.uid, self.gid)?;
+        cloudinit::read_authorized_keys_file(&self.path.with_extension("pub"))
+    }
 }
 
 /// What was made (`vm create -o json`).
@@ -133,6 +154,17 @@ fn seed_disk_xml(path: &str, target: &str) -> String {
     )
 }
 
+/// The login user's keys: the instance key (made now if missing) first,
+/// then the `--ssh-key` ones.
+fn login_keys(req: &Request) -> Result<Vec<String>> {
+    let mut keys = match &req.instance_key {
+        Some(key) => key.public_keys()?,
+        None => Vec::new(),
+    };
+    keys.extend(req.authorized_keys.iter().cloned());
+    Ok(keys)
+}
+
 pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) -> Result<Created> {
     // 1. Everything that can be checked without changing anything.
     let template = catalog.get(Kind::Domain, &req.template)?;
@@ -196,7 +228,7 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
         None
     };
     let seed_wanted = need.seed && !req.no_seed;
-    if seed_wanted && req.authorized_keys.is_empty() {
+    if seed_wanted && req.instance_key.is_none() && req.authorized_keys.is_empty() {
         return Err(Failure::failed(
             "no SSH public key for the VM's login user; pass --ssh-key FILE",
         ));
@@ -252,23 +284,6 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
         }
         _ => None,
     };
-    let seed_spec = if seed_wanted {
-        let spec = SeedSpec {
-            instance_id: cloudinit::new_instance_id(&name)?,
-            hostname: name.clone(),
-            user: LOGIN_USER.to_string(),
-            authorized_keys: req.authorized_keys.clone(),
-            host_key: cloudinit::generate_host_key(&format!("{name} host key"))?,
-            mac: mac.clone().unwrap_or_else(|| identity::mac_for(&name)),
-            extra_user_data: req.user_data.clone(),
-        };
-        spec.validate()?;
-        // Build the bytes now: a bad --user-data fails before anything exists.
-        Some((cloudinit::build_seed_image(&spec)?, spec))
-    } else {
-        None
-    };
-
     let mut sets: Vec<(String, String)> = vec![
         ("name".into(), name.clone()),
         ("accel".into(), choice.domain_type.clone()),
@@ -280,6 +295,23 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
     sets.extend(req.sets.iter().cloned());
     // Render once before creating anything, so template errors cost nothing.
     template.render(&sets)?;
+
+    let seed_spec = if seed_wanted {
+        let spec = SeedSpec {
+            instance_id: cloudinit::new_instance_id(&name)?,
+            hostname: name.clone(),
+            user: LOGIN_USER.to_string(),
+            authorized_keys: login_keys(req)?,
+            host_key: cloudinit::generate_host_key(&format!("{name} host key"))?,
+            mac: mac.clone().unwrap_or_else(|| identity::mac_for(&name)),
+            extra_user_data: req.user_data.clone(),
+        };
+        spec.validate()?;
+        // Build the bytes now: a bad --user-data fails before anything exists.
+        Some((cloudinit::build_seed_image(&spec)?, spec))
+    } else {
+        None
+    };
 
     // The base image is shared and cached: fetched before, never rolled back.
     let base = match &image_name {
