@@ -51,13 +51,13 @@ pub struct GlobalArgs {
     #[arg(short = 'y', long, global = true)]
     pub yes: bool,
     /// Host SSH port of the instance [env: BOXMAN_SSH_PORT] [default: 2222]
-    #[arg(long, global = true, value_name = "PORT")]
+    #[arg(long, global = true, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub ssh_port: Option<u16>,
     /// Reserved libvirt TCP port [env: BOXMAN_LIBVIRT_TCP_PORT] [default: 16509]
-    #[arg(long, global = true, value_name = "PORT")]
+    #[arg(long, global = true, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub libvirt_tcp_port: Option<u16>,
     /// Reserved libvirt TLS port [env: BOXMAN_LIBVIRT_TLS_PORT] [default: 16514]
-    #[arg(long, global = true, value_name = "PORT")]
+    #[arg(long, global = true, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub libvirt_tls_port: Option<u16>,
     /// Host user id mapped into the nested host [env: HOST_UID] [default: yours]
     #[arg(long, global = true, value_name = "UID")]

@@ -436,3 +436,30 @@ fn doctor_json_on_the_test_driver() {
     assert_eq!(net["status"], "fail");
     assert_eq!(net["fix"], "boxvirt net ensure default");
 }
+
+/// Port 0 would let Docker pick a random port that boxvirt then waits on
+/// forever: refused up front, from the flag and from the environment alike.
+#[test]
+fn port_zero_is_refused_before_anything_happens() {
+    let d = tmp();
+    for args in [
+        &["up", "--ssh-port", "0"][..],
+        &["status", "--libvirt-tcp-port", "0"][..],
+    ] {
+        let run = boxvirt_in(d.path(), args).expect_code(2);
+        assert!(
+            run.stderr.starts_with("error: invalid value '0'"),
+            "{}",
+            run.stderr
+        );
+    }
+    let run = boxvirt_env(d.path(), &["up"], &[("BOXMAN_SSH_PORT", "0")]).expect_code(2);
+    assert!(
+        run.one_line_error()
+            .contains("BOXMAN_SSH_PORT=\"0\" is not a TCP port"),
+        "{}",
+        run.stderr
+    );
+    let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+    assert!(left.is_empty(), "left {left:?}");
+}
