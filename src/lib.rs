@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod error;
 pub mod hostcheck;
 pub mod image;
+pub mod interrupt;
 pub mod libvirt;
 pub mod names;
 pub mod nested;

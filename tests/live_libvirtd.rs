@@ -225,8 +225,18 @@ fn injected_failures_leave_no_domain_volume_seed_or_reservation_on_the_real_daem
     require_daemon(d.path());
     live(d.path(), &["net", "ensure", "default"]).ok();
     let uri = live_uri();
-    for step in boxvirt::vm::create::STEPS {
-        let name = format!("live-inject-{step}-{}", std::process::id());
+    // Each step twice: a failure, and a real SIGINT (Ctrl-C) the process
+    // sends itself right after the step, which must roll back the same way.
+    let hooks = boxvirt::vm::create::STEPS
+        .iter()
+        .flat_map(|step| [(step.to_string(), *step), (format!("signal:{step}"), *step)]);
+    for (hook, step) in hooks {
+        let signal = hook.starts_with("signal:");
+        let name = format!(
+            "live-inject-{}-{step}-{}",
+            if signal { "sig" } else { "err" },
+            std::process::id()
+        );
         // A blank disk (no internet for a base image) with the seed: every step applies.
         let run = boxvirt_env(
             d.path(),
@@ -244,26 +254,31 @@ fn injected_failures_leave_no_domain_volume_seed_or_reservation_on_the_real_daem
                 "1",
                 "--start",
             ],
-            &[("BOXVIRT_INJECT_FAILURE", step)],
+            &[("BOXVIRT_INJECT_FAILURE", &hook)],
         )
         .expect_code(1);
         let line = run.one_line_error();
+        let cause = if signal {
+            "interrupted by SIGINT (Ctrl-C)"
+        } else {
+            "injected failure"
+        };
         assert!(
-            line.contains(&format!("after step '{step}'")) && line.contains("rolled back"),
+            line.contains(&format!("{cause} after step '{step}'")) && line.contains("rolled back"),
             "{line}"
         );
         assert!(!line.contains("could NOT"), "{line}");
         assert!(
             !domain_names(d.path()).contains(&name),
-            "{step}: domain left behind"
+            "{hook}: domain left behind"
         );
         assert!(
             !pool_volumes(&uri).iter().any(|v| v.starts_with(&name)),
-            "{step}: volume left behind"
+            "{hook}: volume left behind"
         );
         assert!(
             !reservations(&uri).contains(&name),
-            "{step}: DHCP reservation left behind"
+            "{hook}: DHCP reservation left behind"
         );
     }
     // A real conflict: the name is taken; nothing new appears.

@@ -13,6 +13,7 @@ use crate::cli::Accel;
 use crate::cloudinit::{self, SeedSpec};
 use crate::error::{Failure, Result};
 use crate::image;
+use crate::interrupt;
 use crate::libvirt::Libvirt;
 use crate::names;
 use crate::output::Output;
@@ -65,7 +66,7 @@ pub struct Request {
     pub authorized_keys: Vec<String>,
     /// Contents of `--user-data FILE`.
     pub user_data: Option<String>,
-    /// Test hook (CLI: `BOXVIRT_INJECT_FAILURE=<step>`), one of [`STEPS`].
+    /// Test hook (CLI: `BOXVIRT_INJECT_FAILURE=[signal:]<step>`), a [`STEPS`] name.
     pub fail_after: Option<String>,
 }
 
@@ -101,15 +102,25 @@ pub struct Created {
     pub started: bool,
 }
 
-/// Test hook: fail right after `step` made its object, so tests can prove the
-/// rollback leaves libvirt as it was.
-fn injected(req: &Request, step: &str) -> Result<()> {
-    match &req.fail_after {
-        Some(s) if s == step => Err(Failure::failed(format!(
-            "injected failure after step '{step}'"
-        ))),
-        _ => Ok(()),
+/// Between two steps: a deferred Ctrl-C (or the test hook) ends the run,
+/// and the caller rolls back what it made. The hook `<step>` fails right
+/// after that step; `signal:<step>` sends this process a real SIGINT there.
+fn after_step(req: &Request, step: &str) -> Result<()> {
+    match req.fail_after.as_deref() {
+        Some(s) if s == step => {
+            return Err(Failure::failed(format!(
+                "injected failure after step '{step}'"
+            )))
+        }
+        Some(s) if s.strip_prefix("signal:") == Some(step) => {
+            // SAFETY: raising SIGINT; the deferring handler is installed.
+            unsafe {
+                libc::raise(libc::SIGINT);
+            }
+        }
+        _ => {}
     }
+    interrupt::check(step)
 }
 
 /// What the template's `<boxvirt:vm>` metadata asks for.
@@ -326,6 +337,8 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
     };
 
     // 2. Make things, newest undone first on failure.
+    // Ctrl-C from here on rolls back instead of leaving objects behind.
+    let _signals = interrupt::Deferred::new();
     let mut rollback = Rollback::new();
     let mut meta = VmMetadata {
         template: template.name.clone(),
@@ -365,7 +378,7 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
                 role: "disk".into(),
             });
             sets.push(("disk".into(), path));
-            injected(req, "volume")?;
+            after_step(req, "volume")?;
         }
         let mut seed_path = None;
         if let Some((bytes, spec)) = &seed_spec {
@@ -389,7 +402,7 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
             meta.user = Some(spec.user.clone());
             meta.host_key = Some(spec.host_key.public_line.clone());
             seed_path = Some(path);
-            injected(req, "seed")?;
+            after_step(req, "seed")?;
         }
         if let (Some(net), Some(mac), Some(ip)) = (&network, &mac, planned_ip) {
             let ip = ip.to_string();
@@ -403,7 +416,7 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
                 mac: mac.clone(),
                 ip,
             });
-            injected(req, "reservation")?;
+            after_step(req, "reservation")?;
         }
         let mut xml = template.render(&sets)?;
         if let Some(path) = &seed_path {
@@ -421,12 +434,12 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
             conn.destroy_domain(&undo_name)?;
             conn.undefine_domain(&undo_name)
         });
-        injected(req, "define")?;
+        after_step(req, "define")?;
         conn.set_domain_metadata(&name, &meta.to_xml())?;
-        injected(req, "metadata")?;
+        after_step(req, "metadata")?;
         if req.start {
             conn.start_domain(&name)?;
-            injected(req, "start")?;
+            after_step(req, "start")?;
         }
         Ok(())
     })();
