@@ -352,3 +352,85 @@ fn injected_failures_leave_no_domain_volume_seed_or_reservation_on_the_real_daem
         "delete must release the reservation"
     );
 }
+
+/// `vm delete` removes the domain (and with it the record of what boxvirt
+/// made) last: when removing a volume fails (here: the seed file is made
+/// immutable), the VM stays defined and a second `vm delete` finishes the
+/// job instead of leaving orphaned volumes and reservations.
+#[test]
+fn a_failed_delete_leaves_the_vm_defined_and_deleting_again_finishes() {
+    struct Immutable(String);
+    impl Drop for Immutable {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("chattr")
+                .args(["-i", &self.0])
+                .status();
+        }
+    }
+    let d = tempfile::tempdir().unwrap();
+    require_daemon(d.path());
+    live(d.path(), &["net", "ensure", "default"]).ok();
+    let uri = live_uri();
+    let name = format!("live-redelete-{}", std::process::id());
+    let _guard = VmGuard {
+        uri: uri.clone(),
+        name: name.clone(),
+    };
+    live(
+        d.path(),
+        &[
+            "vm",
+            "create",
+            "--template",
+            "debian12",
+            "--name",
+            &name,
+            "--blank-disk",
+            "--disk-size",
+            "1",
+        ],
+    )
+    .ok();
+    let conn = boxvirt::libvirt::Libvirt::open(&uri, "live").unwrap();
+    let seed = conn
+        .volume_path("default", &format!("{name}-seed.img"))
+        .unwrap()
+        .expect("seed volume");
+    let pinned = Immutable(seed.clone());
+    let status = std::process::Command::new("chattr")
+        .args(["+i", &seed])
+        .status()
+        .expect("running chattr");
+    assert!(status.success(), "chattr +i {seed}");
+
+    let run = live(d.path(), &["vm", "delete", &name, "--yes"]).expect_code(1);
+    assert!(
+        run.one_line_error().contains(&format!("{name}-seed.img")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        domain_names(d.path()).contains(&name),
+        "the vm must stay defined for a retry"
+    );
+
+    drop(pinned);
+    let run = live(d.path(), &["vm", "delete", &name, "--yes"]).ok();
+    assert!(
+        run.stderr.contains(&format!("default/{name}-seed.img")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !domain_names(d.path()).contains(&name),
+        "domain left behind"
+    );
+    assert!(
+        !pool_volumes(&uri).iter().any(|v| v.starts_with(&name)),
+        "volume left behind"
+    );
+    assert!(
+        !reservations(&uri).contains(&name),
+        "DHCP reservation left behind"
+    );
+}

@@ -444,8 +444,10 @@ fn delete(ctx: &Ctx, name: &str) -> Result<Exit> {
     let conn = open_for(ctx, name)?;
     let meta = conn.domain_metadata(name)?.map(|m| VmMetadata::parse(&m));
     confirm(ctx.settings.yes, &format!("delete vm '{name}'"))?;
+    // The domain (and its metadata, the record of what boxvirt made) goes
+    // last: if anything fails or is interrupted on the way, running
+    // `vm delete` again finishes the job instead of orphaning volumes.
     conn.destroy_domain(name)?;
-    conn.undefine_domain(name)?;
     let mut removed = Vec::new();
     if let Some(meta) = &meta {
         for v in &meta.volumes {
@@ -462,6 +464,7 @@ fn delete(ctx: &Ctx, name: &str) -> Result<Exit> {
             removed.push(format!("DHCP reservation {} on {}", r.ip, r.network));
         }
     }
+    conn.undefine_domain(name)?;
     // The ssh config `vm ssh` wrote for it, if any.
     let _ = std::fs::remove_file(ctx.settings.ssh_dir().join(format!("vm-{name}.conf")));
     let mut line = format!("deleted vm '{name}'");
