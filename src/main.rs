@@ -1,8 +1,9 @@
 use std::io::Write;
 
 fn main() {
-    // A closed stdout (e.g. `boxvirt vm list | head -1`) is not an error.
-    reset_sigpipe();
+    // SIGPIPE stays ignored (Rust's default): a libvirt daemon that goes
+    // away mid-call must be an error, not a kill. A closed stdout is handled
+    // where output is written (output::write_stdout).
     let code = boxvirt::main_entry();
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
@@ -12,11 +13,4 @@ fn main() {
     // is already closed, flushed or removed by now.
     // SAFETY: _exit ends the process at once; nothing runs after it.
     unsafe { libc::_exit(i32::from(code)) }
-}
-
-fn reset_sigpipe() {
-    // SAFETY: restoring the default disposition of SIGPIPE has no preconditions.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
 }

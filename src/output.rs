@@ -1,6 +1,8 @@
 //! How results reach the user: tables or JSON on stdout for data, one-line
 //! notes and warnings on stderr (so `-o json | jq` stays clean).
 
+use std::io::Write;
+
 use serde::Serialize;
 use tabled::settings::Style;
 use tabled::{Table, Tabled};
@@ -23,7 +25,7 @@ impl Output {
             OutputFormat::Table => {
                 let mut table = Table::new(rows);
                 table.with(Style::sharp());
-                println!("{table}");
+                crate::outln!("{table}");
                 Ok(())
             }
         }
@@ -32,7 +34,7 @@ impl Output {
     pub fn json<J: Serialize + ?Sized>(&self, value: &J) -> Result<()> {
         let text = serde_json::to_string_pretty(value)
             .map_err(|e| Failure::failed(format!("cannot encode JSON output: {e}")))?;
-        println!("{text}");
+        crate::outln!("{text}");
         Ok(())
     }
 
@@ -58,4 +60,33 @@ impl Output {
             eprintln!("{}", msg.as_ref());
         }
     }
+}
+
+/// Writes to stdout; a closed pipe (`boxvirt vm list | head -1`) ends the
+/// process quietly with 0. SIGPIPE stays ignored, as Rust sets it up:
+/// libvirt writes to its socket from this process, and a daemon that went
+/// away must surface as an error (EPIPE), not as a silent death by signal.
+pub fn write_stdout(args: std::fmt::Arguments) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            let _ = std::io::stderr().flush();
+            // SAFETY: _exit ends the process at once (see main.rs for why
+            // not exit()); nothing of ours is left half-written but stdout.
+            unsafe { libc::_exit(0) }
+        }
+    }
+}
+
+/// `print!` that survives a closed stdout pipe (see [`write_stdout`]).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::write_stdout(format_args!($($arg)*)) };
+}
+
+/// `println!` that survives a closed stdout pipe (see [`write_stdout`]).
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::output::write_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
 }

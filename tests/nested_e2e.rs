@@ -429,7 +429,32 @@ fn nested_host_end_to_end() {
     );
 
     // libvirtd killed inside the container: supervisord restarts it, doctor
-    // turns green again and no domain is lost.
+    // turns green again and no domain is lost. A `vm wait` polling for an
+    // address meanwhile (a VM that never gets one: blank disk, no lease)
+    // reconnects and ends with the stage timeout, not a lost connection.
+    a.ok(&[
+        "vm",
+        "create",
+        "--template",
+        "debian12",
+        "--name",
+        "e2e-noip",
+        "--blank-disk",
+        "--disk-size",
+        "1",
+        "--memory",
+        "256",
+        "--no-seed",
+        "--no-reserve",
+        "--start",
+    ]);
+    let waiting = a
+        .command(&["vm", "wait", "e2e-noip", "--timeout", "25"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
     assert!(docker(&[
         "exec",
         &a.container(),
@@ -438,6 +463,14 @@ fn nested_host_end_to_end() {
         "-x",
         "libvirtd"
     ]));
+    let waited = waiting.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&waited.stderr);
+    assert_eq!(
+        waited.status.code(),
+        Some(6),
+        "vm wait across a libvirtd restart: {stderr}"
+    );
+    assert!(stderr.contains("stage 'ip' did not finish"), "{stderr}");
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut last = a.run(&["doctor"]);
     while last.code != 0 && Instant::now() < deadline {
@@ -445,6 +478,7 @@ fn nested_host_end_to_end() {
         last = a.run(&["doctor"]);
     }
     assert_eq!(last.code, 0, "doctor after libvirtd was killed: {last:?}");
+    a.ok(&["vm", "delete", "e2e-noip", "--yes"]);
     let vms = a.ok(&["-o", "json", "vm", "list"]).json();
     assert!(
         vms.as_array()

@@ -463,3 +463,27 @@ fn port_zero_is_refused_before_anything_happens() {
     let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
     assert!(left.is_empty(), "left {left:?}");
 }
+
+/// A reader that stops early (`| head -1`) ends boxvirt quietly with 0:
+/// no panic, and no death by SIGPIPE (which stays ignored so that a libvirt
+/// daemon going away mid-call is an error boxvirt can report).
+#[test]
+fn a_closed_stdout_pipe_ends_quietly() {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(bin())
+        .args(["-c", "test:///default", "template", "show", "rocky9"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before boxvirt writes
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "status {:?}: {stderr}",
+        out.status
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -14,7 +14,7 @@ pub fn run(ctx: &Ctx, a: &BuildArgs, no_cache: bool) -> Result<Exit> {
         ctx.out
             .json(&serde_json::json!({ "image": build_context::image_tag(base), "id": id }))?;
     } else if !ctx.out.quiet {
-        println!("{} {id}", build_context::image_tag(base));
+        crate::outln!("{} {id}", build_context::image_tag(base));
     }
     Ok(Exit::Ok)
 }

@@ -23,7 +23,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
     if ctx.out.is_json() {
         ctx.out.json(&report)?;
     } else {
-        println!("libvirt URI: {}", report.uri);
+        crate::outln!("libvirt URI: {}", report.uri);
         let rows: Vec<Row> = report
             .checks
             .iter()
@@ -40,7 +40,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
             .iter()
             .filter(|c| c.status == doctor::Status::Fail)
             .count();
-        println!(
+        crate::outln!(
             "{}",
             if fails == 0 {
                 "doctor: no check failed".to_string()

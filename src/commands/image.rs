@@ -68,9 +68,11 @@ fn pull_image(ctx: &Ctx, what: &str, opts: &PullOptions, no_upload: bool) -> Res
     } else {
         "already cached"
     };
-    println!(
+    crate::outln!(
         "image '{}' sha256:{} {how}: {}",
-        pulled.name, pulled.sha256, pulled.cache_path
+        pulled.name,
+        pulled.sha256,
+        pulled.cache_path
     );
     if let (Some(v), Some(conn)) = (&volume, &conn) {
         let how = if v.uploaded {
@@ -78,7 +80,7 @@ fn pull_image(ctx: &Ctx, what: &str, opts: &PullOptions, no_upload: bool) -> Res
         } else {
             "already there"
         };
-        println!(
+        crate::outln!(
             "base volume '{}' in pool '{}' at {} {how}: {}",
             v.name,
             v.pool,

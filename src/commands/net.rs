@@ -63,10 +63,10 @@ pub fn run(ctx: &Ctx, cmd: NetCommand) -> Result<Exit> {
                     changes: &changes,
                 })?;
             } else if changes.is_empty() {
-                println!("network '{name}' is already defined, active and set to autostart; nothing changed");
+                crate::outln!("network '{name}' is already defined, active and set to autostart; nothing changed");
             } else {
                 let said: Vec<&str> = changes.iter().map(|c| c.describe()).collect();
-                println!("network '{name}': {}", said.join(", "));
+                crate::outln!("network '{name}': {}", said.join(", "));
             }
         }
         NetCommand::List => {
@@ -85,7 +85,7 @@ pub fn run(ctx: &Ctx, cmd: NetCommand) -> Result<Exit> {
         }
         NetCommand::Show { name } => {
             names::validate("network", &name)?;
-            print!("{}", ctx.libvirt()?.network_xml(&name)?);
+            crate::out!("{}", ctx.libvirt()?.network_xml(&name)?);
         }
         NetCommand::Delete { name } => {
             names::validate("network", &name)?;

@@ -44,7 +44,7 @@ pub fn run(ctx: &Ctx, cmd: TemplateCommand) -> Result<Exit> {
             });
             let template = ctx.catalog.find_any(&name, kind)?;
             let xml = template.render(&parse_sets(&set)?)?;
-            print!("{xml}");
+            crate::out!("{xml}");
         }
     }
     Ok(Exit::Ok)

@@ -372,16 +372,19 @@ fn summary(ctx: &Ctx, s: &Settings, versions: &(String, String), elapsed: Durati
     if ctx.out.quiet {
         return Ok(());
     }
-    println!(
+    crate::outln!(
         "instance '{}' is up in {} s (libvirt {}, QEMU {})",
-        sum.instance, sum.seconds, sum.libvirt_version, sum.hypervisor_version
+        sum.instance,
+        sum.seconds,
+        sum.libvirt_version,
+        sum.hypervisor_version
     );
-    println!("  socket:  {}", sum.socket_uri);
-    println!("  ssh:     {}", sum.ssh_command);
-    println!("  virsh:   {}", sum.virsh_command);
-    println!("  over ssh: {}", sum.ssh_uri);
+    crate::outln!("  socket:  {}", sum.socket_uri);
+    crate::outln!("  ssh:     {}", sum.ssh_command);
+    crate::outln!("  virsh:   {}", sum.virsh_command);
+    crate::outln!("  over ssh: {}", sum.ssh_uri);
     if s.ssh_port != ctx.settings.ssh_port {
-        println!(
+        crate::outln!(
             "  note: sshd is on port {}; pass --ssh-port {} (or set BOXMAN_SSH_PORT) to other commands",
             s.ssh_port, s.ssh_port
         );

@@ -34,12 +34,12 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
     if ctx.out.is_json() {
         return ctx.out.json(&u).map(|_| Exit::Ok);
     }
-    println!("socket:       {}", u.socket_uri);
-    println!("over ssh:     {}", u.ssh_uri);
-    println!();
-    println!("{}", u.virsh_socket);
-    println!("{}", u.virsh_ssh);
-    println!("{}", u.virt_manager);
-    println!("{}", u.ssh_command);
+    crate::outln!("socket:       {}", u.socket_uri);
+    crate::outln!("over ssh:     {}", u.ssh_uri);
+    crate::outln!();
+    crate::outln!("{}", u.virsh_socket);
+    crate::outln!("{}", u.virsh_ssh);
+    crate::outln!("{}", u.virt_manager);
+    crate::outln!("{}", u.ssh_command);
     Ok(Exit::Ok)
 }

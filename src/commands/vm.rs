@@ -103,13 +103,13 @@ pub fn run(ctx: &Ctx, cmd: VmCommand) -> Result<Exit> {
                     ),
                 ];
                 for (k, v) in lines {
-                    println!("{k:<11} {v}");
+                    crate::outln!("{k:<11} {v}");
                 }
             }
             Ok(Exit::Ok)
         }
         VmCommand::Xml { name } => {
-            print!("{}", open_for(ctx, &name)?.domain_xml(&name, false)?);
+            crate::out!("{}", open_for(ctx, &name)?.domain_xml(&name, false)?);
             Ok(Exit::Ok)
         }
         VmCommand::Ip { name } => ip(ctx, &name),
@@ -164,7 +164,7 @@ fn ip(ctx: &Ctx, name: &str) -> Result<Exit> {
     }
     match addr {
         Some(a) => {
-            println!("{}", a.ip);
+            crate::outln!("{}", a.ip);
             ctx.out.detail(format!("source: {}", a.source));
             Ok(Exit::Ok)
         }
@@ -239,7 +239,7 @@ fn ssh_config(ctx: &Ctx, name: Option<&str>) -> Result<Exit> {
     for n in &names {
         match entry(ctx, &conn, n) {
             Ok(text) => {
-                print!("{text}");
+                crate::out!("{text}");
                 printed += 1;
             }
             // One VM: its error. All VMs: skip those boxvirt cannot describe.
@@ -333,7 +333,7 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
     if ctx.out.is_json() {
         ctx.out.note(&line);
     } else {
-        println!("{line}");
+        crate::outln!("{line}");
     }
     if args.wait {
         let ready = ready::wait(

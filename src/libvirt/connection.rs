@@ -92,6 +92,12 @@ impl Libvirt {
         &self.uri
     }
 
+    /// False once the daemon went away (restart, crash, closed socket): a
+    /// dead connection never recovers, the caller must open a new one.
+    pub fn is_alive(&self) -> bool {
+        self.conn.is_alive().unwrap_or(false)
+    }
+
     /// (library version, daemon/hypervisor version) as "major.minor.micro".
     pub fn versions(&self) -> Result<(String, String)> {
         let lib = self

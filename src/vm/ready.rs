@@ -50,21 +50,31 @@ pub fn wait(
 
     // Stage 1: an address the guest really holds (a reservation alone is
     // known before boot; the SSH stage proves the guest took it).
+    // This stage can poll libvirt for minutes; a daemon restart meanwhile
+    // (supervisord restarts libvirtd in the nested host) reopens the
+    // connection instead of ending the wait.
     stage.stage(format!("{name}: waiting for an IP address"));
+    let mut reopened: Option<Libvirt> = None;
+    let mut last = String::new();
     let ip = loop {
-        let running = conn.domain_summary(name)?.state.is_active();
-        if !running {
-            stage.finish();
-            return Err(Failure::failed(format!(
-                "vm '{name}' is not running; start it with 'boxvirt vm start {name}'"
-            )));
-        }
-        if let Some(a) = reach::discover(conn, name, Some(&meta), running)? {
-            break a.ip;
+        let link = reopened.as_ref().unwrap_or(conn);
+        match poll_address(link, name, &meta) {
+            Ok(Some(ip)) => break ip,
+            Ok(None) => last.clear(),
+            Err(e) if !link.is_alive() => {
+                last = format!("libvirt connection lost, reconnecting: {}", e.message);
+                // Still down: the dead link fails again next round and
+                // this retries until the deadline.
+                reopened = Libvirt::open(conn.uri(), "").ok();
+            }
+            Err(e) => {
+                stage.finish();
+                return Err(e);
+            }
         }
         if Instant::now() >= deadline {
             stage.finish();
-            return Err(timed_out("ip", ""));
+            return Err(timed_out("ip", &last));
         }
         std::thread::sleep(Duration::from_millis(500));
     };
@@ -73,7 +83,6 @@ pub fn wait(
     stage.stage(format!("{name}: waiting for ssh on {ip}"));
     let jump = reach::jump_host(settings)?;
     let target = reach::guest_endpoint(settings, name, &meta, &ip)?;
-    let mut last: String;
     let session = loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         match sshjump::connect(
@@ -112,4 +121,14 @@ pub fn wait(
         ip,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// One look for the address; an error when the VM is not running.
+fn poll_address(conn: &Libvirt, name: &str, meta: &VmMetadata) -> Result<Option<String>> {
+    if !conn.domain_summary(name)?.state.is_active() {
+        return Err(Failure::failed(format!(
+            "vm '{name}' is not running; start it with 'boxvirt vm start {name}'"
+        )));
+    }
+    Ok(reach::discover(conn, name, Some(meta), true)?.map(|a| a.ip))
 }
