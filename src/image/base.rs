@@ -124,6 +124,8 @@ pub fn upload(
         &mut |sent| transfer.set_position(sent),
     )?;
     transfer.finish();
+    // Seeds stay raw and need none; a base image is probed as the qcow2 it is.
+    conn.refresh_pool(BASE_POOL)?;
     Ok(base(path, true))
 }
 

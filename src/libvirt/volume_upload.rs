@@ -68,8 +68,8 @@ impl Libvirt {
         let p = self.existing_pool(pool)?;
         // A sparse raw placeholder of exactly the file's length: the upload
         // then overwrites every byte (a qcow2 placeholder would leave its own
-        // tail behind a shorter image). A pool refresh afterwards makes
-        // libvirt probe the real format (qcow2) and virtual size.
+        // tail behind a shorter image). A pool refresh afterwards
+        // (refresh_pool) makes libvirt probe the real format and size.
         let xml = format!(
             "<volume><name>{}</name><capacity unit='bytes'>{len}</capacity><allocation unit='bytes'>0</allocation><target><format type='raw'/></target></volume>",
             quick_xml::escape::escape(name)
@@ -92,9 +92,26 @@ impl Libvirt {
             let _ = vol.delete(0);
             return Err(err.context(format!("{what} (the volume was removed again)")));
         }
-        refresh_until_accepted(&p);
         vol.path()
             .map_err(|e| failure(e, &format!("reading the path of volume '{name}'")))
+    }
+
+    /// Makes libvirt re-read the pool's volumes, e.g. so that an uploaded
+    /// qcow2 image shows as qcow2 with its virtual size. libvirt's own
+    /// refresh after an upload runs in a background thread and is skipped
+    /// while another volume in the pool is being built; a busy pool refuses
+    /// refreshes, so this retries for a few seconds and then gives up
+    /// quietly (the bytes are right either way, and boxvirt names the
+    /// backing format itself).
+    pub fn refresh_pool(&self, pool: &str) -> Result<()> {
+        let p = self.existing_pool(pool)?;
+        for _ in 0..50 {
+            if p.refresh(0).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Ok(())
     }
 
     /// One stream carrying `len` bytes of `file` from `offset` to the same
@@ -286,21 +303,5 @@ impl Libvirt {
             }
         }
         Ok(users)
-    }
-}
-
-/// libvirt's own refresh after an upload runs in a background thread and is
-/// skipped while another volume in the pool is being built, so its view of
-/// the new volume (format, virtual size) could stay "raw, file size". A
-/// refresh of our own makes it right before `image pull` returns; a pool
-/// busy with jobs refuses refreshes, so this retries for a few seconds and
-/// then leaves it (the bytes are right either way, and boxvirt names the
-/// backing format itself).
-fn refresh_until_accepted(pool: &virt::storage_pool::StoragePool) {
-    for _ in 0..50 {
-        if pool.refresh(0).is_ok() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
