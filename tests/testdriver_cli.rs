@@ -119,7 +119,8 @@ fn bad_input_gets_one_line_and_the_documented_exit_code() {
     let d = tmp();
     let uri = test_uri("node.xml");
     let long = "x".repeat(65);
-    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+    let cases: Vec<(Vec<&str>, i32, &str)> =
+        vec![
         (
             vec!["vm", "create", "--template", "tiny", "--name", ""],
             2,
@@ -247,6 +248,11 @@ fn bad_input_gets_one_line_and_the_documented_exit_code() {
             "no network template 'ghost'",
         ),
         (vec!["vm", "delete", "web-1"], 2, "refusing without --yes"),
+        (
+            vec!["vm", "create", "--template", "tiny", "--template-dir", "/nonexistent"],
+            3,
+            "template dir /nonexistent (--template-dir or BOXVIRT_TEMPLATE_DIR) is not a directory",
+        ),
     ];
     for (args, code, needle) in cases {
         let mut full = vec!["-c", uri.as_str()];

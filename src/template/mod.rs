@@ -154,6 +154,13 @@ impl Catalog {
     /// The user's file if there is one, else the built-in template.
     pub fn get(&self, kind: Kind, name: &str) -> Result<Template> {
         crate::names::validate(&format!("{} template", kind.dir()), name)?;
+        // A mistyped dir must not silently fall back to the built-ins.
+        if let Some(dir) = self.user_dir.as_ref().filter(|d| !d.is_dir()) {
+            return Err(Failure::not_found(format!(
+                "template dir {} (--template-dir or BOXVIRT_TEMPLATE_DIR) is not a directory; create it with domain/, network/ or pool/ inside, or unset it",
+                dir.display()
+            )));
+        }
         if let Some(path) = self.user_path(kind, name).filter(|p| p.exists()) {
             let xml = std::fs::read_to_string(&path).map_err(|e| {
                 Failure::failed(format!("cannot read template {}: {e}", path.display()))
