@@ -724,4 +724,8 @@ fn nested_faults_have_their_exit_codes() {
     let out = f.run(&["--data-dir", "file/data", "up"]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("is not writable"), "{out:?}");
+    // A data dir that is a file: usage (2), saying so.
+    let out = f.run(&["--data-dir", "file", "up"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("is a file, not a directory"), "{out:?}");
 }

@@ -467,6 +467,12 @@ pub fn check_data_dir(dir: &Path) -> Result<()> {
             dir.display()
         ))
     };
+    if dir.exists() && !dir.is_dir() {
+        return Err(Failure::usage(format!(
+            "data dir {} is a file, not a directory; pass --data-dir (or BOXMAN_DATA_DIR) with a directory path",
+            dir.display()
+        )));
+    }
     std::fs::create_dir_all(dir).map_err(fail)?;
     let probe = dir.join(".boxvirt-write-test");
     std::fs::write(&probe, b"").map_err(fail)?;
