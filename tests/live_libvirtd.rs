@@ -143,8 +143,13 @@ fn tiny_guest_boots_stops_and_is_deleted_without_leftovers() {
 
     // The guest's init is done (acpid runs): a graceful stop can work.
     wait_for_line(&log, "BOXVIRT-TINY-BOOT-FINISHED", Duration::from_secs(180));
-    // Starting a running VM is a conflict.
-    live(d.path(), &["vm", "start", &name]).expect_code(4);
+    // Starting a running VM is a no-op that says so (like `vm stop` on a stopped one).
+    let again = live(d.path(), &["vm", "start", &name]).ok();
+    assert!(
+        again.stderr.contains("already running; nothing to do"),
+        "{}",
+        again.stderr
+    );
 
     let stop = live(d.path(), &["vm", "stop", &name, "--timeout", "90"]);
     if stop.code == 6 {
@@ -432,5 +437,42 @@ fn a_failed_delete_leaves_the_vm_defined_and_deleting_again_finishes() {
     assert!(
         !reservations(&uri).contains(&name),
         "DHCP reservation left behind"
+    );
+}
+
+/// `vm wait` on a VM without a seed (so without a pinned host key) fails at
+/// once with the reason, instead of first waiting out the address stage.
+#[test]
+fn waiting_for_a_vm_without_a_seed_fails_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    require_daemon(d.path());
+    live(d.path(), &["net", "ensure", "default"]).ok();
+    let name = format!("live-noseed-{}", std::process::id());
+    let _guard = VmGuard {
+        uri: live_uri(),
+        name: name.clone(),
+    };
+    live(
+        d.path(),
+        &[
+            "vm",
+            "create",
+            "--template",
+            "debian12",
+            "--name",
+            &name,
+            "--blank-disk",
+            "--disk-size",
+            "1",
+            "--no-seed",
+            "--no-reserve",
+        ],
+    )
+    .ok();
+    let run = live(d.path(), &["vm", "wait", &name, "--timeout", "600"]).expect_code(1);
+    assert!(
+        run.one_line_error().contains("no pinned host key"),
+        "{}",
+        run.stderr
     );
 }

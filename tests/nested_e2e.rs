@@ -430,7 +430,7 @@ fn nested_host_end_to_end() {
 
     // libvirtd killed inside the container: supervisord restarts it, doctor
     // turns green again and no domain is lost. A `vm wait` polling for an
-    // address meanwhile (a VM that never gets one: blank disk, no lease)
+    // address meanwhile (a VM that never gets one: a blank disk boots nothing, no reservation)
     // reconnects and ends with the stage timeout, not a lost connection.
     a.ok(&[
         "vm",
@@ -444,7 +444,6 @@ fn nested_host_end_to_end() {
         "1",
         "--memory",
         "256",
-        "--no-seed",
         "--no-reserve",
         "--start",
     ]);

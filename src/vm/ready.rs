@@ -35,6 +35,13 @@ pub fn wait(
         .domain_metadata(name)?
         .map(|m| VmMetadata::parse(&m))
         .ok_or_else(|| Failure::failed(format!("vm '{name}' was not created by boxvirt, so there is no pinned host key to wait for")))?;
+    // Checked before waiting for an address, so a VM without a seed fails
+    // at once instead of after the IP stage.
+    if meta.host_key.is_none() {
+        return Err(Failure::failed(format!(
+            "vm '{name}' has no pinned host key (it was created without a cloud-init seed), so boxvirt cannot tell when it is ready"
+        )));
+    }
     let stage = Spinner::new(out);
     let timed_out = |stage_name: &str, last: &str| {
         Failure::timeout(format!(
