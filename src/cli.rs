@@ -216,8 +216,13 @@ pub enum NetCommand {
     List,
     /// Print a network's XML
     Show { name: String },
-    /// Stop and undefine a network
-    Delete { name: String },
+    /// Stop and undefine a network (refused while VMs use it, unless --force)
+    Delete {
+        name: String,
+        /// Delete even though VMs are attached (they lose that interface's network)
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

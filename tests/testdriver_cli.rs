@@ -493,3 +493,35 @@ fn a_closed_stdout_pipe_ends_quietly() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A network with VMs on it is not deleted from under them unless --force.
+#[test]
+fn net_delete_refuses_a_network_in_use_unless_forced() {
+    let d = tmp();
+    let uri = test_uri("network-in-use.xml");
+    let run =
+        boxvirt_in(d.path(), &["-c", &uri, "net", "delete", "default", "--yes"]).expect_code(4);
+    assert!(
+        run.one_line_error()
+            .contains("network 'default' is used by vm 'web-1' (running)")
+            && run.stderr.contains("--force"),
+        "{}",
+        run.stderr
+    );
+    let run = boxvirt_in(
+        d.path(),
+        &["-c", &uri, "net", "delete", "default", "--yes", "--force"],
+    )
+    .ok();
+    assert!(
+        run.stderr.contains("deleted network 'default'"),
+        "{}",
+        run.stderr
+    );
+    let run = boxvirt_in(d.path(), &["-c", &uri, "net", "delete", "idle", "--yes"]).ok();
+    assert!(
+        run.stderr.contains("deleted network 'idle'"),
+        "{}",
+        run.stderr
+    );
+}

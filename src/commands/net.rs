@@ -87,13 +87,22 @@ pub fn run(ctx: &Ctx, cmd: NetCommand) -> Result<Exit> {
             names::validate("network", &name)?;
             crate::out!("{}", ctx.libvirt()?.network_xml(&name)?);
         }
-        NetCommand::Delete { name } => {
+        NetCommand::Delete { name, force } => {
             names::validate("network", &name)?;
             let conn = ctx.libvirt()?;
             if conn.network_summary(&name)?.is_none() {
                 return Err(Failure::not_found(format!(
                     "network '{name}' not found at {}",
                     conn.uri()
+                )));
+            }
+            // A network deleted under its VMs leaves them with a dead
+            // interface and their DHCP reservations gone.
+            let users = conn.network_users(&name)?;
+            if !users.is_empty() && !force {
+                return Err(Failure::conflict(format!(
+                    "network '{name}' is used by {}; delete those VMs first, or pass --force",
+                    users.join(", ")
                 )));
             }
             confirm(ctx.settings.yes, &format!("delete network '{name}'"))?;
