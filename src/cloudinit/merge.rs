@@ -115,6 +115,7 @@ fn merge_value(mine: &mut Value, theirs: Value, path: &str, source: &str) -> Res
                 if b.is_mapping() { "list" } else { "mapping" }
             )))
         }
+        (Value::Sequence(a), b) if path == "users" => merge_user(a, b, source)?,
         (Value::Sequence(a), b) => a.push(b),
         (mine, b) => *mine = b,
     }
@@ -124,6 +125,12 @@ fn merge_value(mine: &mut Value, theirs: Value, path: &str, source: &str) -> Res
 /// One entry of the user's `users` list: merged into boxvirt's entry of the
 /// same name, else appended (an identical string such as "default" once).
 fn merge_user(users: &mut Vec<Value>, entry: Value, source: &str) -> Result<()> {
+    if !(entry.is_string() || entry.is_mapping()) {
+        return Err(Failure::usage(format!(
+            "{source}: an entry of 'users' is {}; write a user name or a mapping with name:",
+            kind(&entry)
+        )));
+    }
     let name_of = |v: &Value| v.get("name").and_then(Value::as_str).map(str::to_string);
     if let (Some(name), Value::Mapping(fields)) = (name_of(&entry), &entry) {
         if let Some(Value::Mapping(mine)) = users
@@ -173,6 +180,18 @@ mod tests {
             "hostname: vm1\nusers:\n- name: boxvirt\n  shell: /bin/bash\n  ssh_authorized_keys: [k1, k2]\n  groups: [docker]\n- default\n- name: alice\nssh_keys:\n  ed25519_private: P\n  ed25519_public: Q\n  rsa_private: R\nssh_deletekeys: true\nbootcmd: [[sh, -c, x], echo hi]\npackages: [git]\nruncmd:\n- [touch, /x]\nwrite_files:\n- path: /etc/x\n  content: y\n",
         );
         assert_eq!(merged, want);
+    }
+
+    #[test]
+    fn users_entries_that_are_neither_names_nor_mappings_are_refused() {
+        for text in ["users: 5\n", "users: [default, 7]\n", "users: [[a]]\n"] {
+            let err = merge(ours(), doc(text), "f").unwrap_err();
+            assert!(
+                err.message.contains("an entry of 'users' is a"),
+                "{text}: {}",
+                err.message
+            );
+        }
     }
 
     #[test]
