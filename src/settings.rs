@@ -260,6 +260,14 @@ impl Settings {
     pub fn ssh_host_alias(&self) -> String {
         format!("boxman-{}", self.instance)
     }
+    /// The shell command that logs into the nested host (as `make ssh` did).
+    pub fn ssh_command(&self) -> String {
+        format!(
+            "ssh -F {} {}",
+            self.ssh_config_path().display(),
+            self.ssh_host_alias()
+        )
+    }
     pub fn container_name(&self) -> String {
         format!("boxman-libvirt-{}", self.instance)
     }

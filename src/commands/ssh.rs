@@ -26,11 +26,7 @@ pub fn run(ctx: &Ctx, a: &SshArgs) -> Result<Exit> {
     if !a.command.is_empty() {
         cmd.arg("--").args(&a.command);
     }
-    ctx.out.detail(format!(
-        "ssh -F {} {}",
-        config.display(),
-        s.ssh_host_alias()
-    ));
+    ctx.out.detail(s.ssh_command());
     let err = cmd.exec();
     let hint = if err.kind() == std::io::ErrorKind::NotFound {
         " (install openssh-client)"

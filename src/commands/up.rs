@@ -356,12 +356,8 @@ fn summary(ctx: &Ctx, s: &Settings, versions: &(String, String), elapsed: Durati
         socket_uri: s.socket_uri(),
         ssh_uri: s.ssh_uri(),
         ssh_config: s.ssh_config_path().display().to_string(),
-        ssh_command: format!(
-            "ssh -F {} {}",
-            s.ssh_config_path().display(),
-            s.ssh_host_alias()
-        ),
-        virsh_command: format!("virsh -c '{}' list --all", s.socket_uri()),
+        ssh_command: s.ssh_command(),
+        virsh_command: super::uri::virsh_list(&s.socket_uri()),
         libvirt_version: versions.0.clone(),
         hypervisor_version: versions.1.clone(),
         seconds: elapsed.as_secs(),

@@ -16,19 +16,20 @@ struct Uris {
     virt_manager: String,
 }
 
+/// The virsh command that lists every domain at `uri`.
+pub fn virsh_list(uri: &str) -> String {
+    format!("virsh -c '{uri}' list --all")
+}
+
 pub fn run(ctx: &Ctx) -> Result<Exit> {
     let s = &ctx.settings;
     let u = Uris {
         socket_uri: s.socket_uri(),
         ssh_uri: s.ssh_uri(),
         ssh_config: s.ssh_config_path().display().to_string(),
-        ssh_command: format!(
-            "ssh -F {} {}",
-            s.ssh_config_path().display(),
-            s.ssh_host_alias()
-        ),
-        virsh_socket: format!("virsh -c '{}' list --all", s.socket_uri()),
-        virsh_ssh: format!("virsh -c '{}' list --all", s.ssh_uri()),
+        ssh_command: s.ssh_command(),
+        virsh_socket: virsh_list(&s.socket_uri()),
+        virsh_ssh: virsh_list(&s.ssh_uri()),
         virt_manager: format!("virt-manager --connect '{}'", s.ssh_uri()),
     };
     if ctx.out.is_json() {

@@ -41,13 +41,12 @@ pub fn run(ctx: &Ctx, cmd: VmCommand) -> Result<Exit> {
         VmCommand::Start { name } => {
             let conn = open_for(ctx, &name)?;
             // Like `vm stop` and `up`: the wanted state is no error.
-            if conn.domain_summary(&name)?.state.is_active() {
+            if conn.start_domain(&name)? {
+                ctx.out.note(format!("started vm '{name}'"));
+            } else {
                 ctx.out
                     .note(format!("vm '{name}' is already running; nothing to do"));
-                return Ok(Exit::Ok);
             }
-            conn.start_domain(&name)?;
-            ctx.out.note(format!("started vm '{name}'"));
             Ok(Exit::Ok)
         }
         VmCommand::Stop {

@@ -251,16 +251,30 @@ impl Libvirt {
         }
     }
 
-    pub fn start_domain(&self, name: &str) -> Result<()> {
+    /// The domains whose XML satisfies `wanted` (e.g. uses a network or a
+    /// disk path); one undefined meanwhile is skipped.
+    pub(super) fn domains_whose_xml(&self, wanted: impl Fn(&str) -> bool) -> Result<Vec<Domain>> {
+        let doms = self
+            .conn
+            .list_all_domains(0)
+            .map_err(|e| failure(e, "listing domains"))?;
+        Ok(doms
+            .into_iter()
+            .filter(|d| d.xml_desc(0).is_ok_and(|xml| wanted(&xml)))
+            .collect())
+    }
+
+    /// Starts the domain; false when it was already running (nothing done).
+    pub fn start_domain(&self, name: &str) -> Result<bool> {
         let dom = self.domain(name)?;
         if dom
             .is_active()
             .map_err(|e| failure(e, &format!("reading vm '{name}'")))?
         {
-            return Err(Failure::conflict(format!("vm '{name}' is already running")));
+            return Ok(false);
         }
         dom.create()
-            .map(|_| ())
+            .map(|_| true)
             .map_err(|e| failure(e, &format!("starting vm '{name}'")))
     }
 

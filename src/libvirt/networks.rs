@@ -147,24 +147,23 @@ impl Libvirt {
     /// The VMs with an interface on network `name`, each as "vm 'x'" with
     /// "(running)" when it is.
     pub fn network_users(&self, name: &str) -> Result<Vec<String>> {
-        let doms = self
-            .conn
-            .list_all_domains(0)
-            .map_err(|e| failure(e, "listing domains"))?;
-        let mut users = Vec::new();
-        for dom in &doms {
-            let Ok(xml) = dom.xml_desc(0) else { continue }; // undefined meanwhile
-            let sources = crate::xml::find_all(&xml, &["domain", "devices", "interface", "source"]);
-            if sources.iter().any(|s| s.attr("network") == Some(name)) {
-                let vm = dom.name().unwrap_or_default();
+        let on_network = |xml: &str| {
+            crate::xml::find_all(xml, &["domain", "devices", "interface", "source"])
+                .iter()
+                .any(|s| s.attr("network") == Some(name))
+        };
+        let mut users: Vec<String> = self
+            .domains_whose_xml(on_network)?
+            .iter()
+            .map(|dom| {
                 let running = if dom.is_active().unwrap_or(false) {
                     " (running)"
                 } else {
                     ""
                 };
-                users.push(format!("vm '{vm}'{running}"));
-            }
-        }
+                format!("vm '{}'{running}", dom.name().unwrap_or_default())
+            })
+            .collect();
         users.sort();
         Ok(users)
     }

@@ -151,6 +151,17 @@ impl Libvirt {
         self.volume(&p, pool, name)
     }
 
+    /// The existing pool `pool`, when it has no volume `name` yet.
+    fn pool_for_new_volume(&self, pool: &str, name: &str) -> Result<StoragePool> {
+        let p = self.existing_pool(pool)?;
+        if self.volume(&p, pool, name)?.is_some() {
+            return Err(Failure::conflict(format!(
+                "volume '{name}' already exists in pool '{pool}'"
+            )));
+        }
+        Ok(p)
+    }
+
     /// Creates an empty volume (`format` e.g. "qcow2") and returns its path.
     pub fn create_volume(
         &self,
@@ -159,12 +170,7 @@ impl Libvirt {
         capacity_bytes: u64,
         format: &str,
     ) -> Result<String> {
-        let p = self.existing_pool(pool)?;
-        if self.volume(&p, pool, name)?.is_some() {
-            return Err(Failure::conflict(format!(
-                "volume '{name}' already exists in pool '{pool}'"
-            )));
-        }
+        let p = self.pool_for_new_volume(pool, name)?;
         let xml = format!(
             "<volume><name>{}</name><capacity unit='bytes'>{capacity_bytes}</capacity><target><format type='{}'/></target></volume>",
             quick_xml::escape::escape(name),
@@ -172,8 +178,7 @@ impl Libvirt {
         );
         let vol = StorageVol::create_xml(&p, &xml, 0)
             .map_err(|e| failure(e, &format!("creating volume '{name}' in pool '{pool}'")))?;
-        vol.path()
-            .map_err(|e| failure(e, &format!("reading the path of volume '{name}'")))
+        path_of(&vol, name)
     }
 
     /// A qcow2 overlay whose backing store is `backing_path` (a linked clone:
@@ -187,12 +192,7 @@ impl Libvirt {
         capacity_bytes: u64,
     ) -> Result<String> {
         use quick_xml::escape::escape;
-        let p = self.existing_pool(pool)?;
-        if self.volume(&p, pool, name)?.is_some() {
-            return Err(Failure::conflict(format!(
-                "volume '{name}' already exists in pool '{pool}'"
-            )));
-        }
+        let p = self.pool_for_new_volume(pool, name)?;
         let xml = format!(
             "<volume><name>{}</name><capacity unit='bytes'>{capacity_bytes}</capacity><target><format type='qcow2'/></target>\
              <backingStore><path>{}</path><format type='{}'/></backingStore></volume>",
@@ -202,8 +202,7 @@ impl Libvirt {
         );
         let vol = StorageVol::create_xml(&p, &xml, 0)
             .map_err(|e| failure(e, &format!("creating overlay '{name}' on {backing_path}")))?;
-        vol.path()
-            .map_err(|e| failure(e, &format!("reading the path of volume '{name}'")))
+        path_of(&vol, name)
     }
 
     /// A full copy of `source` (in `pool`), grown to `capacity_bytes` when that
@@ -216,12 +215,7 @@ impl Libvirt {
         capacity_bytes: u64,
     ) -> Result<String> {
         use quick_xml::escape::escape;
-        let p = self.existing_pool(pool)?;
-        if self.volume(&p, pool, name)?.is_some() {
-            return Err(Failure::conflict(format!(
-                "volume '{name}' already exists in pool '{pool}'"
-            )));
-        }
+        let p = self.pool_for_new_volume(pool, name)?;
         let src = self.volume(&p, pool, source)?.ok_or_else(|| {
             Failure::not_found(format!("volume '{source}' not found in pool '{pool}'"))
         })?;
@@ -241,8 +235,7 @@ impl Libvirt {
                 return Err(failure(e, &format!("growing volume '{name}'")));
             }
         }
-        vol.path()
-            .map_err(|e| failure(e, &format!("reading the path of volume '{name}'")))
+        path_of(&vol, name)
     }
 
     /// Deletes a volume; a volume that is already gone is not an error.
@@ -290,4 +283,10 @@ impl Libvirt {
         }
         Ok(rows)
     }
+}
+
+/// A volume's path on the libvirt host (for `<disk type='file'>`).
+pub(super) fn path_of(vol: &StorageVol, name: &str) -> Result<String> {
+    vol.path()
+        .map_err(|e| failure(e, &format!("reading the path of volume '{name}'")))
 }

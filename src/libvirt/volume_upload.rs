@@ -12,6 +12,7 @@ use virt::storage_vol::StorageVol;
 use virt::stream::Stream;
 
 use super::errors::{self, failure};
+use super::storage::path_of;
 use super::Libvirt;
 use crate::error::{Failure, Result};
 
@@ -33,13 +34,9 @@ impl Libvirt {
 
     /// The volume's path on the libvirt host, if the volume exists.
     pub fn volume_path(&self, pool: &str, name: &str) -> Result<Option<String>> {
-        match self.find_volume(pool, name)? {
-            Some(v) => v
-                .path()
-                .map(Some)
-                .map_err(|e| failure(e, &format!("reading the path of volume '{name}'"))),
-            None => Ok(None),
-        }
+        self.find_volume(pool, name)?
+            .map(|v| path_of(&v, name))
+            .transpose()
     }
 
     /// Creates volume `pool/name` holding exactly the bytes of `local` and
@@ -92,8 +89,7 @@ impl Libvirt {
             let _ = vol.delete(0);
             return Err(err.context(format!("{what} (the volume was removed again)")));
         }
-        vol.path()
-            .map_err(|e| failure(e, &format!("reading the path of volume '{name}'")))
+        path_of(&vol, name)
     }
 
     /// Makes libvirt re-read the pool's volumes, e.g. so that an uploaded
@@ -283,24 +279,18 @@ impl Libvirt {
                 }
             }
         }
-        let doms = self
-            .conn
-            .list_all_domains(0)
-            .map_err(|e| failure(e, "listing domains"))?;
-        for dom in &doms {
-            let Ok(xml) = dom.xml_desc(0) else { continue };
-            let disk = crate::xml::find_all(&xml, &["domain", "devices", "disk", "source"]);
+        let uses_path = |xml: &str| {
+            let disk = crate::xml::find_all(xml, &["domain", "devices", "disk", "source"]);
             let backing = crate::xml::find_all(
-                &xml,
+                xml,
                 &["domain", "devices", "disk", "backingStore", "source"],
             );
-            if disk
-                .iter()
+            disk.iter()
                 .chain(backing.iter())
                 .any(|e| e.attr("file") == Some(path))
-            {
-                users.push(format!("vm '{}'", dom.name().unwrap_or_default()));
-            }
+        };
+        for dom in self.domains_whose_xml(uses_path)? {
+            users.push(format!("vm '{}'", dom.name().unwrap_or_default()));
         }
         Ok(users)
     }
