@@ -189,6 +189,11 @@ impl Env {
         boxvirt_env(self.dir.path(), args, &env)
     }
 
+    /// `image pull URL FLAG VALUE --no-upload` (the cache only, no libvirt).
+    fn pull(&self, url: &str, (flag, value): (&str, &str)) -> Run {
+        self.run(&["image", "pull", url, flag, value, "--no-upload"], &[])
+    }
+
     fn verified(&self) -> Vec<PathBuf> {
         files_in(&self.cache.join("images/sha256"))
     }
@@ -218,12 +223,7 @@ fn checksum_mismatch_is_an_error_naming_both_digests_and_caches_nothing() {
     let url = server.put("/img/bad.qcow2", image);
     let wrong = "0".repeat(64);
 
-    let run = env
-        .run(
-            &["image", "pull", &url, "--sha256", &wrong, "--no-upload"],
-            &[],
-        )
-        .expect_code(1);
+    let run = env.pull(&url, ("--sha256", &wrong)).expect_code(1);
     let line = run.one_line_error();
     assert!(line.contains(&wrong) && line.contains(&actual), "{line}");
     assert!(env.verified().is_empty(), "cached: {:?}", env.verified());
@@ -234,19 +234,7 @@ fn checksum_mismatch_is_an_error_naming_both_digests_and_caches_nothing() {
         "/img/SHA256SUMS",
         format!("{wrong} *bad.qcow2\n").into_bytes(),
     );
-    let run = env
-        .run(
-            &[
-                "image",
-                "pull",
-                &url,
-                "--checksum-url",
-                &sums,
-                "--no-upload",
-            ],
-            &[],
-        )
-        .expect_code(1);
+    let run = env.pull(&url, ("--checksum-url", &sums)).expect_code(1);
     assert!(run.one_line_error().contains(&actual));
     assert!(env.verified().is_empty() && env.parts().is_empty());
 }
@@ -261,12 +249,7 @@ fn interrupted_download_is_resumed_by_the_next_pull() {
     let cut = 100_000u64;
     server.state.lock().unwrap().cut_at = Some(cut);
 
-    let run = env
-        .run(
-            &["image", "pull", &url, "--sha256", &digest, "--no-upload"],
-            &[],
-        )
-        .expect_code(1);
+    let run = env.pull(&url, ("--sha256", &digest)).expect_code(1);
     let line = run.one_line_error();
     assert!(
         line.contains("interrupted") && line.contains("resume"),
@@ -280,12 +263,7 @@ fn interrupted_download_is_resumed_by_the_next_pull() {
     assert_eq!(parts.len(), 1, "{parts:?}");
     assert_eq!(std::fs::metadata(&parts[0]).unwrap().len(), cut);
 
-    let run = env
-        .run(
-            &["image", "pull", &url, "--sha256", &digest, "--no-upload"],
-            &[],
-        )
-        .ok();
+    let run = env.pull(&url, ("--sha256", &digest)).ok();
     assert!(
         run.stdout.contains(&digest) && run.stdout.contains("downloaded and verified"),
         "{}",
@@ -298,12 +276,7 @@ fn interrupted_download_is_resumed_by_the_next_pull() {
     assert!(env.parts().is_empty());
 
     // Cached now: no further request for the image.
-    let run = env
-        .run(
-            &["image", "pull", &url, "--sha256", &digest, "--no-upload"],
-            &[],
-        )
-        .ok();
+    let run = env.pull(&url, ("--sha256", &digest)).ok();
     assert!(run.stdout.contains("already cached"), "{}", run.stdout);
     assert_eq!(server.gets_of("/img/cut.qcow2").len(), 2);
 }
@@ -334,16 +307,8 @@ fn interruption_is_resumed_within_one_pull_and_a_server_without_ranges_restarts(
         s.cut_at = Some(50_000);
         s.ignore_range = true;
     }
-    env.run(
-        &["image", "pull", &url, "--sha256", &digest, "--no-upload"],
-        &[],
-    )
-    .expect_code(1);
-    env.run(
-        &["image", "pull", &url, "--sha256", &digest, "--no-upload"],
-        &[],
-    )
-    .ok();
+    env.pull(&url, ("--sha256", &digest)).expect_code(1);
+    env.pull(&url, ("--sha256", &digest)).ok();
     assert_eq!(
         std::fs::read(env.cache.join(format!("images/sha256/{digest}.qcow2"))).unwrap(),
         image
@@ -416,19 +381,7 @@ fn checksum_files_in_gnu_and_bsd_format_are_read() {
     // A checksum file that does not list the image: a clear error, nothing cached.
     let env = Env::new();
     let sums = server.put("/b/EMPTY", b"# nothing\n".to_vec());
-    let run = env
-        .run(
-            &[
-                "image",
-                "pull",
-                &url,
-                "--checksum-url",
-                &sums,
-                "--no-upload",
-            ],
-            &[],
-        )
-        .expect_code(1);
+    let run = env.pull(&url, ("--checksum-url", &sums)).expect_code(1);
     assert!(run.one_line_error().contains("--sha256"), "{}", run.stderr);
     assert!(env.verified().is_empty());
 }
@@ -567,14 +520,7 @@ fn live_upload_through_a_stream_then_rm_refuses_while_an_overlay_uses_it() {
     let list = env
         .run(&["-c", &uri, "image", "list", "-o", "json"], &[])
         .ok();
-    let v: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
-    let row = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == name.as_str())
-        .expect("listed")
-        .clone();
+    let row = row_named(&list.stdout, &name);
     assert_eq!(row["sha256"], digest.as_str());
     assert_eq!(row["volume"]["name"], vol.as_str());
     let table = env.run(&["-c", &uri, "image", "list"], &[]).ok();

@@ -130,14 +130,7 @@ fn tiny_guest_boots_stops_and_is_deleted_without_leftovers() {
     wait_for_line(&log, "BOXVIRT-TINY-BOOTED", Duration::from_secs(180));
 
     let list = live(d.path(), &["vm", "list", "-o", "json"]).ok();
-    let v: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
-    let me = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["name"] == name.as_str())
-        .expect("listed")
-        .clone();
+    let me = row_named(&list.stdout, &name);
     assert_eq!(me["state"], "running");
     assert_eq!(me["memory_mib"], 256);
 
@@ -215,13 +208,25 @@ fn reservations(uri: &str) -> Vec<String> {
     .collect()
 }
 
+/// No domain, volume (disk or seed) or DHCP reservation named after `name`
+/// is left on the live daemon; `case` names the situation in a failure.
+fn assert_nothing_left(cwd: &Path, uri: &str, name: &str, case: &str) {
+    assert!(
+        !domain_names(cwd).contains(&name.to_string()),
+        "{case}: domain left behind"
+    );
+    assert!(
+        !pool_volumes(uri).iter().any(|v| v.starts_with(name)),
+        "{case}: volume left behind"
+    );
+    assert!(
+        !reservations(uri).contains(&name.to_string()),
+        "{case}: DHCP reservation left behind"
+    );
+}
+
 fn pool_volumes(uri: &str) -> Vec<String> {
-    let conn = boxvirt::libvirt::Libvirt::open(uri, "live").unwrap();
-    conn.list_volumes("default")
-        .unwrap()
-        .into_iter()
-        .map(|v| v.name)
-        .collect()
+    volume_names(&boxvirt::libvirt::Libvirt::open(uri, "live").unwrap())
 }
 
 #[test]
@@ -273,18 +278,7 @@ fn injected_failures_leave_no_domain_volume_seed_or_reservation_on_the_real_daem
             "{line}"
         );
         assert!(!line.contains("could NOT"), "{line}");
-        assert!(
-            !domain_names(d.path()).contains(&name),
-            "{hook}: domain left behind"
-        );
-        assert!(
-            !pool_volumes(&uri).iter().any(|v| v.starts_with(&name)),
-            "{hook}: volume left behind"
-        );
-        assert!(
-            !reservations(&uri).contains(&name),
-            "{hook}: DHCP reservation left behind"
-        );
+        assert_nothing_left(d.path(), &uri, &name, &hook);
     }
     // A real conflict: the name is taken; nothing new appears.
     let name = format!("live-dup-{}", std::process::id());
@@ -348,14 +342,7 @@ fn injected_failures_leave_no_domain_volume_seed_or_reservation_on_the_real_daem
     );
     let del = live(d.path(), &["vm", "delete", &name, "--yes"]).ok();
     assert!(del.stderr.contains("DHCP reservation"), "{}", del.stderr);
-    assert!(
-        !pool_volumes(&uri).iter().any(|v| v.starts_with(&name)),
-        "delete must remove the volumes boxvirt made"
-    );
-    assert!(
-        !reservations(&uri).contains(&name),
-        "delete must release the reservation"
-    );
+    assert_nothing_left(d.path(), &uri, &name, "vm delete");
 }
 
 /// `vm delete` removes the domain (and with it the record of what boxvirt
@@ -426,18 +413,7 @@ fn a_failed_delete_leaves_the_vm_defined_and_deleting_again_finishes() {
         "{}",
         run.stderr
     );
-    assert!(
-        !domain_names(d.path()).contains(&name),
-        "domain left behind"
-    );
-    assert!(
-        !pool_volumes(&uri).iter().any(|v| v.starts_with(&name)),
-        "volume left behind"
-    );
-    assert!(
-        !reservations(&uri).contains(&name),
-        "DHCP reservation left behind"
-    );
+    assert_nothing_left(d.path(), &uri, &name, "after the second delete");
 }
 
 /// `vm wait` on a VM without a seed (so without a pinned host key) fails at

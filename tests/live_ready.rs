@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::Run;
+use common::{row_named, Run};
 
 fn netns() -> String {
     std::env::var("BOXVIRT_LIVE_NETNS").unwrap_or_else(|_| "boxvirt-live".to_string())
@@ -98,14 +98,7 @@ fn tiny_vm_is_ready_over_ssh_with_its_seed_identity_and_leaves_nothing() {
         (Some(ip.as_str()), Some("reservation"))
     );
     let list = in_ns(d.path(), &["vm", "list", "-o", "json"]).ok();
-    let rows: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
-    let me = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == name.as_str())
-        .unwrap()
-        .clone();
+    let me = row_named(&list.stdout, &name);
     assert_eq!(me["ip"].as_str(), Some(ip.as_str()));
     // The seed is gone from the domain and the pool.
     let xml = in_ns(d.path(), &["vm", "xml", &name]).ok().stdout;

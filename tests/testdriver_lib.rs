@@ -9,6 +9,7 @@ use boxvirt::libvirt::{Libvirt, NetworkChange};
 use boxvirt::output::Output;
 use boxvirt::template::{Catalog, Kind};
 use boxvirt::vm::create::{create, Request, STEPS};
+use common::volume_names;
 
 fn open(fixture: &str) -> Libvirt {
     Libvirt::open(&common::test_uri(fixture), "test").unwrap()
@@ -48,18 +49,10 @@ fn names(conn: &Libvirt) -> Vec<String> {
         .collect()
 }
 
-fn volumes(conn: &Libvirt) -> Vec<String> {
-    conn.list_volumes("default")
-        .unwrap()
-        .into_iter()
-        .map(|v| v.name)
-        .collect()
-}
-
 #[test]
 fn create_then_list_then_delete_leaves_the_host_as_it_was() {
     let conn = open("node.xml");
-    let before = (names(&conn), volumes(&conn));
+    let before = (names(&conn), volume_names(&conn));
     let req = Request {
         template: "rocky9".into(),
         name: Some("r1".into()),
@@ -69,7 +62,7 @@ fn create_then_list_then_delete_leaves_the_host_as_it_was() {
     let made = create(&conn, &Catalog::default(), &quiet(), &req).unwrap();
     assert_eq!(made.volumes, vec!["r1.qcow2"]);
     assert!(names(&conn).contains(&"r1".to_string()));
-    assert!(volumes(&conn).contains(&"r1.qcow2".to_string()));
+    assert!(volume_names(&conn).contains(&"r1.qcow2".to_string()));
     let xml = conn.domain_xml("r1", true).unwrap();
     assert!(
         xml.contains(&format!("<mac address='{}'/>", made.mac.unwrap())),
@@ -105,7 +98,7 @@ fn create_then_list_then_delete_leaves_the_host_as_it_was() {
         .remove_dhcp_host(&r.network, &r.mac, "r1", &r.ip)
         .unwrap());
     assert_eq!(reservations(&conn), 0);
-    assert_eq!((names(&conn), volumes(&conn)), before);
+    assert_eq!((names(&conn), volume_names(&conn)), before);
 }
 
 #[test]
@@ -113,7 +106,7 @@ fn a_failure_after_each_step_rolls_back_everything_this_run_made() {
     // "seed" needs upload streams: covered on the live daemon.
     for step in STEPS.iter().filter(|s| **s != "seed") {
         let conn = open("node.xml");
-        let before = (names(&conn), volumes(&conn), reservations(&conn));
+        let before = (names(&conn), volume_names(&conn), reservations(&conn));
         let req = Request {
             template: "rocky9".into(),
             name: Some("doomed".into()),
@@ -130,7 +123,7 @@ fn a_failure_after_each_step_rolls_back_everything_this_run_made() {
         assert!(err.message.contains("rolled back"), "{}", err.message);
         assert!(!err.message.contains("could NOT"), "{}", err.message);
         assert_eq!(
-            (names(&conn), volumes(&conn), reservations(&conn)),
+            (names(&conn), volume_names(&conn), reservations(&conn)),
             before,
             "after failing at {step}"
         );
@@ -140,7 +133,7 @@ fn a_failure_after_each_step_rolls_back_everything_this_run_made() {
 #[test]
 fn a_missing_network_is_caught_before_anything_is_made() {
     let conn = open("node.xml");
-    let before = (names(&conn), volumes(&conn));
+    let before = (names(&conn), volume_names(&conn));
     // A network that existed and was deleted: caught by the pre-checks.
     conn.ensure_network("isolated", || {
         Catalog::default()
@@ -158,7 +151,7 @@ fn a_missing_network_is_caught_before_anything_is_made() {
     };
     let err = create(&conn, &Catalog::default(), &quiet(), &req).unwrap_err();
     assert_eq!(err.exit, boxvirt::error::Exit::NotFound, "{}", err.message);
-    assert_eq!((names(&conn), volumes(&conn)), before);
+    assert_eq!((names(&conn), volume_names(&conn)), before);
 }
 
 #[test]

@@ -134,3 +134,24 @@ pub fn tiny_dir() -> PathBuf {
     }
     dir
 }
+
+/// Names of the volumes in pool `default`.
+pub fn volume_names(conn: &boxvirt::libvirt::Libvirt) -> Vec<String> {
+    conn.list_volumes("default")
+        .unwrap()
+        .into_iter()
+        .map(|v| v.name)
+        .collect()
+}
+
+/// The row whose "name" is `name` in a JSON listing (`-o json` output).
+#[track_caller]
+pub fn row_named(json: &str, name: &str) -> serde_json::Value {
+    let rows: serde_json::Value = serde_json::from_str(json).unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not listed in {json}"))
+        .clone()
+}
