@@ -17,6 +17,28 @@ fn live(cwd: &Path, args: &[&str]) -> Run {
     boxvirt_in(cwd, &full)
 }
 
+/// `vm create --template debian12 --name NAME --blank-disk --disk-size 1
+/// EXTRA...` on the live daemon: no base image needed (no internet), and
+/// every create step (volume, seed, reservation, domain) still applies.
+fn create_blank(cwd: &Path, name: &str, extra: &[&str], env: &[(&str, &str)]) -> Run {
+    let uri = live_uri();
+    let mut args = vec![
+        "-c",
+        uri.as_str(),
+        "vm",
+        "create",
+        "--template",
+        "debian12",
+        "--name",
+        name,
+        "--blank-disk",
+        "--disk-size",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    boxvirt_env(cwd, &args, env)
+}
+
 fn require_daemon(cwd: &Path) {
     let run = live(cwd, &["vm", "list"]);
     assert_eq!(
@@ -247,23 +269,10 @@ fn injected_failures_leave_no_domain_volume_seed_or_reservation_on_the_real_daem
             if signal { "sig" } else { "err" },
             std::process::id()
         );
-        // A blank disk (no internet for a base image) with the seed: every step applies.
-        let run = boxvirt_env(
+        let run = create_blank(
             d.path(),
-            &[
-                "-c",
-                &uri,
-                "vm",
-                "create",
-                "--template",
-                "debian12",
-                "--name",
-                &name,
-                "--blank-disk",
-                "--disk-size",
-                "1",
-                "--start",
-            ],
+            &name,
+            &["--start"],
             &[("BOXVIRT_INJECT_FAILURE", &hook)],
         )
         .expect_code(1);
@@ -286,23 +295,7 @@ fn injected_failures_leave_no_domain_volume_seed_or_reservation_on_the_real_daem
         uri: uri.clone(),
         name: name.clone(),
     };
-    let made = live(
-        d.path(),
-        &[
-            "-o",
-            "json",
-            "vm",
-            "create",
-            "--template",
-            "debian12",
-            "--name",
-            &name,
-            "--blank-disk",
-            "--disk-size",
-            "1",
-        ],
-    )
-    .ok();
+    let made = create_blank(d.path(), &name, &["-o", "json"], &[]).ok();
     let v: serde_json::Value = serde_json::from_str(&made.stdout).unwrap();
     assert_eq!(
         v["volumes"],
@@ -322,19 +315,7 @@ fn injected_failures_leave_no_domain_volume_seed_or_reservation_on_the_real_daem
         (doms, vols)
     };
     let before = mine(d.path());
-    live(
-        d.path(),
-        &[
-            "vm",
-            "create",
-            "--template",
-            "debian12",
-            "--name",
-            &name,
-            "--blank-disk",
-        ],
-    )
-    .expect_code(4);
+    create_blank(d.path(), &name, &[], &[]).expect_code(4);
     assert_eq!(
         mine(d.path()),
         before,
@@ -368,21 +349,7 @@ fn a_failed_delete_leaves_the_vm_defined_and_deleting_again_finishes() {
         uri: uri.clone(),
         name: name.clone(),
     };
-    live(
-        d.path(),
-        &[
-            "vm",
-            "create",
-            "--template",
-            "debian12",
-            "--name",
-            &name,
-            "--blank-disk",
-            "--disk-size",
-            "1",
-        ],
-    )
-    .ok();
+    create_blank(d.path(), &name, &[], &[]).ok();
     let conn = boxvirt::libvirt::Libvirt::open(&uri, "live").unwrap();
     let seed = conn
         .volume_path("default", &format!("{name}-seed.img"))
@@ -428,23 +395,7 @@ fn waiting_for_a_vm_without_a_seed_fails_at_once() {
         uri: live_uri(),
         name: name.clone(),
     };
-    live(
-        d.path(),
-        &[
-            "vm",
-            "create",
-            "--template",
-            "debian12",
-            "--name",
-            &name,
-            "--blank-disk",
-            "--disk-size",
-            "1",
-            "--no-seed",
-            "--no-reserve",
-        ],
-    )
-    .ok();
+    create_blank(d.path(), &name, &["--no-seed", "--no-reserve"], &[]).ok();
     let run = live(d.path(), &["vm", "wait", &name, "--timeout", "600"]).expect_code(1);
     assert!(
         run.one_line_error().contains("no pinned host key"),
