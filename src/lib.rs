@@ -18,9 +18,11 @@ pub mod names;
 pub mod nested;
 pub mod output;
 pub mod progress;
+pub mod quote;
 pub mod settings;
 pub mod sshjump;
 pub mod template;
+pub mod uri;
 pub mod vm;
 pub mod xml;
 

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use crate::cli::{GlobalArgs, OutputFormat, Via};
 use crate::error::{Failure, Result};
 use crate::names;
+use crate::quote;
+use crate::uri::Uri;
 
 pub const DEFAULT_INSTANCE: &str = "default";
 pub const DEFAULT_DATA_DIR: &str = "./data";
@@ -35,7 +37,15 @@ pub struct Settings {
     pub libvirt_tls_port: u16,
     pub host_uid: u32,
     pub host_gid: u32,
+    /// Where short links to deep sockets live (see [`Settings::socket_link`]):
+    /// `$XDG_RUNTIME_DIR/boxvirt`, else `/run/user/UID/boxvirt`, else
+    /// `/tmp/boxvirt-UID`.
+    pub link_dir: PathBuf,
 }
+
+/// The longest path a unix socket address holds (sun_path is 108 bytes,
+/// NUL included).
+pub const SUN_PATH_MAX: usize = 107;
 
 /// Where settings come from besides flags: the process environment and the
 /// `.env` file. Kept as plain maps so tests can resolve without touching the
@@ -47,6 +57,8 @@ pub struct Sources {
     pub cwd: PathBuf,
     pub uid: u32,
     pub gid: u32,
+    /// `/run/user/UID` when it exists (checked by `from_process`).
+    pub run_user_dir: Option<PathBuf>,
 }
 
 impl Sources {
@@ -60,12 +72,14 @@ impl Sources {
         };
         // SAFETY: getuid/getgid cannot fail and touch no memory.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let run_user = PathBuf::from(format!("/run/user/{uid}"));
         Ok(Sources {
             env: std::env::vars().collect(),
             dotenv,
             cwd,
             uid,
             gid,
+            run_user_dir: run_user.is_dir().then_some(run_user),
         })
     }
 
@@ -79,6 +93,20 @@ impl Sources {
             .get(sudo_var)
             .and_then(|v| v.parse().ok())
             .unwrap_or(own)
+    }
+
+    /// The user's runtime directory for boxvirt's socket links.
+    fn link_dir(&self) -> PathBuf {
+        match self
+            .env
+            .get("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| self.run_user_dir.clone())
+        {
+            Some(dir) => dir.join("boxvirt"),
+            None => PathBuf::from(format!("/tmp/boxvirt-{}", self.uid)),
+        }
     }
 
     /// Environment first, then `.env`; empty values count as unset.
@@ -204,6 +232,7 @@ impl Settings {
                 "HOST_GID",
                 src.invoking_id("SUDO_GID", src.gid),
             )?,
+            link_dir: src.link_dir(),
         })
     }
 
@@ -221,27 +250,51 @@ impl Settings {
         self.explicit_uri.is_none()
     }
 
+    /// True when libvirt commands go through the instance's socket.
+    pub fn uses_instance_socket(&self) -> bool {
+        self.uses_instance() && self.via == Via::Socket
+    }
+
+    /// The socket in the data dir (bind-mounted from the container).
     pub fn socket_path(&self) -> PathBuf {
         self.data_dir.join("libvirt-run").join("libvirt-sock")
     }
 
+    /// When the socket's path is longer than a unix socket address holds:
+    /// the short link to its directory that clients connect through,
+    /// `<link dir>/<hash of the data dir>` (made by `nested::socket_link`).
+    pub fn socket_link(&self) -> Option<PathBuf> {
+        use sha2::{Digest, Sha256};
+        if self.socket_path().as_os_str().len() <= SUN_PATH_MAX {
+            return None;
+        }
+        let hash = Sha256::digest(self.data_dir.as_os_str().as_encoded_bytes());
+        Some(self.link_dir.join(&hex::encode(hash)[..16]))
+    }
+
+    /// The path clients connect to: the socket, or its short link.
+    pub fn socket_connect_path(&self) -> PathBuf {
+        match self.socket_link() {
+            Some(link) => link.join("libvirt-sock"),
+            None => self.socket_path(),
+        }
+    }
+
     pub fn socket_uri(&self) -> String {
-        format!(
-            "qemu+unix:///system?socket={}",
-            self.socket_path().display()
-        )
+        Uri::unix_socket(&self.socket_connect_path()).to_string()
     }
 
     /// The instance's sshd with its key and pinned host key. libvirt's libssh2
     /// transport checks the known_hosts file (the plain ssh transport ignores
     /// it; the libssh one stalls for seconds on large replies).
     pub fn ssh_uri(&self) -> String {
-        format!(
-            "qemu+libssh2://{NESTED_SSH_USER}@127.0.0.1:{}/system?keyfile={}&known_hosts={}&sshauth=privkey",
-            self.ssh_port,
-            self.ssh_key_path().display(),
-            self.known_hosts_path().display(),
-        )
+        Uri::new("qemu+libssh2", "127.0.0.1", "/system")
+            .user(NESTED_SSH_USER)
+            .port(self.ssh_port)
+            .path_param("keyfile", &self.ssh_key_path())
+            .path_param("known_hosts", &self.known_hosts_path())
+            .param("sshauth", "privkey")
+            .to_string()
     }
 
     pub fn ssh_dir(&self) -> PathBuf {
@@ -264,8 +317,8 @@ impl Settings {
     pub fn ssh_command(&self) -> String {
         format!(
             "ssh -F {} {}",
-            self.ssh_config_path().display(),
-            self.ssh_host_alias()
+            quote::shell_path(&self.ssh_config_path()),
+            quote::shell(&self.ssh_host_alias())
         )
     }
     pub fn container_name(&self) -> String {
@@ -300,7 +353,71 @@ mod tests {
             cwd: PathBuf::from("/home/u/proj"),
             uid: 1000,
             gid: 1001,
+            run_user_dir: None,
         }
+    }
+
+    #[test]
+    fn paths_in_uris_are_percent_encoded() {
+        let flags = GlobalArgs {
+            data_dir: Some("./sp ace&x#%?+='ä".into()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&flags, &sources(&[], "")).unwrap();
+        let enc = "/home/u/proj/sp%20ace%26x%23%25%3F%2B%3D%27%C3%A4";
+        assert_eq!(
+            s.socket_uri(),
+            format!("qemu+unix:///system?socket={enc}/libvirt-run/libvirt-sock")
+        );
+        assert_eq!(
+            s.ssh_uri(),
+            format!("qemu+libssh2://qemu_user@127.0.0.1:2222/system?keyfile={enc}/ssh/id_ed25519&known_hosts={enc}/ssh/known_hosts&sshauth=privkey")
+        );
+        assert_eq!(
+            crate::uri::param_path(&s.socket_uri(), "socket").unwrap(),
+            s.socket_path()
+        );
+        assert_eq!(
+            s.ssh_command(),
+            "ssh -F '/home/u/proj/sp ace&x#%?+='\\''ä/ssh/boxman.conf' boxman-default"
+        );
+    }
+
+    #[test]
+    fn deep_sockets_go_through_a_short_link_in_the_runtime_dir() {
+        let short = Settings::resolve(&GlobalArgs::default(), &sources(&[], "")).unwrap();
+        assert_eq!(short.socket_link(), None);
+        assert_eq!(short.socket_connect_path(), short.socket_path());
+        let deep = GlobalArgs {
+            data_dir: Some(PathBuf::from("d".repeat(100))),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&deep, &sources(&[], "")).unwrap();
+        let link = s.socket_link().unwrap();
+        assert!(link.starts_with("/tmp/boxvirt-1000/"), "{link:?}");
+        assert_eq!(s.socket_connect_path(), link.join("libvirt-sock"));
+        assert!(s.socket_uri().contains("socket=/tmp/boxvirt-1000/"));
+        let s = Settings::resolve(
+            &deep,
+            &sources(&[("XDG_RUNTIME_DIR", "/run/user/1000")], ""),
+        )
+        .unwrap();
+        assert!(s
+            .socket_link()
+            .unwrap()
+            .starts_with("/run/user/1000/boxvirt/"));
+        // Each data dir its own link.
+        let other = GlobalArgs {
+            data_dir: Some(PathBuf::from("e".repeat(100))),
+            ..Default::default()
+        };
+        let o = Settings::resolve(&other, &sources(&[], "")).unwrap();
+        assert_ne!(
+            o.socket_link(),
+            Settings::resolve(&deep, &sources(&[], ""))
+                .unwrap()
+                .socket_link()
+        );
     }
 
     #[test]

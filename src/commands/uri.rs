@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::context::Ctx;
 use crate::error::{Exit, Result};
+use crate::quote;
 
 #[derive(Serialize)]
 struct Uris {
@@ -18,7 +19,7 @@ struct Uris {
 
 /// The virsh command that lists every domain at `uri`.
 pub fn virsh_list(uri: &str) -> String {
-    format!("virsh -c '{uri}' list --all")
+    format!("virsh -c {} list --all", quote::shell(uri))
 }
 
 pub fn run(ctx: &Ctx) -> Result<Exit> {
@@ -30,7 +31,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         ssh_command: s.ssh_command(),
         virsh_socket: virsh_list(&s.socket_uri()),
         virsh_ssh: virsh_list(&s.ssh_uri()),
-        virt_manager: format!("virt-manager --connect '{}'", s.ssh_uri()),
+        virt_manager: format!("virt-manager --connect {}", quote::shell(&s.ssh_uri())),
     };
     if ctx.out.is_json() {
         return ctx.out.json(&u).map(|_| Exit::Ok);
@@ -43,4 +44,21 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
     crate::outln!("{}", u.virt_manager);
     crate::outln!("{}", u.ssh_command);
     Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virsh_line_is_one_shell_word_for_the_uri() {
+        assert_eq!(
+            virsh_list("qemu+unix:///system?socket=/a%20b/s"),
+            "virsh -c 'qemu+unix:///system?socket=/a%20b/s' list --all"
+        );
+        assert_eq!(
+            virsh_list("test:///default"),
+            "virsh -c test:///default list --all"
+        );
+    }
 }

@@ -201,14 +201,14 @@ fn entry(ctx: &Ctx, conn: &Libvirt, name: &str) -> Result<String> {
         ))
     })?;
     let known = vm_ssh::pin(&ctx.settings, &addr.ip, host_key)?;
-    Ok(vm_ssh::host_entry(
+    vm_ssh::host_entry(
         name,
         &addr.ip,
         meta.user.as_deref().unwrap_or("boxvirt"),
         &ctx.settings.ssh_key_path(),
         &known,
         vm_ssh::proxy_command(&ctx.settings).as_deref(),
-    ))
+    )
 }
 
 fn ssh(ctx: &Ctx, name: &str, command: &[String]) -> Result<Exit> {

@@ -57,13 +57,14 @@ impl Libvirt {
             ))
         };
 
-        if let Some(socket) = socket_param(uri) {
+        if let Some(socket) = crate::uri::param_path(uri, "socket") {
+            let shown = socket.display();
             match std::fs::metadata(&socket) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(fail(format!("no socket at {socket}")))
+                    return Err(fail(format!("no socket at {shown}")))
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                    return Err(fail(format!("permission denied on {socket}")))
+                    return Err(fail(format!("permission denied on {shown}")))
                 }
                 _ => {}
             }
@@ -127,15 +128,6 @@ pub fn is_local_uri(uri: &str) -> bool {
     (scheme == "qemu" || scheme == "qemu+unix") && host_empty
 }
 
-/// The `socket=` parameter of a URI, if any.
-pub fn socket_param(uri: &str) -> Option<String> {
-    let query = uri.split_once('?')?.1;
-    query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("socket="))
-        .map(str::to_string)
-}
-
 /// libvirt's connection errors are long; keep the part a user can act on.
 fn summarize(message: &str) -> String {
     let msg = errors::clean(message);
@@ -164,15 +156,6 @@ mod tests {
         assert!(is_local_uri("qemu+unix:///system?socket=/x/libvirt-sock"));
         assert!(!is_local_uri("qemu+ssh://u@127.0.0.1:2222/system"));
         assert!(!is_local_uri("test:///default"));
-    }
-
-    #[test]
-    fn socket_param_is_extracted() {
-        assert_eq!(
-            socket_param("qemu+unix:///system?socket=/d/s").as_deref(),
-            Some("/d/s")
-        );
-        assert_eq!(socket_param("qemu:///system"), None);
     }
 
     #[test]

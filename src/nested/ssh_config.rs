@@ -7,16 +7,19 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Failure, Result};
+use crate::quote;
 use crate::settings::{Settings, NESTED_SSH_USER};
 
-/// The text of boxman.conf for an instance whose sshd is on `port`.
-pub fn config_text(alias: &str, port: u16, data_dir: &Path) -> String {
+/// The text of boxman.conf for an instance whose sshd is on `port`. Paths
+/// are quoted for ssh_config (a data dir with a space, `%` or `#` is fine;
+/// one with `"` is refused).
+pub fn config_text(alias: &str, port: u16, data_dir: &Path) -> Result<String> {
     let ssh = data_dir.join("ssh");
-    format!(
+    Ok(format!(
         "Host {alias}\n  HostName 127.0.0.1\n  Port {port}\n  User {NESTED_SSH_USER}\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n",
-        ssh.join("id_ed25519").display(),
-        ssh.join("known_hosts").display(),
-    )
+        quote::ssh_config_path(&ssh.join("id_ed25519"))?,
+        quote::ssh_config_path(&ssh.join("known_hosts"))?,
+    ))
 }
 
 /// Where link-ssh puts the link: ~/.ssh/config.d/boxman/boxman-<instance>.conf.
@@ -100,7 +103,7 @@ pub fn write_files(settings: &Settings, port: u16, known_hosts: &str) -> Result<
     write(settings.known_hosts_path(), known_hosts)?;
     write(
         settings.ssh_config_path(),
-        &config_text(&settings.ssh_host_alias(), port, &settings.data_dir),
+        &config_text(&settings.ssh_host_alias(), port, &settings.data_dir)?,
     )
 }
 
@@ -110,18 +113,24 @@ mod tests {
 
     #[test]
     fn config_has_absolute_paths_and_pins_the_host_key() {
-        let text = config_text("boxman-dev02", 2223, Path::new("/home/u/p/data-dev02"));
+        let text = config_text("boxman-dev02", 2223, Path::new("/home/u/p/data-dev02")).unwrap();
         assert_eq!(
             text,
-            "Host boxman-dev02
+            r#"Host boxman-dev02
   HostName 127.0.0.1
   Port 2223
   User qemu_user
-  IdentityFile /home/u/p/data-dev02/ssh/id_ed25519
+  IdentityFile "/home/u/p/data-dev02/ssh/id_ed25519"
   IdentitiesOnly yes
-  UserKnownHostsFile /home/u/p/data-dev02/ssh/known_hosts
+  UserKnownHostsFile "/home/u/p/data-dev02/ssh/known_hosts"
   StrictHostKeyChecking yes
-"
+"#
         );
+        let text = config_text("boxman-x", 2223, Path::new("/p/a b%c")).unwrap();
+        assert!(
+            text.contains("IdentityFile \"/p/a b%%c/ssh/id_ed25519\""),
+            "{text}"
+        );
+        assert!(config_text("boxman-x", 2223, Path::new("/p/a\"b")).is_err());
     }
 }

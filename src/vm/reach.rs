@@ -124,11 +124,8 @@ pub fn jump_host(settings: &Settings) -> Result<Option<Endpoint>> {
         None => (hostport.to_string(), 22),
     };
     let home = PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()));
-    let keyfile = uri
-        .split_once('?')
-        .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("keyfile=")))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.join(".ssh/id_ed25519"));
+    let keyfile =
+        crate::uri::param_path(&uri, "keyfile").unwrap_or_else(|| home.join(".ssh/id_ed25519"));
     let pattern = if port == 22 {
         host.clone()
     } else {
@@ -194,7 +191,7 @@ mod tests {
             ("127.0.0.1", 2222, "qemu_user")
         );
         let flags = crate::cli::GlobalArgs {
-            connect: Some("qemu+ssh://ops@lab1:2200/system?keyfile=/k".into()),
+            connect: Some("qemu+ssh://ops@lab1:2200/system?keyfile=/k%20%26y&x=1".into()),
             ..Default::default()
         };
         let s = Settings::resolve(&flags, &src).unwrap();
@@ -206,7 +203,7 @@ mod tests {
                 j.user.as_str(),
                 j.key.to_str().unwrap()
             ),
-            ("lab1", 2200, "ops", "/k")
+            ("lab1", 2200, "ops", "/k &y")
         );
         let flags = crate::cli::GlobalArgs {
             connect: Some("qemu:///system".into()),

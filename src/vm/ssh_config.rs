@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Failure, Result};
+use crate::quote;
 use crate::settings::Settings;
 
 /// DATA/ssh/vm_known_hosts: one line per VM address, rewritten on each use.
@@ -18,21 +19,20 @@ pub fn proxy_command(settings: &Settings) -> Option<String> {
     if settings.uses_instance() {
         return Some(format!(
             "ssh -F {} -W %h:%p {}",
-            settings.ssh_config_path().display(),
+            quote::ssh_proxy_command_path(&settings.ssh_config_path()),
             settings.ssh_host_alias()
         ));
     }
     let jump = super::reach::jump_host(settings).ok().flatten()?;
     Some(format!(
-        "ssh -i {} -p {} -W %h:%p {}@{}",
-        jump.key.display(),
+        "ssh -i {} -p {} -W %h:%p {}",
+        quote::ssh_proxy_command_path(&jump.key),
         jump.port,
-        jump.user,
-        jump.host
+        quote::shell(&format!("{}@{}", jump.user, jump.host)).replace('%', "%%")
     ))
 }
 
-/// One `Host` entry.
+/// One `Host` entry (paths quoted for ssh_config, see [`quote`]).
 pub fn host_entry(
     vm: &str,
     ip: &str,
@@ -40,16 +40,16 @@ pub fn host_entry(
     key: &Path,
     known_hosts: &Path,
     proxy: Option<&str>,
-) -> String {
+) -> Result<String> {
     let mut s = format!(
         "Host {vm}\n  HostName {ip}\n  User {user}\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n",
-        key.display(),
-        known_hosts.display()
+        quote::ssh_config_path(key)?,
+        quote::ssh_config_path(known_hosts)?
     );
     if let Some(p) = proxy {
         s.push_str(&format!("  ProxyCommand {p}\n"));
     }
-    s
+    Ok(s)
 }
 
 /// Replaces the known_hosts lines of `ip` with the pinned key.
@@ -93,10 +93,11 @@ mod tests {
             Path::new("/d/ssh/id_ed25519"),
             Path::new("/d/ssh/vm_known_hosts"),
             Some("ssh -F /d/ssh/boxman.conf -W %h:%p boxman-default"),
-        );
+        )
+        .unwrap();
         assert_eq!(
             e,
-            "Host tiny-1\n  HostName 192.168.122.7\n  User boxvirt\n  IdentityFile /d/ssh/id_ed25519\n  IdentitiesOnly yes\n  UserKnownHostsFile /d/ssh/vm_known_hosts\n  StrictHostKeyChecking yes\n  ProxyCommand ssh -F /d/ssh/boxman.conf -W %h:%p boxman-default\n"
+            "Host tiny-1\n  HostName 192.168.122.7\n  User boxvirt\n  IdentityFile \"/d/ssh/id_ed25519\"\n  IdentitiesOnly yes\n  UserKnownHostsFile \"/d/ssh/vm_known_hosts\"\n  StrictHostKeyChecking yes\n  ProxyCommand ssh -F /d/ssh/boxman.conf -W %h:%p boxman-default\n"
         );
         let kh = known_hosts_with(
             "10.0.0.1 ssh-ed25519 OLD\n10.0.0.2 ssh-ed25519 KEEP\n",
