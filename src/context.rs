@@ -42,6 +42,10 @@ impl Ctx {
 
     /// A read-write libvirt connection on the resolved URI.
     pub fn libvirt(&self) -> Result<Libvirt> {
+        if self.settings.uses_instance_socket() {
+            // A socket path too deep for a unix address goes through a link.
+            crate::nested::socket_link::ensure(&self.settings)?;
+        }
         let uri = self.settings.libvirt_uri();
         self.out.detail(format!("connecting to {uri}"));
         Libvirt::open(&uri, &self.connect_hint())

@@ -20,7 +20,7 @@ use crate::cli::{Base, CleanArgs, CleanTarget};
 use crate::context::Ctx;
 use crate::error::{Exit, Failure, Result};
 use crate::nested::container::BINDS;
-use crate::nested::{build_context, ssh_config, Engine, LABEL_INSTANCE};
+use crate::nested::{build_context, lock, ssh_config, Engine, LABEL_INSTANCE};
 
 pub fn run(ctx: &Ctx, a: &CleanArgs) -> Result<Exit> {
     let s = &ctx.settings;
@@ -39,6 +39,7 @@ pub fn run(ctx: &Ctx, a: &CleanArgs) -> Result<Exit> {
     };
     confirm(ctx, &what)?;
     let engine = Engine::connect()?;
+    let _lock = lock_for(ctx, a.what)?;
     match a.what {
         CleanTarget::Containers => containers(ctx, &engine)?,
         CleanTarget::Volumes => volumes(ctx, &engine)?,
@@ -62,6 +63,30 @@ pub fn run(ctx: &Ctx, a: &CleanArgs) -> Result<Exit> {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// Removing the data dir is refused while another boxvirt works on the
+/// instance; removing its container or volumes waits for it.
+fn lock_for(ctx: &Ctx, what: CleanTarget) -> Result<Option<lock::InstanceLock>> {
+    let s = &ctx.settings;
+    if !s.data_dir.is_dir() {
+        return Ok(None);
+    }
+    match what {
+        CleanTarget::Data | CleanTarget::All => match lock::try_acquire(s)? {
+            Ok(l) => Ok(Some(l)),
+            Err(holder) => Err(Failure::conflict(format!(
+                "instance '{}' is in use: {} is working on it; not removing {} (retry when it is done)",
+                s.instance,
+                holder.describe(),
+                s.data_dir.display()
+            ))),
+        },
+        CleanTarget::Containers | CleanTarget::Volumes => {
+            lock::acquire(s, &ctx.out).map(Some)
+        }
+        CleanTarget::Images | CleanTarget::Dangling => Ok(None),
+    }
 }
 
 fn confirm(ctx: &Ctx, what: &str) -> Result<()> {
@@ -200,8 +225,9 @@ fn check_looks_like_data_dir(dir: &Path) -> Result<()> {
             dir.display()
         )));
     }
+    // Our own lock file alone still counts as empty.
     let empty = std::fs::read_dir(dir)
-        .map(|mut d| d.next().is_none())
+        .map(|d| d.flatten().all(|e| e.file_name() == lock::LOCK_FILE))
         .unwrap_or(false);
     if empty || BINDS.iter().any(|(sub, _)| dir.join(sub).is_dir()) {
         return Ok(());

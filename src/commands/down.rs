@@ -2,10 +2,16 @@
 
 use crate::context::Ctx;
 use crate::error::{Exit, Failure, Result};
-use crate::nested::Engine;
+use crate::nested::{lock, Engine};
 
 pub fn run(ctx: &Ctx) -> Result<Exit> {
     let engine = Engine::connect()?;
+    // An `up` in progress finishes first; then this stops what it started.
+    let _lock = if ctx.settings.data_dir.is_dir() {
+        Some(lock::acquire(&ctx.settings, &ctx.out)?)
+    } else {
+        None
+    };
     let name = ctx.settings.container_name();
     if engine.container(&name)?.is_none() {
         return Err(Failure::not_found(format!(

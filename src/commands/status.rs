@@ -11,6 +11,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
     let s = &ctx.settings;
     let report = status::gather(&engine, s, || {
         // Always the instance socket: status is about the nested host.
+        crate::nested::socket_link::ensure(s)?;
         let lv = Libvirt::open(&s.socket_uri(), &ctx.connect_hint())?;
         Ok(lv.versions()?.0)
     })?;

@@ -16,18 +16,29 @@ use crate::libvirt::Libvirt;
 use crate::nested::build_context;
 use crate::nested::container::{check_data_dir, create_host_dirs};
 use crate::nested::image::needs_build;
-use crate::nested::{ports, ssh_config, ssh_keys, status, ContainerInfo, Engine, Spec};
+use crate::nested::{
+    lock, ports, socket_link, ssh_config, ssh_keys, status, ContainerInfo, Engine, Spec,
+};
 use crate::settings::Settings;
 
 pub fn run(ctx: &Ctx, a: &UpArgs) -> Result<Exit> {
-    check_data_dir(&ctx.settings.data_dir)?;
+    let _lock = prepare(ctx)?;
     let engine = Engine::connect()?;
     up(ctx, &engine, a)
 }
 
+/// Before anything starts: the socket is reachable (directly or through a
+/// short link), the data dir is writable, and no other boxvirt works on the
+/// instance (a second `up` waits here, then finds it up).
+fn prepare(ctx: &Ctx) -> Result<lock::InstanceLock> {
+    socket_link::ensure(&ctx.settings)?;
+    check_data_dir(&ctx.settings.data_dir)?;
+    lock::acquire(&ctx.settings, &ctx.out)
+}
+
 /// `down` (when there is a container), then `up`.
 pub fn restart(ctx: &Ctx, a: &UpArgs) -> Result<Exit> {
-    check_data_dir(&ctx.settings.data_dir)?;
+    let _lock = prepare(ctx)?;
     let engine = Engine::connect()?;
     let name = ctx.settings.container_name();
     if engine.container(&name)?.is_some() {
@@ -190,8 +201,14 @@ fn prepare_host_side(settings: &Settings, spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// What the wait for libvirt saw last; a timeout says which.
+enum Seen {
+    SocketMissing,
+    NoAnswer(String),
+}
+
 /// Waits for libvirt through the socket, then for sshd; a timeout names the
-/// stage. Returns (libvirt version, hypervisor version).
+/// stage and what was seen. Returns (libvirt version, hypervisor version).
 fn wait_ready(
     ctx: &Ctx,
     engine: &Engine,
@@ -202,31 +219,26 @@ fn wait_ready(
     let name = settings.container_name();
     let progress = crate::progress::Spinner::new(&ctx.out);
     let uri = settings.socket_uri();
+    let socket = settings.socket_connect_path();
     let hint = format!("see 'boxvirt logs' (instance '{}')", settings.instance);
 
     progress.stage(format!(
         "waiting for libvirt on {}",
         settings.socket_path().display()
     ));
-    let mut last = "no socket yet".to_string();
     let versions = loop {
-        check_alive(ctx, engine, &name)?;
-        if settings.socket_path().exists() {
+        check_alive(engine, &name).inspect_err(|_| progress.finish())?;
+        let seen = if std::fs::metadata(&socket).is_ok() {
             match Libvirt::open(&uri, &hint).and_then(|l| l.versions()) {
                 Ok(v) => break v,
-                Err(e) => last = e.message,
+                Err(e) => Seen::NoAnswer(e.message),
             }
-        }
+        } else {
+            Seen::SocketMissing
+        };
         if Instant::now() > deadline {
             progress.finish();
-            return Err(timed_out(
-                ctx,
-                engine,
-                &name,
-                timeout,
-                "libvirt to answer on the socket",
-                &last,
-            ));
+            return Err(libvirt_timed_out(engine, settings, timeout, seen));
         }
         std::thread::sleep(Duration::from_millis(700));
     };
@@ -252,61 +264,64 @@ fn wait_ready(
             } else {
                 "no SSH banner"
             };
-            return Err(timed_out(
-                ctx,
-                engine,
-                &name,
-                timeout,
-                &format!("sshd on 127.0.0.1:{}", settings.ssh_port),
-                what,
-            ));
+            show_log_tail(engine, &name);
+            return Err(Failure::timeout(format!(
+                "timed out after {timeout} s waiting for sshd on 127.0.0.1:{} ({what}); the container's last log lines are above ('boxvirt logs' for all); 'boxvirt status' shows sshd's state, or raise --timeout",
+                settings.ssh_port
+            )));
         }
-        check_alive(ctx, engine, &name)?;
+        check_alive(engine, &name).inspect_err(|_| progress.finish())?;
         std::thread::sleep(Duration::from_millis(500));
     }
     progress.finish();
     Ok(versions)
 }
 
-/// Fails early when the container stopped or restart-loops during the wait.
-fn check_alive(ctx: &Ctx, engine: &Engine, name: &str) -> Result<()> {
+/// Fails early when the container stopped or restart-loops during the wait,
+/// with its exit code and last log lines.
+fn check_alive(engine: &Engine, name: &str) -> Result<()> {
     let c = engine
         .container(name)?
         .ok_or_else(|| Failure::failed(format!("container {name} disappeared during start")))?;
     if c.running && c.state != "restarting" {
         return Ok(());
     }
-    let lines = engine.log_tail(name, 20).unwrap_or_default();
-    for line in &lines {
-        ctx.out.detail(format!("  | {line}"));
-    }
-    let last = lines
-        .last()
-        .map(|l| format!("; last log line: {}", l.trim()))
-        .unwrap_or_default();
+    show_log_tail(engine, name);
     Err(Failure::failed(format!(
-        "container {name} is {} (exit code {}) during start{last}; see 'boxvirt logs'",
+        "container exited: {name} is {} (exit code {}) during start; its last log lines are above ('boxvirt logs' for all); fix what they name, then 'boxvirt up' again",
         c.state,
         c.exit_code.unwrap_or(-1)
     )))
 }
 
-fn timed_out(
-    ctx: &Ctx,
-    engine: &Engine,
-    name: &str,
-    timeout: u64,
-    stage: &str,
-    last: &str,
-) -> Failure {
-    if ctx.out.verbose > 0 {
-        for line in engine.log_tail(name, 20).unwrap_or_default() {
-            eprintln!("  | {line}");
-        }
-    }
+/// "socket missing" and "socket there but libvirt does not answer" are
+/// different failures with different next steps.
+fn libvirt_timed_out(engine: &Engine, s: &Settings, timeout: u64, seen: Seen) -> Failure {
+    let name = s.container_name();
+    show_log_tail(engine, &name);
+    let what = match seen {
+        Seen::SocketMissing => format!(
+            "socket missing: {} never appeared, so libvirtd in the container did not start; the container's last log lines are above ('boxvirt logs' for all, libvirtd's errors are in /var/log/supervisor/libvirtd.stderr.log inside), then 'boxvirt restart', or raise --timeout",
+            s.socket_path().display()
+        ),
+        Seen::NoAnswer(last) => format!(
+            "socket there but libvirt does not answer ({last}); 'boxvirt restart' restarts libvirtd, 'boxvirt logs' shows why it hangs, or raise --timeout"
+        ),
+    };
     Failure::timeout(format!(
-        "timed out after {timeout} s waiting for {stage} (last: {last}); see 'boxvirt logs' or 'boxvirt status', or raise --timeout"
+        "timed out after {timeout} s waiting for libvirt to answer on the socket: {what}"
     ))
+}
+
+/// The container's last log lines on stderr, before the one-line error.
+fn show_log_tail(engine: &Engine, name: &str) {
+    let lines = engine.log_tail(name, 15).unwrap_or_default();
+    if !lines.is_empty() {
+        eprintln!("last log lines of {name}:");
+    }
+    for line in lines {
+        eprintln!("  | {line}");
+    }
 }
 
 /// known_hosts (the pinned host key), boxman.conf and the link.

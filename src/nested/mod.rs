@@ -4,7 +4,9 @@
 //! - `build_context`, `image`: the embedded docker/ assets and the image build
 //! - `container`: the runtime contract (binds, caps, devices, port) and lifecycle
 //! - `ssh_keys`, `ssh_config`: client key, pinned host key, boxman.conf, link
+//! - `lock`: one boxvirt at a time changes an instance (flock in the data dir)
 //! - `ports`: is the SSH port free, and who holds it
+//! - `socket_link`: the short link to a socket path too long for a unix address
 //! - `status`: the `status` report
 //! - `cleanup`: volumes, pruning, emptying a data dir through a container
 
@@ -13,7 +15,9 @@ pub mod cleanup;
 pub mod container;
 pub mod docker;
 pub mod image;
+pub mod lock;
 pub mod ports;
+pub mod socket_link;
 pub mod ssh_config;
 pub mod ssh_keys;
 pub mod status;
