@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::cgroup;
 use crate::context::Ctx;
 use crate::hostcheck::{self, DeviceAccess, VirtKind};
 use crate::libvirt::Libvirt;
+use crate::nested::Engine;
 use crate::vm::accel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -212,6 +214,127 @@ pub fn instance_checks(ctx: &Ctx) -> Vec<Check> {
     rows
 }
 
+/// The original's "Failed to find user record for uid" and "cgroup errors
+/// when creating VMs": looked up inside the instance's container; for
+/// another URI, the ids do not apply and cgroups are checked on this
+/// machine (local URI) or not at all (remote).
+pub fn runtime_checks(ctx: &Ctx) -> Vec<Check> {
+    let s = &ctx.settings;
+    if !s.uses_instance() {
+        let uri = s.libvirt_uri();
+        let ids = row(
+            "host-ids",
+            Status::Pass,
+            "not applicable: the URI is not this instance's nested host",
+            "",
+        );
+        let cg = if crate::libvirt::is_local_uri(&uri) {
+            cgroup_row(&local_cgroup_facts())
+        } else {
+            row(
+                "cgroup-controllers",
+                Status::Pass,
+                format!("not applicable: libvirtd runs elsewhere ({uri}); 'virt-host-validate qemu' there checks it"),
+                "",
+            )
+        };
+        return vec![ids, cg];
+    }
+    let name = s.container_name();
+    let both = |status: Status, detail: String, fix: String| {
+        vec![
+            row("host-ids", status, detail.clone(), fix.clone()),
+            row("cgroup-controllers", status, detail, fix),
+        ]
+    };
+    let engine = match Engine::connect().and_then(|e| Ok((e.container(&name)?, e))) {
+        Ok((Some(c), e)) if c.running => e,
+        Ok(_) => {
+            return both(
+                Status::Fail,
+                format!("container {name} is not running; cannot look inside"),
+                format!("boxvirt up (instance '{}')", s.instance),
+            )
+        }
+        Err(e) => {
+            return both(
+                Status::Warn,
+                format!("cannot look inside {name}: {}", e.message),
+                "start Docker (bash docker/host-setup.sh) or check DOCKER_HOST".into(),
+            )
+        }
+    };
+    vec![
+        host_ids_row(&engine, &name, s.host_uid, s.host_gid),
+        match engine.exec(&name, &["sh", "-c", cgroup::PROBE]) {
+            Ok((_, out)) => cgroup_row(&cgroup::Facts::parse(&out)),
+            Err(e) => row(
+                "cgroup-controllers",
+                Status::Warn,
+                e.message,
+                "boxvirt status",
+            ),
+        },
+    ]
+}
+
+/// `getent passwd UID` and `getent group GID` inside the container.
+fn host_ids_row(engine: &Engine, name: &str, uid: u32, gid: u32) -> Check {
+    let lookup = |db: &str, id: u32| -> Result<Option<String>, String> {
+        match engine.exec(name, &["getent", db, &id.to_string()]) {
+            Ok((0, out)) => Ok(Some(out.split(':').next().unwrap_or("").trim().to_string())),
+            Ok((_, _)) => Ok(None),
+            Err(e) => Err(e.message),
+        }
+    };
+    match (lookup("passwd", uid), lookup("group", gid)) {
+        (Ok(Some(user)), Ok(Some(group))) => row(
+            "host-ids",
+            Status::Pass,
+            format!("uid {uid} ({user}) and gid {gid} ({group}) exist in {name}"),
+            "",
+        ),
+        (Err(e), _) | (_, Err(e)) => row("host-ids", Status::Warn, e, "boxvirt status"),
+        (user, group) => {
+            let mut missing = Vec::new();
+            if !matches!(user, Ok(Some(_))) {
+                missing.push(format!("uid {uid} has no user record"));
+            }
+            if !matches!(group, Ok(Some(_))) {
+                missing.push(format!("gid {gid} has no group"));
+            }
+            row(
+                "host-ids",
+                Status::Fail,
+                format!(
+                    "{} in {name} (libvirt then says 'Failed to find user record for uid')",
+                    missing.join(" and ")
+                ),
+                "boxvirt restart (the entrypoint creates them from --host-uid/--host-gid, default: your ids)",
+            )
+        }
+    }
+}
+
+/// This machine's qemu.conf and cgroups (for a local libvirtd).
+fn local_cgroup_facts() -> cgroup::Facts {
+    std::process::Command::new("sh")
+        .args(["-c", cgroup::PROBE])
+        .output()
+        .map(|o| cgroup::Facts::parse(&String::from_utf8_lossy(&o.stdout)))
+        .unwrap_or_default()
+}
+
+fn cgroup_row(facts: &cgroup::Facts) -> Check {
+    let v = cgroup::verdict(facts);
+    let status = match (v.ok, v.unknown) {
+        (true, _) => Status::Pass,
+        (false, true) => Status::Warn,
+        (false, false) => Status::Fail,
+    };
+    row("cgroup-controllers", status, v.detail, v.fix)
+}
+
 /// Checks through libvirt: versions, accelerators, network, pool.
 pub fn libvirt_checks(conn: &Libvirt) -> Vec<Check> {
     let mut rows = Vec::new();
@@ -405,6 +528,7 @@ pub fn report(ctx: &Ctx) -> Report {
     if ctx.settings.uses_instance() {
         checks.extend(instance_checks(ctx));
     }
+    checks.extend(runtime_checks(ctx));
     match ctx.libvirt() {
         Ok(conn) => checks.extend(libvirt_checks(&conn)),
         Err(e) => checks.push(row(

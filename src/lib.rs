@@ -3,6 +3,7 @@
 //! `libvirt/` is the only place that talks to libvirt, `nested/` the only
 //! place that talks to Docker; `commands/` orchestrates them.
 
+pub mod cgroup;
 pub mod cli;
 pub mod cloudinit;
 pub mod commands;
