@@ -123,7 +123,11 @@ impl Inst {
 
     fn ok(&self, args: &[&str]) -> Out {
         let out = self.run(args);
-        assert_eq!(out.code, 0, "boxvirt {args:?} in {}: {out:?}", self.data_arg);
+        assert_eq!(
+            out.code, 0,
+            "boxvirt {args:?} in {}: {out:?}",
+            self.data_arg
+        );
         out
     }
 
@@ -191,9 +195,10 @@ fn run(mut cmd: Command) -> Out {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
     eprintln!(
-        "[{:>5.1} s] {cmd:?} -> {}",
+        "[{:>5.1} s] {cmd:?} -> {}\n{}",
         started.elapsed().as_secs_f64(),
-        out.code
+        out.code,
+        out.stderr
     );
     out
 }
@@ -248,7 +253,11 @@ fn every_way_in(i: &Inst) {
     );
     i.ok(&["status"]);
     let doctor = i.run(&["-o", "json", "doctor"]);
-    assert_eq!(doctor.code, 0, "doctor in {}: {}", i.data_arg, doctor.stdout);
+    assert_eq!(
+        doctor.code, 0,
+        "doctor in {}: {}",
+        i.data_arg, doctor.stdout
+    );
     let report = doctor.json();
     for id in [
         "instance-socket",
@@ -368,8 +377,7 @@ fn nested_paths_concurrent_commands_on_one_instance() {
         "{b:?}"
     );
     assert!(
-        b.stderr
-            .contains("instance 'paths-lock' is already up"),
+        b.stderr.contains("instance 'paths-lock' is already up"),
         "{b:?}"
     );
 
@@ -412,11 +420,56 @@ fn nested_paths_concurrent_commands_on_one_instance() {
 }
 
 #[test]
-fn nested_paths_up_timeout_says_what_it_saw() {
+fn nested_paths_doctor_rows_and_up_timeout_messages() {
     require_engine_and_base_image();
     let i = Inst::new("paths-timeout", "./data");
     i.ok(&["up", "--auto-ports", "--no-link-ssh"]);
     let c = i.container();
+
+    // doctor, the original's two other troubleshooting items. A uid with no
+    // record inside the container fails host-ids, naming the fix.
+    let out = i.run(&[
+        "--host-uid",
+        "4242",
+        "--host-gid",
+        "4243",
+        "-o",
+        "json",
+        "doctor",
+    ]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let row = check_row(&out.json(), "host-ids", "fail");
+    let detail = row["detail"].as_str().unwrap();
+    assert!(detail.contains("uid 4242 has no user record"), "{row}");
+    assert!(detail.contains("gid 4243 has no group"), "{row}");
+    assert!(
+        row["fix"].as_str().unwrap().contains("boxvirt restart"),
+        "{row}"
+    );
+    // qemu.conf without `cgroup_controllers = [ ]` in a container whose
+    // cgroup fs is read-only fails cgroup-controllers, naming the setting.
+    let conf = i.data().join("libvirt-etc/qemu.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(text.contains("cgroup_controllers = [ ]"), "{text}");
+    std::fs::write(
+        &conf,
+        text.replace("cgroup_controllers = [ ]", "#cgroup_controllers = [ ]"),
+    )
+    .unwrap();
+    let out = i.run(&["-o", "json", "doctor"]);
+    std::fs::write(&conf, &text).unwrap();
+    assert_eq!(out.code, 1, "{out:?}");
+    let row = check_row(&out.json(), "cgroup-controllers", "fail");
+    assert!(
+        row["fix"]
+            .as_str()
+            .unwrap()
+            .contains("cgroup_controllers = [ ]"),
+        "{row}"
+    );
+    let out = i.ok(&["-o", "json", "doctor"]);
+    check_row(&out.json(), "cgroup-controllers", "pass");
+    check_row(&out.json(), "host-ids", "pass");
 
     // libvirtd frozen: the socket is there but nothing answers.
     assert!(docker(&["exec", &c, "pkill", "-STOP", "-x", "libvirtd"]));
@@ -433,7 +486,13 @@ fn nested_paths_up_timeout_says_what_it_saw() {
     assert!(out.stderr.contains("boxvirt restart"), "{out:?}");
 
     // The socket gone: "socket missing".
-    assert!(docker(&["exec", &c, "rm", "-f", "/run/libvirt/libvirt-sock"]));
+    assert!(docker(&[
+        "exec",
+        &c,
+        "rm",
+        "-f",
+        "/run/libvirt/libvirt-sock"
+    ]));
     let out = i.run(&["up", "--timeout", "2", "--no-link-ssh"]);
     assert_eq!(out.code, 6, "{out:?}");
     assert!(out.stderr.contains("socket missing"), "{out:?}");

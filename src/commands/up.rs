@@ -220,7 +220,6 @@ fn wait_ready(
     let progress = crate::progress::Spinner::new(&ctx.out);
     let uri = settings.socket_uri();
     let socket = settings.socket_connect_path();
-    let hint = format!("see 'boxvirt logs' (instance '{}')", settings.instance);
 
     progress.stage(format!(
         "waiting for libvirt on {}",
@@ -229,9 +228,9 @@ fn wait_ready(
     let versions = loop {
         check_alive(engine, &name).inspect_err(|_| progress.finish())?;
         let seen = if std::fs::metadata(&socket).is_ok() {
-            match Libvirt::open(&uri, &hint).and_then(|l| l.versions()) {
+            match Libvirt::open(&uri, "").and_then(|l| l.versions()) {
                 Ok(v) => break v,
-                Err(e) => Seen::NoAnswer(e.message),
+                Err(e) => Seen::NoAnswer(reason_of(&e.message)),
             }
         } else {
             Seen::SocketMissing
@@ -311,6 +310,16 @@ fn libvirt_timed_out(engine: &Engine, s: &Settings, timeout: u64, seen: Seen) ->
     Failure::timeout(format!(
         "timed out after {timeout} s waiting for libvirt to answer on the socket: {what}"
     ))
+}
+
+/// "cannot reach libvirt at URI (REASON); " -> REASON (the URI is
+/// percent-encoded, so its own parentheses cannot confuse this).
+fn reason_of(message: &str) -> String {
+    message
+        .split_once(" (")
+        .and_then(|(_, rest)| rest.rsplit_once(')'))
+        .map(|(reason, _)| reason.to_string())
+        .unwrap_or_else(|| message.to_string())
 }
 
 /// The container's last log lines on stderr, before the one-line error.
@@ -441,6 +450,15 @@ mod tests {
             labels: [(LABEL_CONFIG.to_string(), fp)].into_iter().collect(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_reason_is_cut_out_of_a_connection_error() {
+        assert_eq!(
+            reason_of("cannot reach libvirt at qemu+unix:///system?socket=/a%28b (no answer within 1 s); "),
+            "no answer within 1 s"
+        );
+        assert_eq!(reason_of("other"), "other");
     }
 
     #[test]
