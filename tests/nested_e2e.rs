@@ -283,7 +283,7 @@ fn nested_host_end_to_end() {
     let conf = std::fs::read_to_string(a.data().join("ssh/boxman.conf")).unwrap();
     assert!(
         conf.contains(&format!(
-            "IdentityFile {}/ssh/id_ed25519",
+            "IdentityFile \"{}/ssh/id_ed25519\"",
             a.data().display()
         )),
         "{conf}"

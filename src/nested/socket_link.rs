@@ -71,7 +71,7 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
     if !m.is_dir() {
-        return Err(Error::new(ErrorKind::Other, "not a directory"));
+        return Err(Error::other("not a directory"));
     }
     if m.uid() != me {
         return Err(Error::new(
