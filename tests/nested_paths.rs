@@ -311,7 +311,7 @@ fn nested_paths_every_way_in_for_awkward_data_dirs() {
         .prefix("boxvirt-paths-")
         .tempdir()
         .unwrap();
-    let nasty = parent.path().join("sp ace&x#y%z?a+b=c'd-äöü Ωñ/data");
+    let nasty = parent.path().join("sp ace&x#y%z?a+b=c'd:e,f-äöü Ωñ/data");
     let percent = parent.path().join("100%41 =+ é/data");
     let deep = parent.path().join("d".repeat(110));
     assert!(deep.join("libvirt-run/libvirt-sock").as_os_str().len() > 107);
@@ -357,6 +357,16 @@ fn nested_paths_deep_socket_without_a_runtime_dir_is_refused_first() {
     }
     assert!(!i.exists(), "up must refuse before starting anything");
     assert!(!data.exists(), "up must refuse before making anything");
+
+    // A `"` cannot be written into an ssh config: refused before anything.
+    let quoted = deep.path().join("a\"b/data");
+    let q = Inst::new("paths-dquote", quoted.to_str().unwrap());
+    let out = q.run(&["up"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("ssh config"), "{out:?}");
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{out:?}");
+    assert!(!q.exists());
+    assert!(!quoted.exists());
 }
 
 #[test]

@@ -27,10 +27,15 @@ pub fn run(ctx: &Ctx, a: &UpArgs) -> Result<Exit> {
     up(ctx, &engine, a)
 }
 
-/// Before anything starts: the socket is reachable (directly or through a
-/// short link), the data dir is writable, and no other boxvirt works on the
+/// Before anything starts: the data dir's paths can be written into an ssh
+/// config, the socket is reachable (directly or through a short link), the
+/// data dir is writable, and no other boxvirt works on the
 /// instance (a second `up` waits here, then finds it up).
 fn prepare(ctx: &Ctx) -> Result<lock::InstanceLock> {
+    let s = &ctx.settings;
+    // A data dir that boxman.conf cannot express is refused now, not after
+    // the container is up.
+    ssh_config::config_text(&s.ssh_host_alias(), s.ssh_port, &s.data_dir)?;
     socket_link::ensure(&ctx.settings)?;
     check_data_dir(&ctx.settings.data_dir)?;
     lock::acquire(&ctx.settings, &ctx.out)

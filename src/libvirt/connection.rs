@@ -59,6 +59,14 @@ impl Libvirt {
 
         if let Some(socket) = crate::uri::param_path(uri, "socket") {
             let shown = socket.display();
+            let len = socket.as_os_str().len();
+            if len > crate::settings::SUN_PATH_MAX {
+                // No daemon can fix this: say so instead of the generic hint.
+                return Err(Failure::connect(format!(
+                    "cannot reach libvirt at {uri}: the socket path is {len} bytes, longer than the {} bytes a unix socket address holds; connect through a shorter path (e.g. a symlink to its directory)",
+                    crate::settings::SUN_PATH_MAX
+                )));
+            }
             match std::fs::metadata(&socket) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(fail(format!("no socket at {shown}")))
@@ -156,6 +164,17 @@ mod tests {
         assert!(is_local_uri("qemu+unix:///system?socket=/x/libvirt-sock"));
         assert!(!is_local_uri("qemu+ssh://u@127.0.0.1:2222/system"));
         assert!(!is_local_uri("test:///default"));
+    }
+
+    #[test]
+    fn a_socket_path_too_long_for_unix_is_named_not_retried() {
+        let uri = crate::uri::Uri::unix_socket(&std::path::Path::new("/").join("x".repeat(120)));
+        let e = Libvirt::open(&uri.to_string(), "run 'boxvirt up'")
+            .err()
+            .unwrap();
+        assert_eq!(e.exit, crate::error::Exit::Connect);
+        assert!(e.message.contains("121 bytes"), "{}", e.message);
+        assert!(!e.message.contains("boxvirt up"), "{}", e.message);
     }
 
     #[test]

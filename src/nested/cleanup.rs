@@ -73,7 +73,7 @@ impl Engine {
     /// there), for files the container's root left that the host user cannot
     /// delete; no sudo on the host.
     pub fn empty_dir_in_container(&self, image: &str, dir: &Path, instance: &str) -> Result<()> {
-        let bind = format!("{}:/boxvirt-clean", dir.display());
+        let bind = (dir.to_path_buf(), "/boxvirt-clean".to_string());
         let name = format!("boxvirt-clean-{instance}-{}", std::process::id());
         let code = self.run_once(
             image,

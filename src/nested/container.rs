@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, HostConfig, PortBinding, RestartPolicy,
+    ContainerCreateBody, DeviceMapping, HostConfig, Mount, MountType, PortBinding, RestartPolicy,
     RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
@@ -95,10 +95,11 @@ impl Spec {
             .collect()
     }
 
-    pub fn binds(&self) -> Vec<String> {
+    /// (host path, container path) of each bind mount.
+    pub fn binds(&self) -> Vec<(PathBuf, String)> {
         BINDS
             .iter()
-            .map(|(dir, target)| format!("{}:{}", self.data_dir.join(dir).display(), target))
+            .map(|(dir, target)| (self.data_dir.join(dir), target.to_string()))
             .collect()
     }
 
@@ -126,7 +127,7 @@ impl Spec {
             }]),
         );
         let mut host = HostConfig {
-            binds: Some(self.binds()),
+            mounts: Some(bind_mounts(self.binds())),
             port_bindings: Some(ports),
             restart_policy: Some(RestartPolicy {
                 name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
@@ -168,6 +169,20 @@ impl Spec {
             ..Default::default()
         }
     }
+}
+
+/// Bind mounts as structured mounts, not `src:dst` strings: a data dir
+/// with a `:` (or any other character) in its path stays one path.
+pub fn bind_mounts(binds: Vec<(PathBuf, String)>) -> Vec<Mount> {
+    binds
+        .into_iter()
+        .map(|(source, target)| Mount {
+            source: Some(source.to_string_lossy().into_owned()),
+            target: Some(target),
+            typ: Some(MountType::BIND),
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// What `inspect` tells about the instance's container.
@@ -375,7 +390,7 @@ impl Engine {
     pub fn run_once(
         &self,
         image: &str,
-        binds: Vec<String>,
+        binds: Vec<(PathBuf, String)>,
         entrypoint: Vec<String>,
         name: &str,
     ) -> Result<i64> {
@@ -384,7 +399,7 @@ impl Engine {
             entrypoint: Some(entrypoint),
             cmd: Some(vec![]),
             host_config: Some(HostConfig {
-                binds: Some(binds),
+                mounts: Some(bind_mounts(binds)),
                 ..Default::default()
             }),
             ..Default::default()
@@ -506,8 +521,17 @@ mod tests {
     fn body_follows_the_runtime_contract() {
         let body = spec(false).body();
         let host = body.host_config.clone().unwrap();
+        let mounts: Vec<String> = host
+            .mounts
+            .unwrap()
+            .into_iter()
+            .map(|m| {
+                assert_eq!(m.typ, Some(MountType::BIND));
+                format!("{}:{}", m.source.unwrap(), m.target.unwrap())
+            })
+            .collect();
         assert_eq!(
-            host.binds.unwrap(),
+            mounts,
             [
                 "/home/u/p/data/libvirt-run:/run/libvirt",
                 "/home/u/p/data/images:/var/lib/libvirt/images",
