@@ -85,6 +85,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn proxy_command_quotes_the_config_path_for_the_shell_and_ssh() {
+        let src = crate::settings::Sources {
+            cwd: "/w".into(),
+            ..Default::default()
+        };
+        let flags = crate::cli::GlobalArgs {
+            data_dir: Some("it's 100%".into()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&flags, &src).unwrap();
+        assert_eq!(
+            proxy_command(&s).unwrap(),
+            r"ssh -F '/w/it'\''s 100%%/ssh/boxman.conf' -W %h:%p boxman-default"
+        );
+    }
+
+    #[test]
     fn entry_and_known_hosts_text() {
         let e = host_entry(
             "tiny-1",
