@@ -429,7 +429,7 @@ fn list(ctx: &Ctx) -> Result<Exit> {
                 autostart: if d.autostart { "yes" } else { "no" },
             })
             .collect();
-        ctx.out.rows(&rows, &doms)?;
+        ctx.out.list("VMs", &rows, &doms)?;
     }
     Ok(Exit::Ok)
 }
