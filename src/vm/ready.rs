@@ -135,6 +135,11 @@ pub fn wait(
     stage.stage(format!("{name}: waiting for cloud-init ({RESULT_JSON})"));
     let result = loop {
         match sshjump::run(&session, &read_result()) {
+            // Caught between a writer's truncate and its write (cloud-init
+            // renames a finished file into place; a simpler writer may not).
+            Ok((0, text)) if text.trim().is_empty() => {
+                last = format!("{RESULT_JSON} is still empty")
+            }
             Ok((0, text)) => {
                 break cloud_init_result::parse(&text)
                     .map_err(|e| Failure::failed(format!("vm '{name}': {RESULT_JSON} {e}")))?
