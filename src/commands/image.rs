@@ -230,7 +230,7 @@ fn list(ctx: &Ctx, cache_only: bool) -> Result<Exit> {
                 .unwrap_or_else(|| "-".into()),
         })
         .collect();
-    ctx.out.rows(&rows, &items)?;
+    ctx.out.list("images", &rows, &items)?;
     Ok(Exit::Ok)
 }
 
