@@ -398,7 +398,7 @@ fn remove(ctx: &Ctx, what: &str, cache_only: bool) -> Result<Exit> {
             let users = conn.volume_users(&v.path)?;
             if !users.is_empty() {
                 return Err(Failure::conflict(format!(
-                    "base volume '{}' in pool '{BASE_POOL}' is used by {}; delete those VMs first ('boxvirt vm delete NAME'), nothing was removed",
+                    "volume '{}' in pool '{BASE_POOL}' is used by {}; delete those VMs first ('boxvirt vm delete NAME'), nothing was removed",
                     v.name,
                     users.join(", ")
                 )));
@@ -418,7 +418,7 @@ fn remove(ctx: &Ctx, what: &str, cache_only: bool) -> Result<Exit> {
         for v in &volumes {
             conn.delete_volume(BASE_POOL, &v.name)?;
             ctx.out.note(format!(
-                "removed base volume '{}' from pool '{BASE_POOL}' at {}",
+                "removed volume '{}' from pool '{BASE_POOL}' at {}",
                 v.name,
                 conn.uri()
             ));

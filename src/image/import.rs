@@ -7,9 +7,11 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest as _, Sha256};
+
 use super::base::{self, BaseVolume};
 use super::cache::{Cache, CachedImage};
-use super::checksum::{Algo, Expected, Hasher};
+use super::checksum::{Algo, Digests, Expected};
 use super::detect;
 use super::pull::Pulled;
 use super::qcow2::ImageInfo;
@@ -81,10 +83,7 @@ fn stream(
 ) -> Result<String> {
     let fail = |e: std::io::Error| Failure::failed(format!("reading {}: {e}", path.display()));
     let mut file = std::fs::File::open(path).map_err(fail)?;
-    let mut hasher = Hasher::new(&Expected {
-        algo: Algo::Sha256,
-        hex: String::new(),
-    });
+    let mut hasher = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut done = 0u64;
     loop {
@@ -98,7 +97,7 @@ fn stream(
         transfer.set_position(done);
         interrupt::check("hashing")?;
     }
-    Ok(hasher.finish().sha256)
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Refuses a name that already means other bytes in the cache.
@@ -194,7 +193,7 @@ fn copy_and_store(
     // The copy is what gets uploaded: check it, not the source.
     let info = detect::check(part)?;
     let url = format!("file://{}", checked.path.display());
-    let digests = super::checksum::Digests {
+    let digests = Digests {
         sha256: sha256.to_string(),
         sha512: None,
     };
