@@ -197,14 +197,18 @@ fn live_truncated_and_overlay_qcow2_are_refused_with_nothing_left() {
             uri: env.uri.clone(),
             prefix: format!("{name}-"),
         };
-        let before = env.pool_volumes();
         let run = env
             .run(&["image", "import", file.to_str().unwrap(), "--name", &name])
             .expect_code(code);
         let line = run.one_line_error();
         assert!(line.contains(needle), "{}: {line}", file.display());
         assert!(env.cached_files().is_empty(), "{:?}", env.cached_files());
-        assert_eq!(env.pool_volumes(), before, "{}", file.display());
+        let left: Vec<String> = env
+            .pool_volumes()
+            .into_iter()
+            .filter(|v| v.starts_with(&format!("{name}-")))
+            .collect();
+        assert!(left.is_empty(), "{}: {left:?}", file.display());
     }
     let missing = env.run(&["image", "import", "/nonexistent/disk.qcow2"]);
     assert!(missing
@@ -413,4 +417,75 @@ fn a_failed_upload_leaves_nothing_in_the_cache() {
     assert!(run
         .one_line_error()
         .contains("already cached with other content"));
+}
+
+#[test]
+fn live_kernel_upload_that_fails_halfway_removes_what_it_uploaded() {
+    // The initrd's volume name is taken by a different volume that a VM
+    // uses: the kernel goes up first, the initrd is refused, and the
+    // kernel volume must go again.
+    let env = Env::new();
+    let name = format!("kroll-{}", std::process::id());
+    let _cleanup = Cleanup {
+        uri: env.uri.clone(),
+        prefix: format!("{name}-"),
+    };
+    let tiny = tiny_dir();
+    let (kernel, initrd) = (tiny.join("vmlinuz"), tiny.join("initrd.img"));
+    let digest = boxvirt::image::kernel::pair_digest(&kernel, &initrd).unwrap();
+    use boxvirt::image::kernel::{volume_name, Part};
+    let kvol = volume_name(&name, &digest, Part::Kernel);
+    let ivol = volume_name(&name, &digest, Part::Initrd);
+    let conn = boxvirt::libvirt::Libvirt::open(&env.uri, "live").unwrap();
+    let path = conn
+        .create_volume("default", &ivol, 1 << 20, "raw")
+        .unwrap();
+    let user = format!("{name}-user");
+    let xml = env.path("user.xml");
+    std::fs::write(
+        &xml,
+        format!(
+            "<domain type='qemu'><name>{user}</name><memory unit='MiB'>64</memory>\
+             <os><type arch='x86_64'>hvm</type></os><devices><disk type='file' device='disk'>\
+             <source file='{path}'/><target dev='vda' bus='virtio'/></disk></devices></domain>"
+        ),
+    )
+    .unwrap();
+    let _vm = VmGuard {
+        uri: env.uri.clone(),
+        name: user.clone(),
+    };
+    let defined = Command::new("virsh")
+        .args(["-c", &env.uri, "define"])
+        .arg(&xml)
+        .output()
+        .unwrap();
+    assert!(defined.status.success(), "{defined:?}");
+
+    let run = env
+        .run(&[
+            "-v",
+            "image",
+            "import-kernel",
+            &name,
+            "--kernel",
+            kernel.to_str().unwrap(),
+            "--initrd",
+            initrd.to_str().unwrap(),
+        ])
+        .expect_code(4);
+    let line = run.one_line_error();
+    assert!(line.contains(&format!("used by vm '{user}'")), "{line}");
+    // The kernel really went up before the initrd was refused.
+    assert!(
+        run.stderr.contains(&format!("uploading {kvol}")),
+        "{}",
+        run.stderr
+    );
+    let vols = env.pool_volumes();
+    assert!(!vols.contains(&kvol), "kernel volume left behind: {vols:?}");
+    assert!(vols.contains(&ivol), "the VM's volume must stay");
+    let _ = Command::new("virsh")
+        .args(["-c", &env.uri, "undefine", &user])
+        .output();
 }
