@@ -79,6 +79,7 @@ pub fn preflight(path: &Path, name: Option<&str>) -> Result<Checked> {
 fn stream(
     path: &Path,
     transfer: &Transfer,
+    step: &str,
     sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<String> {
     let fail = |e: std::io::Error| Failure::failed(format!("reading {}: {e}", path.display()));
@@ -95,7 +96,7 @@ fn stream(
         sink(&buf[..n]).map_err(|e| Failure::failed(format!("copying into the cache: {e}")))?;
         done += n as u64;
         transfer.set_position(done);
-        interrupt::check("hashing")?;
+        interrupt::check(step)?;
     }
     Ok(hex::encode(hasher.finalize()))
 }
@@ -138,7 +139,7 @@ pub fn to_cache(out: &Output, checked: &Checked) -> Result<Pulled> {
     let transfer = Transfer::new(out);
     transfer.set_total(Some(checked.info.file_size));
     transfer.stage(format!("hashing {}", checked.path.display()));
-    let sha256 = stream(&checked.path, &transfer, &mut |_| Ok(()))?;
+    let sha256 = stream(&checked.path, &transfer, "hashing", &mut |_| Ok(()))?;
     transfer.finish();
     check_name(&cache, &checked.name, &sha256)?;
     let expected = Expected {
@@ -181,7 +182,9 @@ fn copy_and_store(
     let transfer = Transfer::new(out);
     transfer.set_total(Some(checked.info.file_size));
     transfer.stage(format!("copying {} into the cache", checked.path.display()));
-    let copied = stream(&checked.path, &transfer, &mut |b| dest.write_all(b))?;
+    let copied = stream(&checked.path, &transfer, "copying", &mut |b| {
+        dest.write_all(b)
+    })?;
     dest.sync_all().map_err(fail)?;
     transfer.finish();
     if copied != sha256 {
