@@ -158,7 +158,8 @@ fn import_image(
     Ok(Exit::Ok)
 }
 
-/// Hidden until `image build tiny` exists: uploads a kernel pair.
+/// Hidden: the kernel-pair upload `image build tiny` ends with, for tests
+/// and hand-built kernels ([`kernel::upload`]).
 fn import_kernel(
     ctx: &Ctx,
     name: &str,
