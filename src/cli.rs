@@ -382,6 +382,28 @@ pub enum ImageCommand {
         #[arg(long)]
         no_upload: bool,
     },
+    /// Check a local qcow2 or raw disk image, cache it by digest and upload it into pool 'default'
+    Import {
+        /// The qcow2 or raw file
+        path: std::path::PathBuf,
+        /// The image's name [default: the file name without .qcow2/.img/.raw]
+        #[arg(long)]
+        name: Option<String>,
+        /// Only copy into the local cache; do not contact libvirt
+        #[arg(long)]
+        no_upload: bool,
+    },
+    /// Upload a kernel and initramfs pair as image NAME (for direct-boot templates such as tiny)
+    #[command(hide = true)]
+    ImportKernel {
+        name: String,
+        /// The kernel (bzImage)
+        #[arg(long, value_name = "FILE")]
+        kernel: std::path::PathBuf,
+        /// The initramfs
+        #[arg(long, value_name = "FILE")]
+        initrd: std::path::PathBuf,
+    },
     /// List cached images and base volumes in pool 'default'
     List {
         /// Only the local cache; do not contact libvirt
