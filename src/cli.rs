@@ -278,7 +278,7 @@ pub struct VmCreateArgs {
     /// Start the VM after defining it
     #[arg(long)]
     pub start: bool,
-    /// Start, then wait until the VM is ready (IP, SSH, cloud-init finished)
+    /// Start, then wait until the VM is ready (IP, SSH, cloud-init finished without errors)
     #[arg(long)]
     pub wait: bool,
     /// Seconds --wait may take
@@ -309,6 +309,9 @@ pub struct VmCreateArgs {
     /// With --wait: remove the cloud-init seed once the VM is ready
     #[arg(long, requires = "wait")]
     pub eject_seed: bool,
+    /// With --wait: errors cloud-init reports are warnings, not a failed wait
+    #[arg(long, requires = "wait")]
+    pub allow_cloud_init_errors: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -337,11 +340,14 @@ pub enum VmCommand {
     Xml { name: String },
     /// Print a VM's IP address (reservation, DHCP lease, guest agent or ARP)
     Ip { name: String },
-    /// Wait until a VM is ready: IP, then SSH (host key pinned), then cloud-init finished
+    /// Wait until a VM is ready: IP, then SSH (host key pinned), then cloud-init finished without errors
     Wait {
         name: String,
         #[arg(long, default_value_t = 600, value_name = "S")]
         timeout: u64,
+        /// Errors cloud-init reports are warnings, not a failed wait
+        #[arg(long)]
+        allow_cloud_init_errors: bool,
     },
     /// SSH into a VM (through the nested host when needed)
     Ssh {
@@ -375,6 +381,28 @@ pub enum ImageCommand {
         /// Only download into the local cache; do not contact libvirt
         #[arg(long)]
         no_upload: bool,
+    },
+    /// Check a local qcow2 or raw disk image, cache it by digest and upload it into pool 'default'
+    Import {
+        /// The qcow2 or raw file
+        path: std::path::PathBuf,
+        /// The image's name [default: the file name without .qcow2/.img/.raw]
+        #[arg(long)]
+        name: Option<String>,
+        /// Only copy into the local cache; do not contact libvirt
+        #[arg(long)]
+        no_upload: bool,
+    },
+    /// Upload a kernel and initramfs pair as image NAME (for direct-boot templates such as tiny)
+    #[command(hide = true)]
+    ImportKernel {
+        name: String,
+        /// The kernel (bzImage)
+        #[arg(long, value_name = "FILE")]
+        kernel: std::path::PathBuf,
+        /// The initramfs
+        #[arg(long, value_name = "FILE")]
+        initrd: std::path::PathBuf,
     },
     /// List cached images and base volumes in pool 'default'
     List {

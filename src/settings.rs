@@ -195,9 +195,12 @@ impl Settings {
         };
 
         Ok(Settings {
+            // `-c ""` counts as not given, as an empty variable does (libvirt
+            // would read it as "its own default URI", silently).
             explicit_uri: flags
                 .connect
                 .clone()
+                .filter(|uri| !uri.is_empty())
                 .or_else(|| src.get("LIBVIRT_DEFAULT_URI").map(str::to_string)),
             via: flags.via.unwrap_or_default(),
             instance,
@@ -494,6 +497,22 @@ mod tests {
         assert_eq!(
             Settings::resolve(&flags, &src).unwrap().libvirt_uri(),
             "qemu:///system"
+        );
+    }
+
+    #[test]
+    fn an_empty_uri_counts_as_not_given() {
+        let empty = GlobalArgs {
+            connect: Some(String::new()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&empty, &sources(&[("LIBVIRT_DEFAULT_URI", "")], "")).unwrap();
+        assert!(s.uses_instance());
+        assert_eq!(s.libvirt_uri(), s.socket_uri());
+        let src = sources(&[("LIBVIRT_DEFAULT_URI", "test:///default")], "");
+        assert_eq!(
+            Settings::resolve(&empty, &src).unwrap().libvirt_uri(),
+            "test:///default"
         );
     }
 

@@ -436,6 +436,20 @@ fn require_daemon(env: &Env) {
     );
 }
 
+/// Pool 'default' exists and runs, made the way boxvirt makes it: the live
+/// daemon starts empty, and these tests make volumes with virsh directly.
+fn ensure_base_pool() {
+    let conn = boxvirt::libvirt::Libvirt::open(&live_uri(), "start tests/harness/live-libvirtd.sh")
+        .unwrap();
+    let catalog = boxvirt::template::Catalog::new(None);
+    conn.ensure_pool("default", || {
+        catalog
+            .get(boxvirt::template::Kind::Pool, "default")?
+            .render(&[])
+    })
+    .unwrap();
+}
+
 fn virsh(args: &[&str]) -> std::process::Output {
     Command::new("virsh")
         .arg("-c")
@@ -593,6 +607,7 @@ fn live_incomplete_base_volume_is_uploaded_again() {
     let uri = live_uri();
 
     // What a killed upload leaves: the placeholder, its head still zeros.
+    ensure_base_pool();
     let made = virsh(&[
         "vol-create-as",
         "default",
@@ -758,17 +773,22 @@ fn live_listings_survive_volumes_and_networks_deleted_meanwhile() {
     let env = Env::new();
     require_daemon(&env);
     let uri = live_uri();
+    ensure_base_pool();
     let stop = Arc::new(AtomicBool::new(false));
     let churn = {
         let stop = stop.clone();
         let prefix = format!("churn-{}", std::process::id());
         std::thread::spawn(move || {
-            let mut rounds = 0u32;
+            // Counts only rounds whose create and delete really happened.
+            let (mut rounds, mut attempts) = (0u32, 0u32);
             while !stop.load(Ordering::Relaxed) {
-                let vol = format!("{prefix}-{rounds}.qcow2");
-                virsh(&["vol-create-as", "default", &vol, "1M", "--format", "qcow2"]);
-                virsh(&["vol-delete", "--pool", "default", &vol]);
-                rounds += 1;
+                let vol = format!("{prefix}-{attempts}.qcow2");
+                attempts += 1;
+                let made = virsh(&["vol-create-as", "default", &vol, "1M", "--format", "qcow2"]);
+                let gone = virsh(&["vol-delete", "--pool", "default", &vol]);
+                if made.status.success() && gone.status.success() {
+                    rounds += 1;
+                }
             }
             rounds
         })
@@ -788,7 +808,7 @@ fn live_listings_survive_volumes_and_networks_deleted_meanwhile() {
     }
     stop.store(true, Ordering::Relaxed);
     let rounds = churn.join().unwrap();
-    assert!(rounds > 0, "the churn thread made no volumes");
+    assert!(rounds > 0, "the churn thread made and deleted no volume");
     assert!(
         failures.is_empty(),
         "{} listings failed while volumes churned: {failures:?}",

@@ -76,8 +76,10 @@ fn wait_for_line(file: &Path, marker: &str, timeout: Duration) -> String {
     }
 }
 
-fn tiny_create_args(name: &str, log: &Path, tiny: &Path) -> Vec<String> {
-    vec![
+/// `vm create --template tiny`; with `kernel_dir` the kernel and initrd
+/// paths are given instead of taken from the 'tiny' kernel image volumes.
+fn tiny_create_args(name: &str, log: &Path, kernel_dir: Option<&Path>) -> Vec<String> {
+    let mut args: Vec<String> = vec![
         "vm".into(),
         "create".into(),
         "--template".into(),
@@ -85,19 +87,21 @@ fn tiny_create_args(name: &str, log: &Path, tiny: &Path) -> Vec<String> {
         "--name".into(),
         name.into(),
         "--set".into(),
-        format!("kernel={}", tiny.join("vmlinuz").display()),
-        "--set".into(),
-        format!("initrd={}", tiny.join("initrd.img").display()),
-        "--set".into(),
         format!("serial_log={}", log.display()),
-    ]
+    ];
+    if let Some(dir) = kernel_dir {
+        for (key, file) in [("kernel", "vmlinuz"), ("initrd", "initrd.img")] {
+            args.push("--set".into());
+            args.push(format!("{key}={}", dir.join(file).display()));
+        }
+    }
+    args
 }
 
 #[test]
 fn tiny_guest_boots_stops_and_is_deleted_without_leftovers() {
     let d = tempfile::tempdir().unwrap();
     require_daemon(d.path());
-    let tiny = tiny_dir();
     let name = format!("live-tiny-{}", std::process::id());
     let _guard = VmGuard {
         uri: live_uri(),
@@ -130,7 +134,9 @@ fn tiny_guest_boots_stops_and_is_deleted_without_leftovers() {
         .unwrap()
         .clone();
 
-    let mut args = tiny_create_args(&name, &log, &tiny);
+    // The kernel comes from the pool, as for a user who staged nothing.
+    upload_tiny(&live_uri());
+    let mut args = tiny_create_args(&name, &log, None);
     args.push("--start".into());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let created = live(d.path(), &args).ok();
@@ -204,7 +210,7 @@ fn a_vm_that_fails_to_start_is_rolled_back() {
     let name = format!("live-nokernel-{}", std::process::id());
     let log = PathBuf::from(format!("/var/log/libvirt/qemu/{name}.serial.log"));
     let missing = Path::new("/nonexistent-boxvirt-kernel-dir");
-    let mut args = tiny_create_args(&name, &log, missing);
+    let mut args = tiny_create_args(&name, &log, Some(missing));
     args.push("--start".into());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let run = live(d.path(), &args).expect_code(1);

@@ -35,16 +35,15 @@ fn in_ns(cwd: &Path, args: &[&str]) -> Run {
 #[test]
 fn tiny_vm_is_ready_over_ssh_with_its_seed_identity_and_leaves_nothing() {
     let d = tempfile::tempdir().unwrap();
-    let tiny = common::tiny_dir();
     in_ns(d.path(), &["net", "ensure", "default"]).ok();
+    // The kernel comes from the pool, as for a user who staged nothing.
+    common::upload_tiny("qemu:///system");
     let name = format!("live-ready-{}", std::process::id());
     let _guard = common::VmGuard {
         uri: "qemu:///system".into(),
         name: name.clone(),
     };
     let log = format!("/var/log/libvirt/qemu/{name}.serial.log");
-    let kernel = format!("kernel={}", tiny.join("vmlinuz").display());
-    let initrd = format!("initrd={}", tiny.join("initrd.img").display());
     let serial = format!("serial_log={log}");
     let created = in_ns(
         d.path(),
@@ -57,10 +56,6 @@ fn tiny_vm_is_ready_over_ssh_with_its_seed_identity_and_leaves_nothing() {
             "tiny",
             "--name",
             &name,
-            "--set",
-            &kernel,
-            "--set",
-            &initrd,
             "--set",
             &serial,
             "--wait",

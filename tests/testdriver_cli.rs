@@ -10,25 +10,26 @@ fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
-#[test]
-fn vm_list_shows_fixture_domains_as_table_and_json() {
-    let d = tmp();
-    let uri = test_uri("node.xml");
-    let run = boxvirt_in(d.path(), &["-c", &uri, "vm", "list"]).ok();
-    assert!(
-        run.stdout.contains("web-1") && run.stdout.contains("db-1"),
-        "{}",
-        run.stdout
-    );
-    let run = boxvirt_in(d.path(), &["-c", &uri, "vm", "list", "-o", "json"]).ok();
-    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    let names: Vec<&str> = v
+/// The names in a JSON listing, in order.
+fn names(listing: &serde_json::Value) -> Vec<&str> {
+    listing
         .as_array()
         .unwrap()
         .iter()
         .map(|d| d["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, vec!["db-1", "web-1"]);
+        .collect()
+}
+
+#[test]
+fn vm_list_shows_fixture_domains_as_table_and_json() {
+    let d = tmp();
+    let vm = || Boxvirt::new(d.path()).uri(&test_uri("node.xml"));
+    vm().args(["vm", "list"])
+        .stdout_has("web-1")
+        .stdout_has("db-1")
+        .run();
+    let v = vm().args(["vm", "list", "-o", "json"]).run().json();
+    assert_eq!(names(&v), vec!["db-1", "web-1"]);
     assert_eq!(v[1]["vcpus"], 2);
     assert_eq!(v[1]["memory_mib"], 512);
     assert_eq!(v[1]["state"], "running");
@@ -37,207 +38,213 @@ fn vm_list_shows_fixture_domains_as_table_and_json() {
 #[test]
 fn libvirt_default_uri_env_is_used_and_connect_flag_wins() {
     let d = tmp();
-    let run = boxvirt_env(
-        d.path(),
-        &["vm", "list", "-o", "json"],
-        &[("LIBVIRT_DEFAULT_URI", &test_uri("node.xml"))],
-    )
-    .ok();
-    assert!(run.stdout.contains("web-1"));
-    let run = boxvirt_env(
-        d.path(),
-        &["-c", &test_uri("empty.xml"), "vm", "list", "-o", "json"],
-        &[("LIBVIRT_DEFAULT_URI", &test_uri("node.xml"))],
-    )
-    .ok();
-    assert_eq!(run.stdout.trim(), "[]");
+    let with_env = || {
+        Boxvirt::new(d.path())
+            .env("LIBVIRT_DEFAULT_URI", &test_uri("node.xml"))
+            .args(["-o", "json"])
+    };
+    with_env().args(["vm", "list"]).stdout_has("web-1").run();
+    with_env()
+        .uri(&test_uri("empty.xml"))
+        .args(["vm", "list"])
+        .stdout("[]\n")
+        .run();
+}
+
+/// `-c ""` (or an empty LIBVIRT_DEFAULT_URI) is "not given", not libvirt's
+/// own default URI: the next source decides.
+#[test]
+fn an_empty_uri_counts_as_not_given() {
+    let d = tmp();
+    let v = Boxvirt::new(d.path())
+        .uri("")
+        .env("LIBVIRT_DEFAULT_URI", &test_uri("node.xml"))
+        .args(["-o", "json", "vm", "list"])
+        .run()
+        .json();
+    assert_eq!(names(&v), vec!["db-1", "web-1"]);
+    for env in [&[][..], &[("LIBVIRT_DEFAULT_URI", "")][..]] {
+        Boxvirt::new(d.path())
+            .uri("")
+            .envs(env)
+            .args(["vm", "list"])
+            .status(5)
+            .error_has("data/libvirt-run/libvirt-sock")
+            .run();
+    }
+}
+
+/// An empty listing is one line on stdout (or `[]`), not a header without
+/// a closing border.
+#[test]
+fn empty_listings_say_so() {
+    let d = tmp();
+    let empty = || Boxvirt::new(d.path()).uri(&test_uri("empty.xml"));
+    for (args, line) in [
+        (&["vm", "list"][..], "no VMs\n"),
+        (&["net", "list"][..], "no networks\n"),
+    ] {
+        empty().args(args.iter().copied()).stdout(line).run();
+        empty()
+            .args(args.iter().copied())
+            .args(["-o", "json"])
+            .stdout("[]\n")
+            .run();
+    }
+    // The image cache alone (no libvirt): an empty cache directory.
+    let cache = d.path().join("cache");
+    let images = || {
+        Boxvirt::new(d.path())
+            .env("BOXVIRT_CACHE_DIR", cache.to_str().unwrap())
+            .args(["image", "list", "--cache-only"])
+    };
+    images().stdout("no images\n").run();
+    images().args(["-o", "json"]).stdout("[]\n").run();
+    // `virsh` mirrors `virsh list --all`: a closed table with no rows.
+    let run = empty().arg("virsh").run();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", run.stdout);
+    assert!(lines[2].starts_with('└'), "{}", run.stdout);
+}
+
+/// Tables fit the width (no terminal here: $COLUMNS, else 100) by wrapping;
+/// `-o json` keeps every text whole.
+#[test]
+fn doctor_fits_its_table_to_the_width_and_json_keeps_the_text() {
+    let d = tmp();
+    let doctor = |columns: Option<&str>| {
+        let mut b = Boxvirt::new(d.path())
+            .uri(&test_uri("node.xml"))
+            .arg("doctor")
+            .any_status();
+        if let Some(c) = columns {
+            b = b.env("COLUMNS", c);
+        }
+        b.run()
+    };
+    let widest = |run: &Run| run.stdout.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest(&doctor(None)) <= 100, "{}", doctor(None).stdout);
+    assert!(
+        widest(&doctor(Some("72"))) <= 72,
+        "{}",
+        doctor(Some("72")).stdout
+    );
+    // Given room, the same table is wider: the width is what wrapped it.
+    let wide = doctor(Some("1000"));
+    assert!(widest(&wide) > 100, "{}", wide.stdout);
+    // The longest detail or fix, whole in JSON, is wrapped at 72 columns
+    // and on one line when there is room.
+    let json = Boxvirt::new(d.path())
+        .uri(&test_uri("node.xml"))
+        .args(["doctor", "-o", "json"])
+        .any_status()
+        .run()
+        .json();
+    let longest = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| [c["detail"].as_str().unwrap(), c["fix"].as_str().unwrap()])
+        .max_by_key(|t| t.len())
+        .unwrap()
+        .to_string();
+    assert!(longest.len() > 40, "{json}");
+    assert!(!doctor(Some("72")).stdout.contains(&longest));
+    assert!(wide.stdout.contains(&longest), "{}", wide.stdout);
 }
 
 #[test]
 fn vm_create_from_each_cloud_template_on_the_test_driver() {
     let d = tmp();
-    let uri = test_uri("node.xml");
     for t in ["rocky9", "ubuntu24", "debian12"] {
         // The test driver has no upload streams (seed) and there is no
         // internet (image): a blank disk and no seed; the live tiers do the rest.
-        let run = boxvirt_in(
-            d.path(),
-            &[
-                "-c",
-                &uri,
-                "-o",
-                "json",
-                "vm",
-                "create",
-                "--template",
-                t,
-                "--memory",
-                "1024",
-                "--vcpus",
-                "2",
-                "--blank-disk",
-                "--no-seed",
-                "--start",
-            ],
-        )
-        .ok();
-        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        let v = Boxvirt::new(d.path())
+            .uri(&test_uri("node.xml"))
+            .args(["-o", "json", "vm", "create", "--template", t])
+            .args(["--memory", "1024", "--vcpus", "2"])
+            .args(["--blank-disk", "--no-seed", "--start"])
+            .run()
+            .json();
         assert_eq!(v["name"], format!("{t}-1"));
         assert_eq!(v["domain_type"], "test");
         assert_eq!(v["volumes"][0], format!("{t}-1.qcow2"));
         assert_eq!(v["started"], true);
         // A DHCP reservation was planned in the fixture's range.
         assert!(v["ip"].as_str().unwrap().starts_with("192.168.122."), "{v}");
+        // No --wait: no readiness report.
+        assert!(v.get("ready").is_none(), "{v}");
     }
 }
 
 #[test]
 fn default_name_skips_names_in_use() {
     let d = tmp();
-    let run = boxvirt_in(
-        d.path(),
-        &[
-            "-c",
-            &test_uri("node.xml"),
-            "-o",
-            "json",
-            "vm",
-            "create",
-            "--template",
-            "tiny",
-            "--name",
-            "web-2",
-            "--no-seed",
-        ],
-    )
-    .ok();
-    assert!(run.stdout.contains("\"web-2\""));
+    Boxvirt::new(d.path())
+        .uri(&test_uri("node.xml"))
+        .args(["-o", "json", "vm", "create", "--template", "tiny"])
+        .args(["--name", "web-2", "--no-seed"])
+        .stdout_has("\"web-2\"")
+        .run();
 }
 
 #[test]
 fn bad_input_gets_one_line_and_the_documented_exit_code() {
     let d = tmp();
-    let uri = test_uri("node.xml");
     let long = "x".repeat(65);
-    let cases: Vec<(Vec<&str>, i32, &str)> =
-        vec![
+    let create = ["vm", "create", "--template", "tiny"];
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["--name", ""], 2, "is empty"),
+        (vec!["--name", &long], 2, "longer than 64"),
+        (vec!["--name", "a/b"], 2, "'/'"),
+        (vec!["--name", "a'b"], 2, "contains"),
+        (vec!["--name", "a<b"], 2, "'<'"),
+        (vec!["--name", "a b"], 2, "' '"),
+        (vec!["--name=-x"], 2, "starts with '-'"),
+        (vec!["--memory", "8"], 2, "memory"),
+        (vec!["--memory", "99999999"], 2, "memory"),
+        (vec!["--vcpus", "0"], 2, "vcpus"),
+        (vec!["--vcpus", "1000"], 2, "vcpus"),
+        (vec!["--name", "web-1"], 4, "already exists"),
+        (vec!["--network", "nonet"], 3, "network 'nonet' not found"),
+        (vec!["--disk-size", "5"], 2, "has no disk"),
+        (vec!["--image", "rocky9"], 2, "has no disk"),
+        (vec!["--ssh-key", "/nonexistent.pub"], 2, "/nonexistent.pub"),
         (
-            vec!["vm", "create", "--template", "tiny", "--name", ""],
+            vec!["--user-data", "/nonexistent.yaml"],
             2,
-            "is empty",
+            "/nonexistent.yaml",
+        ),
+        (vec!["--set", "memory=64"], 2, "use --memory"),
+        (
+            vec!["--set", "colour=red"],
+            2,
+            "unknown domain template parameter",
         ),
         (
-            vec!["vm", "create", "--template", "tiny", "--name", &long],
-            2,
-            "longer than 64",
+            vec!["--template-dir", "/nonexistent"],
+            3,
+            "template dir /nonexistent (--template-dir or BOXVIRT_TEMPLATE_DIR) is not a directory",
         ),
-        (
-            vec!["vm", "create", "--template", "tiny", "--name", "a/b"],
-            2,
-            "'/'",
-        ),
-        (
-            vec!["vm", "create", "--template", "tiny", "--name", "a'b"],
-            2,
-            "contains",
-        ),
-        (
-            vec!["vm", "create", "--template", "tiny", "--name", "a<b"],
-            2,
-            "'<'",
-        ),
-        (
-            vec!["vm", "create", "--template", "tiny", "--name", "a b"],
-            2,
-            "' '",
-        ),
-        (
-            vec!["vm", "create", "--template", "tiny", "--name=-x"],
-            2,
-            "starts with '-'",
-        ),
+    ];
+    let mut all: Vec<(Vec<&str>, i32, &str)> = cases
+        .into_iter()
+        .map(|(extra, code, needle)| ([&create[..], &extra].concat(), code, needle))
+        .collect();
+    all.extend([
         (
             vec!["vm", "create", "--template", "nope"],
             3,
             "no domain template named \"nope\"",
         ),
-        (
-            vec!["vm", "create", "--template", "tiny", "--memory", "8"],
-            2,
-            "memory",
-        ),
-        (
-            vec!["vm", "create", "--template", "tiny", "--memory", "99999999"],
-            2,
-            "memory",
-        ),
-        (
-            vec!["vm", "create", "--template", "tiny", "--vcpus", "0"],
-            2,
-            "vcpus",
-        ),
-        (
-            vec!["vm", "create", "--template", "tiny", "--vcpus", "1000"],
-            2,
-            "vcpus",
-        ),
-        (
-            vec!["vm", "create", "--template", "tiny", "--name", "web-1"],
-            4,
-            "already exists",
-        ),
-        (
-            vec!["vm", "create", "--template", "tiny", "--network", "nonet"],
-            3,
-            "network 'nonet' not found",
-        ),
-        (
-            vec!["vm", "create", "--template", "tiny", "--disk-size", "5"],
-            2,
-            "has no disk",
-        ),
-        (
-            vec!["vm", "create", "--template", "tiny", "--image", "rocky9"],
-            2,
-            "has no disk",
-        ),
-        (
-            vec![
-                "vm",
-                "create",
-                "--template",
-                "tiny",
-                "--ssh-key",
-                "/nonexistent.pub",
-            ],
-            2,
-            "/nonexistent.pub",
-        ),
-        (
-            vec![
-                "vm",
-                "create",
-                "--template",
-                "tiny",
-                "--user-data",
-                "/nonexistent.yaml",
-            ],
-            2,
-            "/nonexistent.yaml",
-        ),
-        (
-            vec!["vm", "create", "--template", "tiny", "--set", "memory=64"],
-            2,
-            "use --memory",
-        ),
-        (
-            vec!["vm", "create", "--template", "tiny", "--set", "colour=red"],
-            2,
-            "unknown domain template parameter",
-        ),
         (vec!["vm", "start", "ghost"], 3, "vm 'ghost' not found"),
         (
             vec!["vm", "delete", "ghost", "--yes"],
+            3,
+            "vm 'ghost' not found",
+        ),
+        (
+            vec!["vm", "wait", "ghost", "--allow-cloud-init-errors"],
             3,
             "vm 'ghost' not found",
         ),
@@ -248,54 +255,47 @@ fn bad_input_gets_one_line_and_the_documented_exit_code() {
             "no network template 'ghost'",
         ),
         (vec!["vm", "delete", "web-1"], 2, "refusing without --yes"),
-        (
-            vec!["vm", "create", "--template", "tiny", "--template-dir", "/nonexistent"],
-            3,
-            "template dir /nonexistent (--template-dir or BOXVIRT_TEMPLATE_DIR) is not a directory",
-        ),
-    ];
-    for (args, code, needle) in cases {
-        let mut full = vec!["-c", uri.as_str()];
-        full.extend(args.iter().copied());
-        let run = boxvirt_in(d.path(), &full);
-        assert_eq!(run.code, code, "{args:?}: {}", run.stderr);
-        let line = run.one_line_error();
-        assert!(line.contains(needle), "{args:?}: {line}");
+    ]);
+    for (args, code, needle) in all {
+        Boxvirt::new(d.path())
+            .uri(&test_uri("node.xml"))
+            .args(args)
+            .status(code)
+            .error_has(needle)
+            .run();
         // Nothing half-made: not even the instance key in ./data/ssh.
         let left: Vec<_> = std::fs::read_dir(d.path())
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();
-        assert!(left.is_empty(), "{args:?} left {left:?}");
+        assert!(left.is_empty(), "{needle}: left {left:?}");
     }
 }
 
 #[test]
 fn unreachable_uris_exit_5_naming_the_uri_and_next_step() {
     let d = tmp();
-    let run = boxvirt_in(d.path(), &["vm", "list"]).expect_code(5);
-    let line = run.one_line_error();
-    assert!(
-        line.contains("data/libvirt-run/libvirt-sock") && line.contains("boxvirt up"),
-        "{line}"
-    );
-    let run = boxvirt_in(
-        d.path(),
-        &[
-            "-c",
-            "qemu+unix:///system?socket=/nonexistent/sock",
-            "vm",
-            "list",
-        ],
-    )
-    .expect_code(5);
-    assert!(run.one_line_error().contains("/nonexistent/sock"));
+    let list = |uri: Option<&str>| {
+        let b = Boxvirt::new(d.path());
+        match uri {
+            Some(u) => b.uri(u),
+            None => b,
+        }
+        .args(["vm", "list"])
+        .status(5)
+    };
+    list(None)
+        .error_has("data/libvirt-run/libvirt-sock")
+        .error_has("boxvirt up")
+        .run();
+    list(Some("qemu+unix:///system?socket=/nonexistent/sock"))
+        .error_has("/nonexistent/sock")
+        .run();
     // A socket file nobody listens on (a stale bind mount looks like this).
     let sock = d.path().join("stale.sock");
     drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
     let uri = format!("qemu+unix:///system?socket={}", sock.display());
-    let run = boxvirt_in(d.path(), &["-c", &uri, "vm", "list"]).expect_code(5);
-    assert!(run.one_line_error().contains("refused"), "{}", run.stderr);
+    list(Some(&uri)).error_has("refused").run();
 }
 
 #[test]
@@ -307,33 +307,20 @@ fn malformed_user_template_names_file_line_and_column() {
         "<domain type='qemu'>\n  <name>x</nam>\n</domain>\n",
     )
     .unwrap();
-    let run = boxvirt_in(
-        d.path(),
-        &[
-            "-c",
-            &test_uri("node.xml"),
-            "--template-dir",
-            "tpl",
-            "vm",
-            "create",
-            "--template",
-            "bad",
-        ],
-    )
-    .expect_code(1);
-    let line = run.one_line_error();
-    assert!(
-        line.contains("tpl/domain/bad.xml") && line.contains("line 2, column"),
-        "{line}"
-    );
+    Boxvirt::new(d.path())
+        .uri(&test_uri("node.xml"))
+        .args(["--template-dir", "tpl", "vm", "create", "--template", "bad"])
+        .status(1)
+        .error_has("tpl/domain/bad.xml")
+        .error_has("line 2, column")
+        .run();
     // The same directory from the environment variable.
-    let run = boxvirt_env(
-        d.path(),
-        &["template", "show", "bad"],
-        &[("BOXVIRT_TEMPLATE_DIR", "tpl")],
-    )
-    .expect_code(1);
-    assert!(run.one_line_error().contains("bad.xml"));
+    Boxvirt::new(d.path())
+        .env("BOXVIRT_TEMPLATE_DIR", "tpl")
+        .args(["template", "show", "bad"])
+        .status(1)
+        .error_has("bad.xml")
+        .run();
 }
 
 #[test]
@@ -344,70 +331,53 @@ fn dotenv_in_the_working_directory_sets_the_instance() {
         "BOXMAN_INSTANCE_NAME=lab2\nBOXMAN_DATA_DIR=./data-lab2\n",
     )
     .unwrap();
-    let run = boxvirt_in(d.path(), &["vm", "list"]).expect_code(5);
-    assert!(
-        run.stderr.contains("data-lab2/libvirt-run/libvirt-sock")
-            && run.stderr.contains("instance 'lab2'"),
-        "{}",
-        run.stderr
-    );
+    Boxvirt::new(d.path())
+        .args(["vm", "list"])
+        .status(5)
+        .stderr_has("data-lab2/libvirt-run/libvirt-sock")
+        .stderr_has("instance 'lab2'")
+        .run();
 }
 
 #[test]
 fn net_ensure_reports_changes_and_json() {
     let d = tmp();
     let uri = test_uri("node.xml");
-    let run = boxvirt_in(d.path(), &["-c", &uri, "net", "ensure", "isolated"]).ok();
-    assert_eq!(
-        run.stdout.trim(),
-        "network 'isolated': defined, started, set to autostart"
-    );
-    let run = boxvirt_in(
-        d.path(),
-        &["-c", &uri, "-o", "json", "net", "ensure", "default"],
-    )
-    .ok();
-    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    Boxvirt::new(d.path())
+        .uri(&uri)
+        .args(["net", "ensure", "isolated"])
+        .stdout("network 'isolated': defined, started, set to autostart\n")
+        .run();
+    let v = Boxvirt::new(d.path())
+        .uri(&uri)
+        .args(["-o", "json", "net", "ensure", "default"])
+        .run()
+        .json();
     assert_eq!(v["changes"], serde_json::json!(["autostart-set"]));
 }
 
 #[test]
 fn template_show_renders_with_escaping() {
     let d = tmp();
-    let run = boxvirt_in(
-        d.path(),
-        &[
-            "template",
-            "show",
-            "tiny",
-            "--set",
-            "cmdline=console=ttyS0 x=<&>",
-        ],
-    )
-    .ok();
-    assert!(
-        run.stdout
-            .contains("<cmdline>console=ttyS0 x=&lt;&amp;&gt;</cmdline>"),
-        "{}",
-        run.stdout
-    );
-    let run = boxvirt_in(d.path(), &["template", "show", "default"]).expect_code(2);
-    assert!(run.one_line_error().contains("--kind"));
-    boxvirt_in(
-        d.path(),
-        &["template", "show", "default", "--kind", "network"],
-    )
-    .ok();
+    let show = || Boxvirt::new(d.path()).args(["template", "show"]);
+    show()
+        .args(["tiny", "--set", "cmdline=console=ttyS0 x=<&>"])
+        .stdout_has("<cmdline>console=ttyS0 x=&lt;&amp;&gt;</cmdline>")
+        .run();
+    show().arg("default").status(2).error_has("--kind").run();
+    show().args(["default", "--kind", "network"]).run();
 }
 
 #[test]
 fn doctor_json_on_the_test_driver() {
     let d = tmp();
-    let run = boxvirt_in(
-        d.path(),
-        &["-c", &test_uri("node.xml"), "doctor", "-o", "json"],
-    );
-    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let doctor = |fixture: &str| {
+        Boxvirt::new(d.path())
+            .uri(&test_uri(fixture))
+            .args(["doctor", "-o", "json"])
+    };
+    let run = doctor("node.xml").any_status().run();
+    let v = run.json();
     let ids: Vec<&str> = v["checks"]
         .as_array()
         .unwrap()
@@ -427,12 +397,7 @@ fn doctor_json_on_the_test_driver() {
     }
     assert_eq!(run.code == 0, v["ok"].as_bool().unwrap());
     // A network that is missing fails the run.
-    let run = boxvirt_in(
-        d.path(),
-        &["-c", &test_uri("empty.xml"), "doctor", "-o", "json"],
-    )
-    .expect_code(1);
-    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let v = doctor("empty.xml").status(1).run().json();
     let net = v["checks"]
         .as_array()
         .unwrap()
@@ -441,6 +406,19 @@ fn doctor_json_on_the_test_driver() {
         .unwrap();
     assert_eq!(net["status"], "fail");
     assert_eq!(net["fix"], "boxvirt net ensure default");
+}
+
+/// The cloud-init verdict only matters when waiting: clap's usage error.
+#[test]
+fn allow_cloud_init_errors_needs_wait_on_create() {
+    let d = tmp();
+    Boxvirt::new(d.path())
+        .uri(&test_uri("node.xml"))
+        .args(["vm", "create", "--template", "tiny"])
+        .arg("--allow-cloud-init-errors")
+        .status(2)
+        .stderr_has("required arguments were not provided:\n  --wait")
+        .run();
 }
 
 /// Port 0 would let Docker pick a random port that boxvirt then waits on
@@ -452,20 +430,22 @@ fn port_zero_is_refused_before_anything_happens() {
         &["up", "--ssh-port", "0"][..],
         &["status", "--libvirt-tcp-port", "0"][..],
     ] {
-        let run = boxvirt_in(d.path(), args).expect_code(2);
+        let run = Boxvirt::new(d.path())
+            .args(args.iter().copied())
+            .status(2)
+            .run();
         assert!(
             run.stderr.starts_with("error: invalid value '0'"),
             "{}",
             run.stderr
         );
     }
-    let run = boxvirt_env(d.path(), &["up"], &[("BOXMAN_SSH_PORT", "0")]).expect_code(2);
-    assert!(
-        run.one_line_error()
-            .contains("BOXMAN_SSH_PORT=\"0\" is not a TCP port"),
-        "{}",
-        run.stderr
-    );
+    Boxvirt::new(d.path())
+        .env("BOXMAN_SSH_PORT", "0")
+        .arg("up")
+        .status(2)
+        .error_has("BOXMAN_SSH_PORT=\"0\" is not a TCP port")
+        .run();
     let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
     assert!(left.is_empty(), "left {left:?}");
 }
@@ -475,53 +455,31 @@ fn port_zero_is_refused_before_anything_happens() {
 /// daemon going away mid-call is an error boxvirt can report).
 #[test]
 fn a_closed_stdout_pipe_ends_quietly() {
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(bin())
-        .args(["-c", "test:///default", "template", "show", "rocky9"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take()); // the reader goes away before boxvirt writes
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "status {:?}: {stderr}",
-        out.status
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    let d = tmp();
+    Boxvirt::new(d.path())
+        .uri("test:///default")
+        .args(["template", "show", "rocky9"])
+        .stdout_closed()
+        .run();
 }
 
 /// A network with VMs on it is not deleted from under them unless --force.
 #[test]
 fn net_delete_refuses_a_network_in_use_unless_forced() {
     let d = tmp();
-    let uri = test_uri("network-in-use.xml");
-    let run =
-        boxvirt_in(d.path(), &["-c", &uri, "net", "delete", "default", "--yes"]).expect_code(4);
-    assert!(
-        run.one_line_error()
-            .contains("network 'default' is used by vm 'web-1' (running)")
-            && run.stderr.contains("--force"),
-        "{}",
-        run.stderr
-    );
-    let run = boxvirt_in(
-        d.path(),
-        &["-c", &uri, "net", "delete", "default", "--yes", "--force"],
-    )
-    .ok();
-    assert!(
-        run.stderr.contains("deleted network 'default'"),
-        "{}",
-        run.stderr
-    );
-    let run = boxvirt_in(d.path(), &["-c", &uri, "net", "delete", "idle", "--yes"]).ok();
-    assert!(
-        run.stderr.contains("deleted network 'idle'"),
-        "{}",
-        run.stderr
-    );
+    let delete = |name: &str| {
+        Boxvirt::new(d.path())
+            .uri(&test_uri("network-in-use.xml"))
+            .args(["net", "delete", name, "--yes"])
+    };
+    delete("default")
+        .status(4)
+        .error_has("network 'default' is used by vm 'web-1' (running)")
+        .stderr_has("--force")
+        .run();
+    delete("default")
+        .arg("--force")
+        .stderr_has("deleted network 'default'")
+        .run();
+    delete("idle").stderr_has("deleted network 'idle'").run();
 }

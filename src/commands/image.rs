@@ -1,7 +1,8 @@
-//! `boxvirt image pull|list|rm`: the local image cache and the base volumes
-//! in pool 'default' of the connected libvirt (`-c URI` as everywhere).
-//! `pull` caches and uploads (unless `--no-upload`); `list` and `rm` cover
-//! both places (unless `--cache-only`).
+//! `boxvirt image pull|import|list|rm`: the local image cache and the base
+//! volumes in pool 'default' of the connected libvirt (`-c URI` as
+//! everywhere). `pull` and `import` cache and upload (unless `--no-upload`);
+//! `list` and `rm` cover both places (unless `--cache-only`), kernel images
+//! (`<image>-<hex>.vmlinuz|.initrd`) included.
 
 use serde::Serialize;
 use tabled::Tabled;
@@ -10,9 +11,9 @@ use crate::cli::ImageCommand;
 use crate::confirm::confirm;
 use crate::context::Ctx;
 use crate::error::{Exit, Failure, Result};
-use crate::image::base::{self, parse_volume_name, BASE_POOL};
+use crate::image::base::{self, BASE_POOL};
 use crate::image::cache::{Cache, CachedImage};
-use crate::image::{catalog, preflight, pull, PullOptions};
+use crate::image::{catalog, import, kernel, preflight, pull, PullOptions};
 use crate::libvirt::{Libvirt, VolumeSummary};
 
 pub fn run(ctx: &Ctx, cmd: ImageCommand) -> Result<Exit> {
@@ -33,6 +34,16 @@ pub fn run(ctx: &Ctx, cmd: ImageCommand) -> Result<Exit> {
             },
             no_upload,
         ),
+        ImageCommand::Import {
+            path,
+            name,
+            no_upload,
+        } => import_image(ctx, &path, name.as_deref(), no_upload),
+        ImageCommand::ImportKernel {
+            name,
+            kernel,
+            initrd,
+        } => import_kernel(ctx, &name, &kernel, &initrd),
         ImageCommand::List { cache_only } => list(ctx, cache_only),
         ImageCommand::Rm { image, cache_only } => remove(ctx, &image, cache_only),
     }
@@ -89,6 +100,105 @@ fn pull_image(ctx: &Ctx, what: &str, opts: &PullOptions, no_upload: bool) -> Res
         );
     }
     Ok(Exit::Ok)
+}
+
+fn import_image(
+    ctx: &Ctx,
+    path: &std::path::Path,
+    name: Option<&str>,
+    no_upload: bool,
+) -> Result<Exit> {
+    let checked = import::preflight(path, name)?;
+    // Connect before hashing: an unreachable libvirt should not cost a copy.
+    let conn = if no_upload {
+        None
+    } else {
+        Some(ctx.libvirt()?)
+    };
+    let done = import::import(conn.as_ref(), &ctx.catalog, &ctx.out, &checked)?;
+    if ctx.out.is_json() {
+        #[derive(Serialize)]
+        struct Report<'a> {
+            image: &'a crate::image::Pulled,
+            volume: Option<&'a crate::image::BaseVolume>,
+        }
+        ctx.out.json(&Report {
+            image: &done.image,
+            volume: done.volume.as_ref(),
+        })?;
+        return Ok(Exit::Ok);
+    }
+    let image = &done.image;
+    let how = if image.downloaded {
+        "imported"
+    } else {
+        "already cached"
+    };
+    crate::outln!(
+        "image '{}' ({}) sha256:{} {how}: {}",
+        image.name,
+        image.format,
+        image.sha256,
+        image.cache_path
+    );
+    if let (Some(v), Some(conn)) = (&done.volume, &conn) {
+        let how = if v.uploaded {
+            "uploaded"
+        } else {
+            "already there"
+        };
+        crate::outln!(
+            "base volume '{}' in pool '{}' at {} {how}: {}",
+            v.name,
+            v.pool,
+            conn.uri(),
+            v.path
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+/// Hidden: the kernel-pair upload `image build tiny` ends with, for tests
+/// and hand-built kernels ([`kernel::upload`]).
+fn import_kernel(
+    ctx: &Ctx,
+    name: &str,
+    kernel_file: &std::path::Path,
+    initrd_file: &std::path::Path,
+) -> Result<Exit> {
+    let conn = ctx.libvirt()?;
+    let k = kernel::upload(
+        &conn,
+        &ctx.catalog,
+        &ctx.out,
+        name,
+        kernel_file,
+        initrd_file,
+    )?;
+    if ctx.out.is_json() {
+        ctx.out.json(&k)?;
+        return Ok(Exit::Ok);
+    }
+    let how = if k.uploaded {
+        "uploaded"
+    } else {
+        "already there"
+    };
+    crate::outln!(
+        "kernel image '{}' in pool '{}' at {} {how}: {}, {}",
+        k.image,
+        k.pool,
+        conn.uri(),
+        k.kernel,
+        k.initrd
+    );
+    Ok(Exit::Ok)
+}
+
+/// `(image, 12 hex)` of a base volume or a kernel-image volume.
+fn parse_volume_name(vol: &str) -> Option<(&str, &str)> {
+    base::parse_volume_name(vol)
+        .or_else(|| kernel::parse_volume_name(vol).map(|(image, hex, _)| (image, hex)))
 }
 
 #[derive(Tabled)]
@@ -173,7 +283,11 @@ fn listed(image: Option<&CachedImage>, volume: Option<&VolumeSummary>) -> Listed
             .map(|i| i.sha256[..12].to_string())
             .or_else(|| from_vol.map(|(_, h)| h.to_string()))
             .unwrap_or_default(),
-        format: image.map(|i| i.format().to_string()),
+        format: image.map(|i| i.format().to_string()).or_else(|| {
+            volume
+                .and_then(|v| kernel::parse_volume_name(&v.name))
+                .map(|(_, _, part)| part.as_str().to_string())
+        }),
         size_bytes: image.map(|i| i.size),
         virtual_size_bytes: meta.map(|m| m.virtual_size),
         cache_path: image.map(|i| i.path.display().to_string()),
@@ -230,7 +344,7 @@ fn list(ctx: &Ctx, cache_only: bool) -> Result<Exit> {
                 .unwrap_or_else(|| "-".into()),
         })
         .collect();
-    ctx.out.rows(&rows, &items)?;
+    ctx.out.list("images", &rows, &items)?;
     Ok(Exit::Ok)
 }
 
@@ -285,7 +399,7 @@ fn remove(ctx: &Ctx, what: &str, cache_only: bool) -> Result<Exit> {
             let users = conn.volume_users(&v.path)?;
             if !users.is_empty() {
                 return Err(Failure::conflict(format!(
-                    "base volume '{}' in pool '{BASE_POOL}' is used by {}; delete those VMs first ('boxvirt vm delete NAME'), nothing was removed",
+                    "volume '{}' in pool '{BASE_POOL}' is used by {}; delete those VMs first ('boxvirt vm delete NAME'), nothing was removed",
                     v.name,
                     users.join(", ")
                 )));
@@ -305,7 +419,7 @@ fn remove(ctx: &Ctx, what: &str, cache_only: bool) -> Result<Exit> {
         for v in &volumes {
             conn.delete_volume(BASE_POOL, &v.name)?;
             ctx.out.note(format!(
-                "removed base volume '{}' from pool '{BASE_POOL}' at {}",
+                "removed volume '{}' from pool '{BASE_POOL}' at {}",
                 v.name,
                 conn.uri()
             ));

@@ -81,7 +81,7 @@ pub fn run(ctx: &Ctx, cmd: NetCommand) -> Result<Exit> {
                     bridge: n.bridge.clone().unwrap_or_default(),
                 })
                 .collect();
-            ctx.out.rows(&rows, &nets)?;
+            ctx.out.list("networks", &rows, &nets)?;
         }
         NetCommand::Show { name } => {
             names::validate("network", &name)?;

@@ -34,7 +34,7 @@ pub fn run(ctx: &Ctx, cmd: TemplateCommand) -> Result<Exit> {
                     parameters: t.parameters().join(","),
                 })
                 .collect();
-            ctx.out.rows(&rows, &rows)?;
+            ctx.out.list("templates", &rows, &rows)?;
         }
         TemplateCommand::Show { name, set, kind } => {
             let kind = kind.map(|k| match k {

@@ -118,19 +118,24 @@ pub fn run(ctx: &Ctx, cmd: VmCommand) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         VmCommand::Ip { name } => ip(ctx, &name),
-        VmCommand::Wait { name, timeout } => {
+        VmCommand::Wait {
+            name,
+            timeout,
+            allow_cloud_init_errors,
+        } => {
             let conn = open_for(ctx, &name)?;
-            let ready = ready::wait(
-                &conn,
-                &ctx.settings,
-                &name,
-                Duration::from_secs(timeout),
-                &ctx.out,
-            )?;
+            let opts = ready::Options {
+                timeout: Duration::from_secs(timeout),
+                allow_cloud_init_errors,
+            };
+            let ready = ready::wait(&conn, &ctx.settings, &name, &opts, &ctx.out)?;
             ctx.out.note(format!(
                 "vm '{name}' is ready at {} ({:.1} s)",
                 ready.ip, ready.seconds
             ));
+            if ctx.out.is_json() {
+                ctx.out.json(&ready)?;
+            }
             Ok(Exit::Ok)
         }
         VmCommand::Ssh { name, command } => ssh(ctx, &name, &command),
@@ -340,14 +345,13 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
     } else {
         crate::outln!("{line}");
     }
+    let mut waited = None;
     if args.wait {
-        let ready = ready::wait(
-            &conn,
-            &ctx.settings,
-            &created.name,
-            Duration::from_secs(args.timeout),
-            &ctx.out,
-        )?;
+        let opts = ready::Options {
+            timeout: Duration::from_secs(args.timeout),
+            allow_cloud_init_errors: args.allow_cloud_init_errors,
+        };
+        let ready = ready::wait(&conn, &ctx.settings, &created.name, &opts, &ctx.out)?;
         ctx.out.note(format!(
             "vm '{}' is ready at {} ({:.1} s); 'boxvirt vm ssh {}'",
             created.name, ready.ip, ready.seconds, created.name
@@ -358,11 +362,24 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
                     .note(format!("ejected and deleted the cloud-init seed {vol}"));
             }
         }
+        waited = Some(ready);
     }
     if ctx.out.is_json() {
-        ctx.out.json(&created)?;
+        ctx.out.json(&CreatedJson {
+            created: &created,
+            ready: waited.as_ref(),
+        })?;
     }
     Ok(Exit::Ok)
+}
+
+/// `vm create -o json`: what was made, and with --wait how it came up.
+#[derive(Serialize)]
+struct CreatedJson<'a> {
+    #[serde(flatten)]
+    created: &'a create::Created,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ready: Option<&'a ready::Ready>,
 }
 
 /// One row of `vm list -o json` (stable schema: README).
@@ -412,7 +429,7 @@ fn list(ctx: &Ctx) -> Result<Exit> {
                 autostart: if d.autostart { "yes" } else { "no" },
             })
             .collect();
-        ctx.out.rows(&rows, &doms)?;
+        ctx.out.list("VMs", &rows, &doms)?;
     }
     Ok(Exit::Ok)
 }

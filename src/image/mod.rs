@@ -7,7 +7,10 @@ pub mod base;
 pub mod cache;
 pub mod catalog;
 pub mod checksum;
+pub mod detect;
 pub mod download;
+pub mod import;
+pub mod kernel;
 pub mod pull;
 pub mod qcow2;
 

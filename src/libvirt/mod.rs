@@ -10,6 +10,7 @@ mod errors;
 mod host;
 mod leases;
 mod networks;
+mod race;
 mod storage;
 mod volume_upload;
 

@@ -5,7 +5,7 @@ use virt::error::ErrorNumber;
 use virt::network::Network;
 
 use super::errors::{self, failure};
-use super::Libvirt;
+use super::{race, Libvirt};
 use crate::error::{Failure, Result};
 
 /// One row of `net list` (stable JSON schema).
@@ -113,25 +113,33 @@ impl Libvirt {
             Some(n) => n,
             None => {
                 let xml = definition()?;
-                let net = self
-                    .conn
-                    .define_network_xml(&xml)
-                    .map_err(|e| failure(e, &format!("defining network '{name}'")))?;
-                changes.push(NetworkChange::Defined);
+                let (net, ours) = race::define_or_adopt(
+                    &format!("defining network '{name}'"),
+                    || self.conn.define_network_xml(&xml),
+                    || self.network(name),
+                )?;
+                if ours {
+                    changes.push(NetworkChange::Defined);
+                }
                 net
             }
         };
         let what = format!("reading network '{name}'");
         if !net.is_active().map_err(|e| failure(e, &what))? {
-            if let Err(e) = net.create() {
-                let err = failure(e, &format!("starting network '{name}'"));
-                if changes.contains(&NetworkChange::Defined) {
+            match race::start_or_adopt(
+                &format!("starting network '{name}'"),
+                changes.contains(&NetworkChange::Defined),
+                || net.create(),
+                || net.is_active().map_err(|e| failure(e, &what)),
+            ) {
+                Ok(true) => changes.push(NetworkChange::Started),
+                Ok(false) => {}
+                Err(err) if changes.contains(&NetworkChange::Defined) => {
                     let _ = net.undefine();
                     return Err(err.context("rolled back the definition"));
                 }
-                return Err(err);
+                Err(err) => return Err(err),
             }
-            changes.push(NetworkChange::Started);
         }
         if net.is_persistent().map_err(|e| failure(e, &what))?
             && !net.autostart().map_err(|e| failure(e, &what))?

@@ -7,7 +7,7 @@ use virt::storage_pool::StoragePool;
 use virt::storage_vol::StorageVol;
 
 use super::errors::{self, failure};
-use super::Libvirt;
+use super::{race, Libvirt};
 use crate::error::{Failure, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -89,11 +89,14 @@ impl Libvirt {
             Some(p) => p,
             None => {
                 let xml = definition()?;
-                let pool = self
-                    .conn
-                    .define_storage_pool_xml(&xml, 0)
-                    .map_err(|e| failure(e, &format!("defining storage pool '{name}'")))?;
-                changes.push(PoolChange::Defined);
+                let (pool, ours) = race::define_or_adopt(
+                    &format!("defining storage pool '{name}'"),
+                    || self.conn.define_storage_pool_xml(&xml, 0),
+                    || self.pool(name),
+                )?;
+                if ours {
+                    changes.push(PoolChange::Defined);
+                }
                 pool
             }
         };
@@ -106,9 +109,14 @@ impl Libvirt {
                         .map_err(|e| failure(e, &format!("building storage pool '{name}'")))?;
                     changes.push(PoolChange::Built);
                 }
-                pool.create(0)
-                    .map_err(|e| failure(e, &format!("starting storage pool '{name}'")))?;
-                changes.push(PoolChange::Started);
+                if race::start_or_adopt(
+                    &format!("starting storage pool '{name}'"),
+                    changes.contains(&PoolChange::Defined),
+                    || pool.create(0),
+                    || pool.is_active().map_err(|e| failure(e, &what)),
+                )? {
+                    changes.push(PoolChange::Started);
+                }
             }
             if pool.is_persistent().map_err(|e| failure(e, &what))?
                 && !pool.autostart().map_err(|e| failure(e, &what))?

@@ -285,7 +285,14 @@ impl Libvirt {
                 xml,
                 &["domain", "devices", "disk", "backingStore", "source"],
             );
-            disk.iter()
+            // A direct-boot kernel or initramfs volume is used too.
+            let boot = ["kernel", "initrd"].iter().any(|t| {
+                crate::xml::find_all(xml, &["domain", "os", t])
+                    .iter()
+                    .any(|e| e.text == path)
+            });
+            boot || disk
+                .iter()
                 .chain(backing.iter())
                 .any(|e| e.attr("file") == Some(path))
         };

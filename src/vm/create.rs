@@ -129,6 +129,8 @@ struct TemplateNeeds {
     nic_network: Option<String>,
     nic: bool,
     image: Option<String>,
+    /// A kernel image (`kernel="tiny"`): its volumes become `<kernel>`/`<initrd>`.
+    kernel: Option<String>,
     seed: bool,
 }
 
@@ -142,6 +144,9 @@ fn needs(template: &Template) -> TemplateNeeds {
         image: meta
             .as_ref()
             .and_then(|m| m.attr("image").map(str::to_string)),
+        kernel: meta
+            .as_ref()
+            .and_then(|m| m.attr("kernel").map(str::to_string)),
         seed: meta.as_ref().and_then(|m| m.attr("seed")) == Some("nocloud"),
     }
 }
@@ -174,6 +179,28 @@ fn login_keys(req: &Request) -> Result<Vec<String>> {
     };
     keys.extend(req.authorized_keys.iter().cloned());
     Ok(keys)
+}
+
+/// `kernel`/`initrd` set to the volumes of the template's kernel image,
+/// unless `--set` gives both paths. Missing volumes end the create here,
+/// before anything is made.
+fn boot_files(
+    conn: &Libvirt,
+    need: &TemplateNeeds,
+    req: &Request,
+) -> Result<Vec<(String, String)>> {
+    let Some(img) = &need.kernel else {
+        return Ok(Vec::new());
+    };
+    let given = |k: &str| req.sets.iter().any(|(key, _)| key == k);
+    if given("kernel") && given("initrd") {
+        return Ok(Vec::new());
+    }
+    let found = image::kernel::find(conn, img)?.ok_or_else(|| image::kernel::missing(img))?;
+    Ok(vec![
+        ("kernel".into(), found.kernel_path),
+        ("initrd".into(), found.initrd_path),
+    ])
 }
 
 pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) -> Result<Created> {
@@ -299,6 +326,7 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
         ("name".into(), name.clone()),
         ("accel".into(), choice.domain_type.clone()),
     ];
+    sets.extend(boot_files(conn, &need, req)?);
     sets.extend(memory.map(|m| ("memory".to_string(), m)));
     sets.extend(vcpus.map(|v| ("vcpus".to_string(), v)));
     sets.extend(network.clone().map(|n| ("network".to_string(), n)));

@@ -3,6 +3,7 @@
 
 pub mod accel;
 pub mod address;
+pub mod cloud_init_result;
 pub mod console;
 pub mod create;
 pub mod identity;

@@ -1,9 +1,13 @@
 //! "Ready means ready": wait for the address, then SSH with the pinned host
-//! key (through the jump host), then cloud-init's boot-finished marker. A
-//! spinner names the stage; a timeout names the stage that did not finish.
+//! key (through the jump host), then cloud-init's own result file, which
+//! says whether it succeeded. A spinner names the stage; a timeout names the
+//! stage that did not finish.
 
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+
+use super::cloud_init_result::{self, CloudInitResult, RESULT_JSON};
 use super::metadata::VmMetadata;
 use super::reach;
 use crate::error::{Failure, Result};
@@ -13,22 +17,40 @@ use crate::progress::Spinner;
 use crate::settings::Settings;
 use crate::sshjump;
 
-pub const BOOT_FINISHED: &str = "/var/lib/cloud/instance/boot-finished";
+/// Exit code of [`read_result`] for "not written yet" (one `cat` never
+/// uses), told apart from a file that cannot be read.
+const NOT_YET: i32 = 111;
 
-#[derive(Debug, Clone)]
-pub struct Ready {
-    pub ip: String,
-    pub seconds: f64,
+/// The guest command that prints the result file.
+fn read_result() -> String {
+    format!("[ -e {RESULT_JSON} ] || exit {NOT_YET}; cat {RESULT_JSON}")
 }
 
-/// Waits until `name` is ready or `timeout` passes.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub timeout: Duration,
+    /// Errors cloud-init reported become warnings instead of failing the wait.
+    pub allow_cloud_init_errors: bool,
+}
+
+/// What `vm wait -o json` prints (and `vm create --wait -o json` under "ready").
+#[derive(Debug, Clone, Serialize)]
+pub struct Ready {
+    pub name: String,
+    pub ip: String,
+    pub seconds: f64,
+    pub cloud_init: CloudInitResult,
+}
+
+/// Waits until `name` is ready or the timeout passes.
 pub fn wait(
     conn: &Libvirt,
     settings: &Settings,
     name: &str,
-    timeout: Duration,
+    opts: &Options,
     out: &Output,
 ) -> Result<Ready> {
+    let timeout = opts.timeout;
     let started = Instant::now();
     let deadline = started + timeout;
     let meta = conn
@@ -109,12 +131,21 @@ pub fn wait(
         std::thread::sleep(Duration::from_millis(1000));
     };
 
-    // Stage 3: cloud-init finished its boot.
-    stage.stage(format!("{name}: waiting for cloud-init ({BOOT_FINISHED})"));
-    loop {
-        match sshjump::run(&session, &format!("test -f {BOOT_FINISHED}")) {
-            Ok((0, _)) => break,
-            Ok((code, _)) => last = format!("test -f exited {code}"),
+    // Stage 3: cloud-init finished, and says how it went.
+    stage.stage(format!("{name}: waiting for cloud-init ({RESULT_JSON})"));
+    let result = loop {
+        match sshjump::run(&session, &read_result()) {
+            // Caught between a writer's truncate and its write (cloud-init
+            // renames a finished file into place; a simpler writer may not).
+            Ok((0, text)) if text.trim().is_empty() => {
+                last = format!("{RESULT_JSON} is still empty")
+            }
+            Ok((0, text)) => {
+                break cloud_init_result::parse(&text)
+                    .map_err(|e| Failure::failed(format!("vm '{name}': {RESULT_JSON} {e}")))?
+            }
+            Ok((NOT_YET, _)) => last = format!("{RESULT_JSON} not written yet"),
+            Ok((code, _)) => last = format!("cannot read {RESULT_JSON} (exit {code})"),
             Err(e) => last = e.message,
         }
         if Instant::now() >= deadline {
@@ -122,12 +153,37 @@ pub fn wait(
             return Err(timed_out("cloud-init", &last));
         }
         std::thread::sleep(Duration::from_millis(1000));
-    }
+    };
     stage.finish();
+    judge(name, &result, opts.allow_cloud_init_errors, out)?;
     Ok(Ready {
+        name: name.to_string(),
         ip,
         seconds: started.elapsed().as_secs_f64(),
+        cloud_init: result,
     })
+}
+
+/// Warnings are shown; an error fails the wait unless it is allowed.
+fn judge(name: &str, result: &CloudInitResult, allow_errors: bool, out: &Output) -> Result<()> {
+    for w in &result.recoverable_errors {
+        out.warn(format!(
+            "vm '{name}': cloud-init {}: {}",
+            w.level, w.message
+        ));
+    }
+    match result.first_error() {
+        None => Ok(()),
+        Some(line) if allow_errors => {
+            out.warn(format!(
+                "vm '{name}': {line}; going on (--allow-cloud-init-errors)"
+            ));
+            Ok(())
+        }
+        Some(line) => Err(Failure::failed(format!(
+            "vm '{name}': {line}; see 'boxvirt vm ssh {name} -- cloud-init status --long', or pass --allow-cloud-init-errors"
+        ))),
+    }
 }
 
 /// One look for the address; an error when the VM is not running.
@@ -138,4 +194,43 @@ fn poll_address(conn: &Libvirt, name: &str, meta: &VmMetadata) -> Result<Option<
         )));
     }
     Ok(reach::discover(conn, name, Some(meta), true)?.map(|a| a.ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::OutputFormat;
+
+    fn quiet() -> Output {
+        Output {
+            format: OutputFormat::Table,
+            quiet: true,
+            verbose: 0,
+        }
+    }
+
+    fn result(errors: &[&str]) -> CloudInitResult {
+        CloudInitResult {
+            datasource: Some("DataSourceNoCloud".into()),
+            errors: errors.iter().map(|e| e.to_string()).collect(),
+            recoverable_errors: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_error_fails_the_wait_with_exit_1_unless_allowed() {
+        let r = result(&["('locale', RuntimeError('no locale-gen'))"]);
+        let err = judge("x", &r, false, &quiet()).unwrap_err();
+        assert_eq!(err.exit, crate::error::Exit::Failed);
+        assert!(
+            err.message.starts_with(
+                "vm 'x': cloud-init reported an error in module locale: RuntimeError: no locale-gen;"
+            ),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains("--allow-cloud-init-errors"));
+        judge("x", &r, true, &quiet()).unwrap();
+        judge("x", &result(&[]), false, &quiet()).unwrap();
+    }
 }

@@ -1,10 +1,16 @@
-//! Shared helpers for integration tests: run the real binary with a clean
-//! environment (no LIBVIRT_DEFAULT_URI / BOXMAN_* leaking in from the shell).
+//! Shared helpers for integration tests. Every CLI test runs the real binary
+//! through ONE builder, [`Boxvirt`]: arguments, environment (cleared, so no
+//! LIBVIRT_DEFAULT_URI or BOXMAN_* leaks in from the shell), stdin, the
+//! expected exit code and what stdout and stderr must hold, checked in one
+//! place with both streams shown when something differs.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Stdio};
 
+/// What one run printed and how it ended.
+#[derive(Debug)]
 pub struct Run {
     pub code: i32,
     pub stdout: String,
@@ -12,14 +18,6 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(out: Output) -> Run {
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
     /// Panics with both streams when the exit code differs.
     #[track_caller]
     pub fn expect_code(self, code: i32) -> Run {
@@ -61,29 +59,242 @@ impl Run {
         assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
         errors[0]
     }
+
+    /// stdout as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// What a stream must hold.
+#[derive(Debug, Clone)]
+enum Want {
+    Exactly(String),
+    Contains(String),
+    Lacks(String),
+}
+
+impl Want {
+    fn holds(&self, text: &str) -> bool {
+        match self {
+            Want::Exactly(s) => text == s,
+            Want::Contains(s) => text.contains(s.as_str()),
+            Want::Lacks(s) => !text.contains(s.as_str()),
+        }
+    }
+}
+
+/// One run of the binary, built up and then checked by [`Boxvirt::run`]:
+///
+/// ```ignore
+/// Boxvirt::new(dir).uri(&test_uri("node.xml")).args(["vm", "start", "ghost"])
+///     .status(3).error_has("vm 'ghost' not found").run();
+/// ```
+///
+/// The exit code must be 0 unless [`Boxvirt::status`] says otherwise (or
+/// [`Boxvirt::any_status`] leaves it to the caller). Whatever the code,
+/// stderr never holds a panic.
+#[must_use]
+#[derive(Debug, Clone)]
+pub struct Boxvirt {
+    cwd: PathBuf,
+    prefix: Vec<String>,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    stdin: Option<String>,
+    stdout_closed: bool,
+    status: Option<i32>,
+    stdout: Vec<Want>,
+    stderr: Vec<Want>,
+    error: Option<String>,
+}
+
+impl Boxvirt {
+    /// The binary in `cwd`, with only PATH and HOME from the environment.
+    pub fn new(cwd: &Path) -> Boxvirt {
+        Boxvirt {
+            cwd: cwd.to_path_buf(),
+            prefix: Vec::new(),
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+            stdout_closed: false,
+            status: Some(0),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            error: None,
+        }
+    }
+
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_string());
+        self
+    }
+
+    pub fn args<'a>(mut self, args: impl IntoIterator<Item = &'a str>) -> Self {
+        self.args.extend(args.into_iter().map(str::to_string));
+        self
+    }
+
+    /// `-c URI`.
+    pub fn uri(self, uri: &str) -> Self {
+        self.arg("-c").arg(uri)
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn envs(mut self, pairs: &[(&str, &str)]) -> Self {
+        for (k, v) in pairs {
+            self = self.env(k, v);
+        }
+        self
+    }
+
+    /// Runs the binary through another program, e.g. `ip netns exec NS`.
+    pub fn wrapped_in<'a>(mut self, prefix: impl IntoIterator<Item = &'a str>) -> Self {
+        self.prefix = prefix.into_iter().map(str::to_string).collect();
+        self
+    }
+
+    pub fn stdin(mut self, text: &str) -> Self {
+        self.stdin = Some(text.to_string());
+        self
+    }
+
+    /// The reader of stdout is gone before the binary writes (`| head -1`).
+    pub fn stdout_closed(mut self) -> Self {
+        self.stdout_closed = true;
+        self
+    }
+
+    /// The exit code the run must end with (default 0).
+    pub fn status(mut self, code: i32) -> Self {
+        self.status = Some(code);
+        self
+    }
+
+    /// No exit code is checked; the caller looks at [`Run::code`].
+    pub fn any_status(mut self) -> Self {
+        self.status = None;
+        self
+    }
+
+    /// stdout must be exactly `text`.
+    pub fn stdout(mut self, text: &str) -> Self {
+        self.stdout.push(Want::Exactly(text.to_string()));
+        self
+    }
+
+    pub fn stdout_has(mut self, text: &str) -> Self {
+        self.stdout.push(Want::Contains(text.to_string()));
+        self
+    }
+
+    pub fn stdout_lacks(mut self, text: &str) -> Self {
+        self.stdout.push(Want::Lacks(text.to_string()));
+        self
+    }
+
+    pub fn stderr_has(mut self, text: &str) -> Self {
+        self.stderr.push(Want::Contains(text.to_string()));
+        self
+    }
+
+    /// stderr ends with exactly one `error: ...` line, holding `text`.
+    pub fn error_has(mut self, text: &str) -> Self {
+        self.error = Some(text.to_string());
+        self
+    }
+
+    /// Runs it and checks everything asked for; panics naming what differs,
+    /// with the command and both streams.
+    #[track_caller]
+    pub fn run(self) -> Run {
+        let run = self.execute();
+        let context = format!(
+            "boxvirt {:?}\nexit code {}\nstdout:\n{}\nstderr:\n{}",
+            self.args, run.code, run.stdout, run.stderr
+        );
+        if let Some(code) = self.status {
+            assert_eq!(run.code, code, "exit code: {context}");
+        }
+        assert!(!run.stderr.contains("panicked"), "a panic: {context}");
+        for want in &self.stdout {
+            assert!(want.holds(&run.stdout), "stdout: want {want:?}: {context}");
+        }
+        for want in &self.stderr {
+            assert!(want.holds(&run.stderr), "stderr: want {want:?}: {context}");
+        }
+        if let Some(text) = &self.error {
+            let line = run.one_line_error();
+            assert!(
+                line.contains(text.as_str()),
+                "error line: want {text:?}: {context}"
+            );
+        }
+        run
+    }
+
+    fn execute(&self) -> Run {
+        let mut cmd = match self.prefix.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        cmd.args(&self.args).current_dir(&self.cwd).env_clear();
+        for key in ["PATH", "HOME"] {
+            if let Ok(v) = std::env::var(key) {
+                cmd.env(key, v);
+            }
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("running boxvirt");
+        if self.stdout_closed {
+            drop(child.stdout.take());
+        }
+        if let (Some(text), Some(mut pipe)) = (&self.stdin, child.stdin.take()) {
+            // A binary that exits without reading is not an error here.
+            let _ = pipe.write_all(text.as_bytes());
+        }
+        let out = child.wait_with_output().expect("waiting for boxvirt");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
 }
 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_boxvirt"))
 }
 
-/// The binary in `cwd` with an environment holding only PATH/HOME/TERM-less basics.
+/// Old entry point, kept for the live tiers: [`Boxvirt`] with no checks.
 pub fn boxvirt_in(cwd: &Path, args: &[&str]) -> Run {
     boxvirt_env(cwd, args, &[])
 }
 
+/// Old entry point, kept for the live tiers: [`Boxvirt`] with no checks.
 pub fn boxvirt_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(bin());
-    cmd.args(args).current_dir(cwd).env_clear();
-    for key in ["PATH", "HOME"] {
-        if let Ok(v) = std::env::var(key) {
-            cmd.env(key, v);
-        }
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Run::from(cmd.output().expect("running boxvirt"))
+    Boxvirt::new(cwd)
+        .args(args.iter().copied())
+        .envs(env)
+        .any_status()
+        .execute()
 }
 
 pub fn fixture(name: &str) -> PathBuf {
@@ -133,6 +344,35 @@ pub fn tiny_dir() -> PathBuf {
         );
     }
     dir
+}
+
+/// Puts the tiny guest (tests/harness/build-tiny-guest.sh) into pool
+/// `default` of `uri` as kernel image 'tiny', through the same upload
+/// `image build tiny` uses, so `vm create --template tiny` finds it. A
+/// file lock keeps tests that run at once from racing on the same volumes.
+pub fn upload_tiny(uri: &str) {
+    let dir = tiny_dir();
+    let lock_path = std::env::temp_dir().join("boxvirt-test-tiny-upload.lock");
+    let lock = std::fs::File::create(&lock_path).unwrap();
+    lock.lock().unwrap();
+    let kernel = dir.join("vmlinuz");
+    let initrd = dir.join("initrd.img");
+    let run = boxvirt_in(
+        &std::env::temp_dir(),
+        &[
+            "-c",
+            uri,
+            "image",
+            "import-kernel",
+            "tiny",
+            "--kernel",
+            kernel.to_str().unwrap(),
+            "--initrd",
+            initrd.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    assert!(run.stdout.contains("kernel image 'tiny'"), "{}", run.stdout);
 }
 
 /// Names of the volumes in pool `default`.

@@ -4,10 +4,16 @@
 # firewall rules never touch the machine's own network. Clients on the host
 # reach it through the unix socket /run/libvirt/libvirt-sock as usual.
 #
-# Usage: live-libvirtd.sh start|stop|status|env|teardown
+# Usage: live-libvirtd.sh start|fresh|stop|status|env|teardown
 #   start     create the netns (if missing) and start the daemons in it
-#             (no-op if they already answer); make sure the "default" network
-#             is defined (it is not started: tests do that)
+#             (no-op if they already answer); defines nothing: each test
+#             makes the pool and networks it needs, through boxvirt
+#   fresh     teardown, then wipe the system libvirtd's persistent state
+#             (domains, networks, pools, volumes in the default pool dir,
+#             NVRAM, leases), then start: the daemon begins with EMPTY state,
+#             as on a new machine. tests/run-all.sh does this on every run,
+#             so a test that leans on another's leftovers fails here first.
+#             This machine's system libvirt state is the test suite's.
 #   stop      stop the daemons this script started (by its pid files); like
 #             any libvirtd restart, running guests and networks keep running
 #             (in the netns) and the next "start" adopts them again
@@ -104,7 +110,6 @@ cmd_start() {
   done
   if [ -n "$ours" ] && answers; then
     log "libvirtd already running in $NS (pid $ours)"
-    ensure_default_network
     return 0
   fi
   [ -n "$ours" ] && fail_with_log "libvirtd $ours runs in $NS but $SOCK does not answer"
@@ -132,16 +137,42 @@ cmd_start() {
   done
   answers || fail_with_log "$SOCK did not answer within 30 s"
   log "libvirtd running in netns $NS (pid $(cat "$RUNDIR/libvirtd.pid")), logs in $LOGDIR"
-  ensure_default_network
 }
 
-# libvirt's own "default" NAT network must be defined; tests start it.
-ensure_default_network() {
-  virsh -c "$URI" net-info default >/dev/null 2>&1 && return 0
-  local xml=/usr/share/libvirt/networks/default.xml
-  [ -f "$xml" ] || die "network 'default' is not defined and $xml is missing"
-  virsh -c "$URI" net-define "$xml" >/dev/null || die "could not define network 'default'"
-  log "defined network 'default' from $xml"
+# What the system libvirtd keeps between runs (config, then state). Only the
+# contents go: the directories themselves belong to the packages.
+STATE_DIRS=(
+  /etc/libvirt/qemu /etc/libvirt/qemu/autostart
+  /etc/libvirt/qemu/networks /etc/libvirt/qemu/networks/autostart
+  /etc/libvirt/storage /etc/libvirt/storage/autostart
+  /var/lib/libvirt/images /var/lib/libvirt/qemu/nvram
+  /var/lib/libvirt/qemu/snapshot /var/lib/libvirt/qemu/checkpoint
+  /var/lib/libvirt/dnsmasq
+  /run/libvirt/qemu /run/libvirt/network /run/libvirt/storage
+)
+
+cmd_fresh() {
+  [ "$(id -u)" -eq 0 ] || die "run as root"
+  cmd_teardown
+  # A daemon that is not ours (refused by start) must not lose its state.
+  [ -z "$(host_pids libvirtd)" ] || die "a libvirtd still runs (pids $(host_pids libvirtd | tr '\n' ' ')); not wiping its state"
+  local d n=0 f
+  for d in "${STATE_DIRS[@]}"; do
+    [ -d "$d" ] || continue
+    for f in "$d"/*; do
+      [ -e "$f" ] || [ -L "$f" ] || continue
+      # subdirectories listed above are emptied in their own turn
+      [ -d "$f" ] && [ ! -L "$f" ] && continue
+      chattr -i "$f" 2>/dev/null || true   # a test may have left a file immutable
+      rm -f "$f" && n=$((n + 1))
+    done
+  done
+  log "wiped $n leftover files of libvirt's state (domains, networks, pools, volumes)"
+  cmd_start
+  local left
+  left=$(virsh -c "$URI" list --all --name; virsh -c "$URI" net-list --all --name; virsh -c "$URI" pool-list --all --name)
+  [ -z "$(echo "$left" | tr -d '[:space:]')" ] || die "state not empty after wiping: $left"
+  log "daemon state is empty: no domain, network or pool"
 }
 
 stop_pid() { # FILE NAME
@@ -229,9 +260,10 @@ cmd_teardown() {
 
 case "${1:-}" in
   start) cmd_start ;;
+  fresh) cmd_fresh ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
   env) cmd_env ;;
   teardown) cmd_teardown ;;
-  *) echo "usage: $0 start|stop|status|env|teardown" >&2; exit 2 ;;
+  *) echo "usage: $0 start|fresh|stop|status|env|teardown" >&2; exit 2 ;;
 esac
