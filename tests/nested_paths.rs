@@ -228,6 +228,21 @@ fn require_engine_and_base_image() {
         docker(&["image", "inspect", BASE_IMAGE]) || docker(&["image", "inspect", IMAGE]),
         "neither {BASE_IMAGE} nor {IMAGE} is present: run tests/harness/base-image.sh first"
     );
+    ensure_image();
+}
+
+/// The nested-host image, built once for all tests of this file (they run
+/// in parallel; an earlier tier-4 file's `clean all` may have removed it).
+fn ensure_image() {
+    static BUILT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if docker(&["image", "inspect", IMAGE]) {
+        return;
+    }
+    let mut cmd = Command::new(BIN);
+    cmd.arg("build").stdin(Stdio::null());
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "boxvirt build: {out:?}");
 }
 
 fn check_row(report: &serde_json::Value, id: &str, status: &str) -> serde_json::Value {
