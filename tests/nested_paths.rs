@@ -305,6 +305,12 @@ fn every_way_in(i: &Inst) {
 
     // The virsh lines `boxvirt uri` prints, through a real shell.
     let uri = i.ok(&["-o", "json", "uri"]).json();
+    let deep = i.data().join("libvirt-run/libvirt-sock").as_os_str().len() > 107;
+    let through_link = uri["socket_uri"].as_str().unwrap().contains(&format!(
+        "socket={}/",
+        i.dir().join("run/boxvirt").display()
+    ));
+    assert_eq!(deep, through_link, "{uri}");
     for key in ["virsh_socket", "virsh_ssh", "ssh_command"] {
         let line = uri[key].as_str().unwrap();
         let line = if key == "ssh_command" {
@@ -316,6 +322,18 @@ fn every_way_in(i: &Inst) {
     }
     i.ok(&["down"]);
     assert!(!i.exists());
+    i.ok(&["clean", "data", "--yes"]);
+    assert!(!i.data().exists());
+    // No link is left behind in the runtime dir (the deep case made one).
+    let links = std::fs::read_dir(i.dir().join("run/boxvirt"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(
+        links,
+        0,
+        "links left in {}",
+        i.dir().join("run/boxvirt").display()
+    );
 }
 
 #[test]

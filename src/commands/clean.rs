@@ -20,7 +20,7 @@ use crate::cli::{Base, CleanArgs, CleanTarget};
 use crate::context::Ctx;
 use crate::error::{Exit, Failure, Result};
 use crate::nested::container::BINDS;
-use crate::nested::{build_context, lock, ssh_config, Engine, LABEL_INSTANCE};
+use crate::nested::{build_context, lock, socket_link, ssh_config, Engine, LABEL_INSTANCE};
 
 pub fn run(ctx: &Ctx, a: &CleanArgs) -> Result<Exit> {
     let s = &ctx.settings;
@@ -211,6 +211,7 @@ fn data(ctx: &Ctx, engine: &Engine) -> Result<()> {
         std::fs::remove_dir_all(dir)
             .map_err(|e| Failure::failed(format!("cannot remove {}: {e}", dir.display())))?;
     }
+    socket_link::remove(s);
     ctx.out.note(format!("removed {}", dir.display()));
     Ok(())
 }

@@ -59,6 +59,16 @@ pub fn ensure(settings: &Settings) -> Result<()> {
         })
 }
 
+/// Removes the link of a data dir that is going away (only if it is ours:
+/// a link pointing at this data dir's socket directory).
+pub fn remove(settings: &Settings) {
+    if let Some(link) = settings.socket_link() {
+        if fs::read_link(&link).is_ok_and(|t| t == settings.data_dir.join("libvirt-run")) {
+            let _ = fs::remove_file(&link);
+        }
+    }
+}
+
 /// `dir` exists, is a directory of ours and nobody else can write into it
 /// (a link someone else could re-point would redirect our connections).
 fn private_dir(dir: &Path) -> std::io::Result<()> {
@@ -125,6 +135,8 @@ mod tests {
         std::os::unix::fs::symlink("/elsewhere", &link).unwrap();
         ensure(&s).unwrap();
         assert_eq!(fs::read_link(&link).unwrap(), data.join("libvirt-run"));
+        remove(&s);
+        assert!(fs::symlink_metadata(&link).is_err());
     }
 
     #[test]
