@@ -136,6 +136,9 @@ pub enum Command {
     /// Cloud images: download (verified, cached) and upload into the libvirt pool
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Environments: a whole lab (networks, VMs, hosts) from one file
+    #[command(subcommand)]
+    Env(EnvCommand),
     /// Print shell completions
     Completions {
         #[arg(value_enum)]
@@ -419,4 +422,32 @@ pub enum ImageCommand {
         #[arg(long)]
         cache_only: bool,
     },
+}
+
+/// `-f FILE` of the env commands.
+#[derive(Debug, Args, Clone)]
+pub struct EnvFileArg {
+    /// The environment file
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        default_value = "boxvirt.yaml"
+    )]
+    pub file: std::path::PathBuf,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct EnvPlanArgs {
+    #[command(flatten)]
+    pub file: EnvFileArg,
+    /// Show VMs of the same name that no environment made as adopted, not as conflicts
+    #[arg(long)]
+    pub adopt: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Show what 'env apply' would do on each host (create, keep, change, delete); only reads
+    Plan(EnvPlanArgs),
 }

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod confirm;
 pub mod context;
 pub mod doctor;
+pub mod env;
 pub mod error;
 pub mod hostcheck;
 pub mod image;

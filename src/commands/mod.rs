@@ -3,6 +3,7 @@
 //! success (doctor returns 1 when a check fails); errors carry their own.
 
 pub mod doctor;
+pub mod env;
 pub mod image;
 pub mod net;
 pub mod template;
@@ -32,6 +33,7 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<Exit> {
         Command::Template(c) => template::run(ctx, c)?,
         Command::Vm(c) => vm::run(ctx, c)?,
         Command::Image(c) => image::run(ctx, c)?,
+        Command::Env(c) => env::run(ctx, c)?,
         Command::Up(a) => up::run(ctx, &a)?,
         Command::Down => down::run(ctx)?,
         Command::Restart(a) => up::restart(ctx, &a)?,

@@ -1,0 +1,66 @@
+//! Environments: a whole lab from one file (`boxvirt.yaml`). This module
+//! reads and checks the file ([`file`], [`validate`], [`expand`]), learns
+//! what each host has ([`observe`]) and computes what `env apply` would do
+//! ([`plan`], [`placement`]); nothing here changes a host.
+
+pub mod expand;
+pub mod file;
+pub mod hosts;
+pub mod locate;
+pub mod mark;
+pub mod observe;
+pub mod observed;
+pub mod placement;
+pub mod plan;
+pub mod render;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::Result;
+use crate::template::Catalog;
+pub use expand::VmSpec;
+pub use file::{HostSpec, NetworkSpec, Source};
+
+/// The checked file: everything the plan needs from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    pub name: String,
+    /// The file as the user named it (for messages).
+    pub file: String,
+    /// Its directory (relative paths in it start there).
+    pub dir: PathBuf,
+    /// sha256 of its bytes.
+    pub digest: String,
+    pub hosts: BTreeMap<String, HostSpec>,
+    pub networks: BTreeMap<String, NetworkSpec>,
+    /// Expanded, in file order.
+    pub vms: Vec<VmSpec>,
+}
+
+/// Reads, parses and checks the file at `path`.
+pub fn load(path: &Path, catalog: &Catalog) -> Result<Desired> {
+    from_source(&Source::read(path)?, catalog)
+}
+
+pub fn from_source(src: &Source, catalog: &Catalog) -> Result<Desired> {
+    let file = src.parse()?;
+    let memory = validate::check(src, &file, catalog)?;
+    let memory_of = |t: &str| {
+        memory
+            .get(t)
+            .copied()
+            .unwrap_or(validate::FALLBACK_MEMORY_MIB)
+    };
+    let vms = expand::expand(src, &file, &memory_of)?;
+    Ok(Desired {
+        name: file.name,
+        file: src.shown.clone(),
+        dir: src.dir.clone(),
+        digest: src.digest.clone(),
+        hosts: file.hosts,
+        networks: file.networks,
+        vms,
+    })
+}
