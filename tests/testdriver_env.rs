@@ -1,0 +1,303 @@
+//! `boxvirt env plan` end to end on libvirt's test driver: the file's
+//! errors with file:line:col and their exit codes, the plan's table and
+//! JSON against hosts holding environment marks, placement over two
+//! hosts, and an unreachable host (exit 5).
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// `test:///ABS/tests/fixtures/env/NAME`.
+fn env_uri(name: &str) -> String {
+    test_uri(&format!("env/{name}"))
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+/// `host: action name` lines of a JSON plan.
+fn actions(plan: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for h in plan["hosts"].as_array().unwrap() {
+        for a in h["actions"].as_array().unwrap() {
+            out.push(format!(
+                "{}: {} {} {}",
+                h["host"].as_str().unwrap(),
+                a["action"].as_str().unwrap(),
+                a["object"].as_str().unwrap(),
+                a["name"].as_str().unwrap()
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn plan_reads_the_default_file_and_prints_a_table() {
+    let dir = tmp();
+    write(
+        dir.path(),
+        "boxvirt.yaml",
+        "name: lab\nnetworks:\n  default: {template: default}\n  iso: {template: isolated, cidr: 10.10.0.0/24}\ndefaults: {template: tiny}\nvms:\n  - {name: node, count: 2, networks: [default, iso]}\n",
+    );
+    let run = Boxvirt::new(dir.path())
+        .uri(&test_uri("node.xml"))
+        .args(["env", "plan"])
+        .stdout_has("│ current │ network │ default │ keep   │")
+        .stdout_has("│ current │ network │ iso     │ create │ template isolated, 10.10.0.0/24")
+        .stdout_has("│ current │ vm      │ node-1  │ create │ tiny, 256 MiB, on default, iso")
+        .stdout_has("│ current │ vm      │ node-2  │ create │")
+        .run();
+    assert!(
+        run.stdout
+            .ends_with("environment 'lab': 3 to create, 0 to change, 0 to delete, 1 unchanged\n"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn plan_against_marked_domains_keeps_changes_and_deletes() {
+    let dir = tmp();
+    let run = Boxvirt::new(dir.path())
+        .uri(&env_uri("node-lab.xml"))
+        .args(["env", "plan", "-f"])
+        .arg(fixture("env/app.yaml").to_str().unwrap())
+        .args(["-o", "json"])
+        .run();
+    let plan = run.json();
+    assert_eq!(
+        actions(&plan),
+        [
+            "current: keep network default",
+            "current: keep vm app-1",
+            "current: change vm app-2",
+            "current: delete vm old-1",
+        ]
+    );
+    assert_eq!(plan["env"], "lab");
+    assert_eq!(plan["digest"].as_str().unwrap().len(), 64);
+    let host = &plan["hosts"][0];
+    assert_eq!(host["total_mib"], 8192);
+    let app2 = &host["actions"][2];
+    assert_eq!(
+        app2["changes"],
+        serde_json::json!([{"field": "memory", "now": "128", "wanted": "256"}])
+    );
+    assert_eq!(app2["detail"], "memory 128 -> 256; needs replace");
+    assert_eq!(
+        plan["summary"],
+        serde_json::json!({"create": 0, "keep": 2, "change": 1, "adopt": 0, "delete": 1, "converged": false})
+    );
+}
+
+#[test]
+fn a_converged_environment_says_so() {
+    let dir = tmp();
+    write(
+        dir.path(),
+        "prod.yaml",
+        "name: prod\nvms:\n  - {name: prod-db, template: tiny, memory: 1024}\n",
+    );
+    Boxvirt::new(dir.path())
+        .uri(&env_uri("node-lab.xml"))
+        .args(["env", "plan", "-f", "prod.yaml"])
+        .stdout_has("│ current │ vm   │ prod-db │ keep   │ tiny, 1024 MiB │")
+        .stdout_has("environment 'prod' is up to date: nothing to do")
+        .run();
+    let plan = Boxvirt::new(dir.path())
+        .uri(&env_uri("node-lab.xml"))
+        .args(["env", "plan", "-f", "prod.yaml", "-o", "json"])
+        .run()
+        .json();
+    assert_eq!(plan["summary"]["converged"], true);
+}
+
+#[test]
+fn file_errors_name_file_line_and_column_with_their_exit_codes() {
+    let dir = tmp();
+    let uri = test_uri("node.xml");
+    let plan = |file: &str| {
+        Boxvirt::new(dir.path())
+            .uri(&uri)
+            .args(["env", "plan", "-f", file])
+    };
+    plan("nope.yaml")
+        .status(3)
+        .error_has(
+            "nope.yaml: no such file; write one (see README \"Environments\") or pass -f FILE",
+        )
+        .run();
+    Boxvirt::new(dir.path())
+        .uri(&uri)
+        .args(["env", "plan"])
+        .status(3)
+        .error_has("boxvirt.yaml: no such file")
+        .run();
+    let cases = [
+        (
+            "name: lab\nvms:\n  - name: a\n    template: tiny\n    memroy: 5\n",
+            "error: lab.yaml:5:5: unknown field 'memroy', expected one of 'name', 'count', 'host', ",
+        ),
+        (
+            "name: lab\nvms:\n  - {name: a, template: tiny, memory: lots}\n",
+            "error: lab.yaml:3:39: invalid type: string \"lots\", expected u64",
+        ),
+        (
+            "name: lab\nvms:\n  - name: \"a\n",
+            "error: lab.yaml:4:1: found unexpected end of stream",
+        ),
+        (
+            "name: lab\ndefaults: {template: tiny}\nvms:\n  - {name: n, count: 2}\n  - {name: n-2}\n",
+            "error: lab.yaml:5:12: vm name 'n-2' is also made by vms[0] at line 4",
+        ),
+        (
+            "name: lab\ndefaults: {template: tiny}\nvms:\n  - name: n\n    count: 0\n",
+            "error: lab.yaml:5:12: count 0 for vm 'n' is out of range; use 1 to 100",
+        ),
+        (
+            "name: lab\ndefaults: {template: tiny}\nvms:\n  - {name: n, count: 101}\n",
+            "error: lab.yaml:4:22: count 101 for vm 'n' is out of range",
+        ),
+        (
+            "name: lab\ndefaults: {template: tiny}\nvms:\n  - {name: 'a:b'}\n",
+            "error: lab.yaml:4:12: invalid vm name \"a:b\": it contains ':'",
+        ),
+        (
+            "name: lab\ndefaults: {template: tiny}\nvms:\n  - {name: a, networks: [mgmt]}\n",
+            "error: lab.yaml:4:26: vm 'a' names network 'mgmt', which is not declared under networks:",
+        ),
+        (
+            "name: lab\ndefaults: {template: tiny}\nvms:\n  - {name: a, host: far}\n",
+            "error: lab.yaml:4:21: vm 'a' names host 'far', which is not declared under hosts:",
+        ),
+        (
+            "name: lab\nvms:\n  - {name: a, template: centos}\n",
+            "error: lab.yaml:3:25: no domain template named \"centos\"",
+        ),
+    ];
+    for (text, want) in cases {
+        write(dir.path(), "lab.yaml", text);
+        let run = plan("lab.yaml").status(2).run();
+        let line = run.one_line_error().to_string();
+        assert!(line.starts_with(want), "{text:?}\nwant {want}\ngot  {line}");
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+    }
+}
+
+#[test]
+fn names_taken_outside_the_environment_conflict_unless_adopted() {
+    let dir = tmp();
+    write(
+        dir.path(),
+        "lab.yaml",
+        "name: lab\ndefaults: {template: tiny}\nvms:\n  - name: web-1\n",
+    );
+    let plan = || {
+        Boxvirt::new(dir.path())
+            .uri(&env_uri("node-lab.xml"))
+            .args(["env", "plan", "-f", "lab.yaml"])
+    };
+    plan()
+        .status(4)
+        .error_has("vm 'web-1' already exists on host 'current' outside environment 'lab'; rename it in lab.yaml, delete it, or pass --adopt to take it over")
+        .run();
+    plan()
+        .arg("--adopt")
+        .stdout_has("│ current │ vm   │ web-1 │ adopt  │ memory 512 -> 256; needs replace")
+        .run();
+    write(
+        dir.path(),
+        "lab.yaml",
+        "name: lab\ndefaults: {template: tiny}\nvms:\n  - name: prod-db\n",
+    );
+    plan()
+        .arg("--adopt")
+        .status(4)
+        .error_has("vm 'prod-db' on host 'current' belongs to environment 'prod', not 'lab'")
+        .run();
+}
+
+#[test]
+fn memory_above_a_hosts_total_is_refused() {
+    let dir = tmp();
+    write(
+        dir.path(),
+        "lab.yaml",
+        "name: big\ndefaults: {template: tiny, memory: 3000}\nvms:\n  - {name: b, count: 3}\n",
+    );
+    Boxvirt::new(dir.path())
+        .uri(&env_uri("node-empty.xml"))
+        .args(["env", "plan", "-f", "lab.yaml"])
+        .status(2)
+        .error_has("lab.yaml: the VMs placed on host 'current' (b-1, b-2, b-3) need 9000 MiB, more than its 4096 MiB in total")
+        .run();
+}
+
+#[test]
+fn two_hosts_get_a_deterministic_placement_and_pins_are_kept() {
+    let dir = tmp();
+    let text = format!(
+        "name: spread\nhosts:\n  b: {{uri: '{}'}}\n  a: {{uri: '{}'}}\ndefaults: {{template: tiny, memory: 1024}}\nvms:\n  - {{name: w, count: 3}}\n  - {{name: p, host: a, memory: 256}}\n",
+        env_uri("node-lab.xml"),
+        env_uri("node-empty.xml")
+    );
+    write(dir.path(), "spread.yaml", &text);
+    let plan = || {
+        Boxvirt::new(dir.path())
+            .args(["env", "plan", "-f", "spread.yaml", "-o", "json"])
+            .run()
+            .json()
+    };
+    let first = plan();
+    // b has 8192 MiB less 2304 in running VMs = 5888 free; a has 4096.
+    assert_eq!(
+        actions(&first),
+        [
+            "a: create vm w-3",
+            "a: create vm p",
+            "b: create vm w-1",
+            "b: create vm w-2",
+        ]
+    );
+    assert_eq!(first["hosts"][1]["free_mib"], 5888);
+    assert_eq!(first, plan(), "same file, same hosts: same plan");
+}
+
+#[test]
+fn an_unreachable_host_fails_the_plan_with_exit_5_naming_it() {
+    let dir = tmp();
+    let text = format!(
+        "name: lab\nhosts:\n  ok: {{uri: '{}'}}\n  gone: {{uri: 'qemu+unix:///system?socket={}/none/sock'}}\ndefaults: {{template: tiny}}\nvms:\n  - {{name: a, host: ok}}\n",
+        env_uri("node-empty.xml"),
+        dir.path().display()
+    );
+    write(dir.path(), "lab.yaml", &text);
+    Boxvirt::new(dir.path())
+        .args(["env", "plan", "-f", "lab.yaml"])
+        .status(5)
+        .error_has(
+            "host 'gone' is unreachable: cannot reach libvirt at qemu+unix:///system?socket=",
+        )
+        .stdout("")
+        .run();
+    // A nested instance that is not up names the command that starts it.
+    write(
+        dir.path(),
+        "inst.yaml",
+        "name: lab\nhosts:\n  n2: {instance: second, data_dir: d2}\n",
+    );
+    Boxvirt::new(dir.path())
+        .args(["env", "plan", "-f", "inst.yaml"])
+        .status(5)
+        .error_has("host 'n2' is unreachable: cannot reach libvirt at qemu+unix:///system?socket=")
+        .stderr_has("run 'boxvirt up --instance second --data-dir ")
+        .run();
+}
