@@ -450,4 +450,8 @@ pub struct EnvPlanArgs {
 pub enum EnvCommand {
     /// Show what 'env apply' would do on each host (create, keep, change, delete); only reads
     Plan(EnvPlanArgs),
+    /// Environments that have VMs on the current connection (from the VMs' metadata; no file)
+    List,
+    /// The VMs of one environment on the current connection, with what they were made with
+    Show { name: String },
 }

@@ -301,3 +301,55 @@ fn an_unreachable_host_fails_the_plan_with_exit_5_naming_it() {
         .stderr_has("run 'boxvirt up --instance second --data-dir ")
         .run();
 }
+
+#[test]
+fn env_list_and_show_read_the_vms_metadata_from_any_directory() {
+    let dir = tmp();
+    let uri = env_uri("node-lab.xml");
+    Boxvirt::new(dir.path())
+        .uri(&uri)
+        .args(["env", "list"])
+        .stdout_has("│ lab  │ 3   │ 3      │ 0000   │")
+        .stdout_has("│ prod │ 1   │ 1      │ 1111   │")
+        .stdout_lacks("web-1")
+        .run();
+    let list = Boxvirt::new(dir.path())
+        .uri(&uri)
+        .args(["env", "list", "-o", "json"])
+        .run()
+        .json();
+    assert_eq!(list[0]["name"], "lab");
+    assert_eq!(
+        list[0]["vms"],
+        serde_json::json!(["app-1", "app-2", "old-1"])
+    );
+    Boxvirt::new(dir.path())
+        .uri(&test_uri("node.xml"))
+        .args(["env", "list"])
+        .stdout("no environments\n")
+        .run();
+    let show = Boxvirt::new(dir.path())
+        .uri(&uri)
+        .args(["env", "show", "lab", "-o", "json"])
+        .run()
+        .json();
+    assert_eq!(show[1]["name"], "app-2");
+    assert_eq!(show[1]["config"]["memory"], "128");
+    Boxvirt::new(dir.path())
+        .uri(&uri)
+        .args(["env", "show", "lab"])
+        .stdout_has("│ app-2 │ yes    │ 256 MiB │ 1     │ 0000   │ memory=128 networks=default template=tiny │")
+        .run();
+    Boxvirt::new(dir.path())
+        .uri(&uri)
+        .args(["env", "show", "nope"])
+        .status(3)
+        .error_has("no environment 'nope' at test://")
+        .run();
+    Boxvirt::new(dir.path())
+        .uri(&uri)
+        .args(["env", "show", "a b"])
+        .status(2)
+        .error_has("invalid environment name \"a b\"")
+        .run();
+}

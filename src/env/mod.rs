@@ -6,6 +6,7 @@
 pub mod expand;
 pub mod file;
 pub mod hosts;
+pub mod listing;
 pub mod locate;
 pub mod mark;
 pub mod observe;

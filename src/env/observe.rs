@@ -53,7 +53,8 @@ fn read(target: &Target) -> Result<Observed> {
     })
 }
 
-fn domains(conn: &Libvirt) -> Result<Vec<ObservedDomain>> {
+/// Every domain with its environment mark, when it has one.
+pub fn domains(conn: &Libvirt) -> Result<Vec<ObservedDomain>> {
     let mut out = Vec::new();
     for d in conn.list_domains()? {
         let mark = match conn.domain_metadata(&d.name) {
