@@ -9,10 +9,25 @@ use super::observed::{HostState, Observed, ObservedDomain, ObservedNetwork, Reac
 use crate::error::Result;
 use crate::libvirt::Libvirt;
 
-/// Every host, in the order given. Hosts are read one after the other:
-/// each read is a handful of calls.
+/// Every host, in the order given, read at the same time (a host that does
+/// not answer costs its connect timeout once, not once per host before it).
 pub fn observe_all(targets: &[Target]) -> Vec<HostState> {
-    targets.iter().map(observe).collect()
+    std::thread::scope(|scope| {
+        let reads: Vec<_> = targets
+            .iter()
+            .map(|t| (t, scope.spawn(move || observe(t))))
+            .collect();
+        reads
+            .into_iter()
+            .map(|(t, read)| {
+                read.join().unwrap_or_else(|_| HostState {
+                    name: t.name.clone(),
+                    uri: t.uri.clone(),
+                    reach: Reach::Down("reading the host failed unexpectedly".to_string()),
+                })
+            })
+            .collect()
+    })
 }
 
 pub fn observe(target: &Target) -> HostState {
