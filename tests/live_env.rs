@@ -157,3 +157,49 @@ fn plan_list_and_show_read_marks_from_the_real_daemon() {
     assert_eq!(show[1]["config"]["memory"], "32");
     assert_eq!(show[0]["digest"], "d".repeat(64));
 }
+
+/// `instance:` hosts connect to `<data_dir>/libvirt-run/libvirt-sock`, the
+/// data dir taken relative to the file. Here that socket is a link to the
+/// live daemon's, standing in for a nested instance's.
+#[test]
+fn instance_hosts_connect_through_their_data_dirs_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = live_uri();
+    let daemon_socket = boxvirt::uri::param_path(&uri, "socket")
+        .unwrap_or_else(|| std::path::PathBuf::from("/run/libvirt/libvirt-sock"));
+    let run_dir = dir.path().join("labs/d1/libvirt-run");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    std::os::unix::fs::symlink(&daemon_socket, run_dir.join("libvirt-sock")).unwrap();
+    std::fs::write(
+        dir.path().join("labs/lab.yaml"),
+        "name: instlab\nhosts:\n  one: {instance: first, data_dir: d1}\n  two: {instance: second, data_dir: d2}\ndefaults: {template: tiny}\nvms:\n  - {name: instlab-a, host: one}\n",
+    )
+    .unwrap();
+    // d2 has no socket: that host is unreachable, named, with how to start it.
+    Boxvirt::new(dir.path())
+        .args(["env", "plan", "-f", "labs/lab.yaml"])
+        .status(5)
+        .error_has("host 'two' is unreachable: cannot reach libvirt at qemu+unix:///system?socket=")
+        .stderr_has("/labs/d2/libvirt-run/libvirt-sock (no socket at ")
+        .stderr_has("run 'boxvirt up --instance second --data-dir ")
+        .run();
+    std::fs::create_dir_all(dir.path().join("labs/d2/libvirt-run")).unwrap();
+    std::os::unix::fs::symlink(
+        &daemon_socket,
+        dir.path().join("labs/d2/libvirt-run/libvirt-sock"),
+    )
+    .unwrap();
+    let plan = Boxvirt::new(dir.path())
+        .args(["env", "plan", "-f", "labs/lab.yaml", "-o", "json"])
+        .run()
+        .json();
+    let want = format!(
+        "qemu+unix:///system?socket={}/labs/d1/libvirt-run/libvirt-sock",
+        dir.path().display()
+    );
+    assert_eq!(plan["hosts"][0]["host"], "one");
+    assert_eq!(plan["hosts"][0]["uri"], want.as_str());
+    assert_eq!(plan["hosts"][0]["actions"][0]["name"], "instlab-a");
+    assert_eq!(plan["hosts"][0]["actions"][0]["action"], "create");
+    assert_eq!(plan["hosts"][1]["actions"], serde_json::json!([]));
+}
