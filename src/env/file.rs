@@ -21,9 +21,9 @@ pub const DEFAULT_FILE: &str = "boxvirt.yaml";
 #[serde(deny_unknown_fields)]
 pub struct EnvFile {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::unique_map::deserialize")]
     pub hosts: BTreeMap<String, HostSpec>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::unique_map::deserialize")]
     pub networks: BTreeMap<String, NetworkSpec>,
     #[serde(default)]
     pub defaults: Defaults,
@@ -277,6 +277,20 @@ mod tests {
         );
         assert_eq!(err("vms: []\n"), "lab.yaml:1:1: missing field 'name'");
         assert!(err("name: a\nname: b\n").contains("duplicate field 'name'"));
+    }
+
+    #[test]
+    fn a_host_or_network_declared_twice_is_an_error() {
+        assert_eq!(
+            err("name: lab\nnetworks:\n  n: {template: default}\n  n: {template: isolated}\n"),
+            "lab.yaml:4:3: 'n' is declared twice; keep one"
+        );
+        assert!(
+            err("name: lab\nhosts:\n  a: {uri: x}\n  b: {uri: y}\n  a: {uri: z}\n")
+                .starts_with("lab.yaml:5:3: 'a' is declared twice")
+        );
+        let empty = src("name: lab\nhosts:\nnetworks:\n").parse().unwrap();
+        assert!(empty.hosts.is_empty() && empty.networks.is_empty());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod observed;
 pub mod placement;
 pub mod plan;
 pub mod render;
+mod unique_map;
 pub mod validate;
 
 use std::collections::BTreeMap;
