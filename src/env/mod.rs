@@ -66,3 +66,28 @@ pub fn from_source(src: &Source, catalog: &Catalog) -> Result<Desired> {
         vms,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every example file in tests/fixtures/env passes all file checks.
+    #[test]
+    fn the_example_files_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/env");
+        let catalog = Catalog::new(None);
+        let lab = load(&dir.join("lab.yaml"), &catalog).unwrap();
+        let names: Vec<&str> = lab.vms.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["ctrl", "node-1", "node-2", "node-3"]);
+        assert_eq!(lab.vms[1].host.as_deref(), Some("right"));
+        assert_eq!(lab.vms[1].user_data, Some(dir.join("node.yaml")));
+        let pair = load(&dir.join("two-instances.yaml"), &catalog).unwrap();
+        assert_eq!(pair.vms.len(), 5);
+        assert_eq!(pair.vms[0].memory_mib, 256, "tiny's own memory");
+        assert_eq!(
+            pair.hosts["left"].data_dir,
+            Some(PathBuf::from("data-left"))
+        );
+        load(&dir.join("app.yaml"), &catalog).unwrap();
+    }
+}
