@@ -62,6 +62,24 @@ fn race<T: Send + 'static>(
     threads.into_iter().map(|t| t.join().unwrap()).collect()
 }
 
+/// Every racer succeeded; exactly one defined the object and one started it.
+#[track_caller]
+fn one_defined_one_started<C: PartialEq + std::fmt::Debug>(
+    round: usize,
+    results: Vec<Result<Vec<C>, String>>,
+    defined: C,
+    started: C,
+) {
+    let changes: Vec<Vec<C>> = results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|e| panic!("round {round}: a racer failed: {e}")))
+        .collect();
+    for (what, change) in [("defined", &defined), ("started", &started)] {
+        let by = changes.iter().filter(|c| c.contains(change)).count();
+        assert_eq!(by, 1, "round {round}: {what} by {by} racers: {changes:?}");
+    }
+}
+
 #[test]
 fn live_racing_first_creates_of_a_pool_define_it_once_and_none_fails() {
     let mut cleanup = Cleanup(Vec::new());
@@ -77,26 +95,7 @@ fn live_racing_first_creates_of_a_pool_define_it_once_and_none_fails() {
             conn.ensure_pool(&name.clone(), move || Ok(xml))
                 .map_err(|e| e.message)
         });
-        let changes: Vec<Vec<PoolChange>> = results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|e| panic!("round {round}: a racer failed: {e}")))
-            .collect();
-        let defined = changes
-            .iter()
-            .filter(|c| c.contains(&PoolChange::Defined))
-            .count();
-        assert_eq!(
-            defined, 1,
-            "round {round}: defined by {defined} racers: {changes:?}"
-        );
-        let started = changes
-            .iter()
-            .filter(|c| c.contains(&PoolChange::Started))
-            .count();
-        assert_eq!(
-            started, 1,
-            "round {round}: started by {started} racers: {changes:?}"
-        );
+        one_defined_one_started(round, results, PoolChange::Defined, PoolChange::Started);
         // The work was really done: the pool runs and autostarts.
         let pools = open().list_pools().unwrap();
         let pool = pools
@@ -123,25 +122,11 @@ fn live_racing_first_creates_of_a_network_define_it_once_and_none_fails() {
             conn.ensure_network(&net, move || Ok(xml))
                 .map_err(|e| e.message)
         });
-        let changes: Vec<Vec<NetworkChange>> = results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|e| panic!("round {round}: a racer failed: {e}")))
-            .collect();
-        let defined = changes
-            .iter()
-            .filter(|c| c.contains(&NetworkChange::Defined))
-            .count();
-        assert_eq!(
-            defined, 1,
-            "round {round}: defined by {defined} racers: {changes:?}"
-        );
-        let started = changes
-            .iter()
-            .filter(|c| c.contains(&NetworkChange::Started))
-            .count();
-        assert_eq!(
-            started, 1,
-            "round {round}: started by {started} racers: {changes:?}"
+        one_defined_one_started(
+            round,
+            results,
+            NetworkChange::Defined,
+            NetworkChange::Started,
         );
         let nets = open().list_networks().unwrap();
         let row = nets
