@@ -1,6 +1,6 @@
-//! `boxvirt image pull|list|rm`: the local image cache and the base volumes
+//! `boxvirt image pull|build|list|rm`: the local image cache and the base volumes
 //! in pool 'default' of the connected libvirt (`-c URI` as everywhere).
-//! `pull` caches and uploads (unless `--no-upload`); `list` and `rm` cover
+//! `pull` and `build` cache and upload (unless `--no-upload`); `list` and `rm` cover
 //! both places (unless `--cache-only`).
 
 use serde::Serialize;
@@ -11,6 +11,7 @@ use crate::confirm::confirm;
 use crate::context::Ctx;
 use crate::error::{Exit, Failure, Result};
 use crate::image::base::{self, parse_volume_name, BASE_POOL};
+use crate::image::build;
 use crate::image::cache::{Cache, CachedImage};
 use crate::image::{catalog, preflight, pull, PullOptions};
 use crate::libvirt::{Libvirt, VolumeSummary};
@@ -33,6 +34,11 @@ pub fn run(ctx: &Ctx, cmd: ImageCommand) -> Result<Exit> {
             },
             no_upload,
         ),
+        ImageCommand::Build {
+            name,
+            rebuild,
+            no_upload,
+        } => build_image(ctx, &name, rebuild, no_upload),
         ImageCommand::List { cache_only } => list(ctx, cache_only),
         ImageCommand::Rm { image, cache_only } => remove(ctx, &image, cache_only),
     }
@@ -74,6 +80,62 @@ fn pull_image(ctx: &Ctx, what: &str, opts: &PullOptions, no_upload: bool) -> Res
         pulled.sha256,
         pulled.cache_path
     );
+    if let (Some(v), Some(conn)) = (&volume, &conn) {
+        let how = if v.uploaded {
+            "uploaded"
+        } else {
+            "already there"
+        };
+        crate::outln!(
+            "base volume '{}' in pool '{}' at {} {how}: {}",
+            v.name,
+            v.pool,
+            conn.uri(),
+            v.path
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+fn build_image(ctx: &Ctx, name: &str, rebuild: bool, no_upload: bool) -> Result<Exit> {
+    let recipe = build::recipe(name)?;
+    let disk = recipe
+        .outputs
+        .iter()
+        .any(|(role, _)| *role == build::ROLE_DISK);
+    // Connect before building: an unreachable libvirt should not cost a build.
+    let conn = if no_upload || !disk {
+        None
+    } else {
+        Some(ctx.libvirt()?)
+    };
+    let built = build::build(&ctx.out, name, build::BuildOptions { rebuild })?;
+    let volume = match (&conn, built.as_pulled()?) {
+        (Some(conn), Some(pulled)) => Some(base::upload(conn, &ctx.catalog, &ctx.out, &pulled)?),
+        _ => None,
+    };
+    if ctx.out.is_json() {
+        #[derive(Serialize)]
+        struct Report<'a> {
+            image: &'a build::Built,
+            volume: Option<&'a crate::image::BaseVolume>,
+        }
+        ctx.out.json(&Report {
+            image: &built,
+            volume: volume.as_ref(),
+        })?;
+        return Ok(Exit::Ok);
+    }
+    let how = if built.cached { "cached" } else { "built" };
+    for f in &built.files {
+        crate::outln!(
+            "image '{}' {} {how}: {} (sha256:{})",
+            built.name,
+            f.role,
+            f.path.display(),
+            f.sha256
+        );
+    }
     if let (Some(v), Some(conn)) = (&volume, &conn) {
         let how = if v.uploaded {
             "uploaded"
