@@ -279,14 +279,18 @@ fn run_in_container(out: &Output, recipe: &Recipe, out_dir: &Path) -> Result<()>
     let engine = Engine::connect()?;
     let tag = build_context::image_tag(BUILDER_BASE);
     let host = build_context::assets_hash(&build_context::context());
-    if needs_build(engine.image(&tag)?.as_ref(), &host) {
-        out.note(format!("building {tag} first: the recipes run in it"));
-        engine.build_image(BUILDER_BASE, false, out)?;
-    }
+    // By id: the tag may be moved by another build meanwhile.
+    let image_id = match engine.image(&tag)? {
+        Some(img) if !needs_build(Some(&img), &host) => img.id,
+        _ => {
+            out.note(format!("building {tag} first: the recipes run in it"));
+            engine.build_image(BUILDER_BASE, false, out)?
+        }
+    };
     let files = image_builder::recipe_files();
     let run = RecipeRun {
         recipe: recipe.name,
-        image: &tag,
+        image: &image_id,
         files: &files,
         out_dir,
         // SAFETY: geteuid/getegid cannot fail.

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bollard::container::LogOutput;
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{ContainerCreateBody, HealthConfig, HostConfig};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
     UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
@@ -39,7 +39,7 @@ const STAGE_PREFIX: &str = "==> ";
 pub struct RecipeRun<'a> {
     /// Runs `image-build/<recipe>.sh OUT`.
     pub recipe: &'a str,
-    /// The nested-host image tag.
+    /// The nested-host image (id or tag).
     pub image: &'a str,
     /// The files of docker/image-build/ (paths relative to docker/).
     pub files: &'a [Asset],
@@ -114,6 +114,11 @@ impl Engine {
             entrypoint: Some(vec!["bash".into(), "-c".into(), entry]),
             cmd: Some(vec![]),
             labels: Some(labels),
+            // The image's health check is the nested host's, not the recipe's.
+            healthcheck: Some(HealthConfig {
+                test: Some(vec!["NONE".into()]),
+                ..Default::default()
+            }),
             host_config: Some(HostConfig {
                 binds: Some(vec![format!("{}:{OUT}", run.out_dir.display())]),
                 cap_add: Some(CAPABILITIES.iter().map(|c| c.to_string()).collect()),
