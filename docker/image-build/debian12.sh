@@ -101,7 +101,7 @@ umount "$ROOT/proc"
 
 # --- 2. EFI system partition: systemd-boot, kernel, initrd ----------------------
 stage "making the EFI system partition"
-kernel=$(cd "$ROOT/boot" && ls vmlinuz-* | sort -V | tail -n1)
+kernel=$(find "$ROOT/boot" -maxdepth 1 -name "vmlinuz-*" -printf "%f\n" | sort -V | tail -n1)
 initrd=initrd.img-${kernel#vmlinuz-}
 [ -f "$ROOT/boot/$initrd" ] || die "no $initrd in the root tree"
 efi=$ROOT/usr/lib/systemd/boot/efi/systemd-bootx64.efi

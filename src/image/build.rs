@@ -313,6 +313,10 @@ fn run_in_container(out: &Output, recipe: &Recipe, out_dir: &Path) -> Result<()>
     });
     progress.finish();
     result.map_err(|e| {
+        let interrupted = interrupt::check("").is_err();
+        if interrupted {
+            return e.context(format!("building image '{}'", recipe.name));
+        }
         if out.verbose == 0 {
             for line in &tail {
                 eprintln!("  | {line}");
