@@ -219,7 +219,7 @@ pub fn build(out: &Output, name: &str, opts: BuildOptions) -> Result<Built> {
     run_in_container(out, recipe, &tmp.0)?;
     interrupt::check("image build")?;
     let built = keep(&cache, recipe, &key, &tmp.0, &dir)?;
-    remove_older_builds(&dir, &key);
+    remove_older_builds(&cache, &built, &dir);
     out.note(format!(
         "built image '{name}' in {} s",
         started.elapsed().as_secs()
@@ -393,9 +393,21 @@ fn keep(cache: &Cache, recipe: &Recipe, key: &str, tmp: &Path, dir: &Path) -> Re
     Ok(built)
 }
 
-/// Builds of this recipe with other inputs (their disk images stay in the
-/// content cache until `image rm`).
-fn remove_older_builds(dir: &Path, key: &str) {
+/// Builds of this recipe with other inputs, and the disk images they put
+/// into the content cache (base volumes already uploaded from them stay
+/// until `image rm`: the pool holds its own copy).
+fn remove_older_builds(cache: &Cache, built: &Built, dir: &Path) {
+    let key = built.key.as_str();
+    let older = cache.list().unwrap_or_default().into_iter().filter(|c| {
+        c.name() == Some(built.name.as_str())
+            && c.meta
+                .as_ref()
+                .and_then(|m| m.built_from.as_deref())
+                .is_some_and(|k| k != key)
+    });
+    for image in older {
+        let _ = cache.remove(&image);
+    }
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -488,6 +500,45 @@ mod tests {
                 r.name
             );
         }
+    }
+
+    #[test]
+    fn a_new_build_replaces_older_builds_of_the_same_name_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(dir.path());
+        let info = qcow2::ImageInfo {
+            format: "qcow2",
+            virtual_size: 1,
+            file_size: 1,
+        };
+        let store = |name: &str, sha: char, key: &str| {
+            let part = dir.path().join("part");
+            std::fs::write(&part, b"x").unwrap();
+            cache
+                .store_built(&part, &sha.to_string().repeat(64), &info, name, key)
+                .unwrap()
+        };
+        store("debian12", 'a', "old");
+        let new = store("debian12", 'b', "new");
+        store("other", 'c', "old");
+        let builds = builds_dir(&cache, "debian12");
+        std::fs::create_dir_all(builds.join("o".repeat(64))).unwrap();
+        let built = Built {
+            name: "debian12".into(),
+            key: "new".into(),
+            files: vec![],
+            cached: false,
+        };
+        remove_older_builds(&cache, &built, &builds);
+        let left: Vec<String> = cache
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.sha256)
+            .collect();
+        assert_eq!(left, ["b".repeat(64), "c".repeat(64)]);
+        assert_eq!(cache.built("debian12").unwrap().unwrap().path, new.path);
+        assert!(!builds.join("o".repeat(64)).exists());
     }
 
     #[test]
