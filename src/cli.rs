@@ -407,6 +407,18 @@ pub enum ImageCommand {
         #[arg(long, value_name = "FILE")]
         initrd: std::path::PathBuf,
     },
+    /// Build a bootable image offline (debian12, tiny) in a throwaway container of the nested-host image; cache it and upload a disk image into pool 'default'
+    Build {
+        /// Recipe name: debian12 or tiny
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Build even when a build with the same inputs is cached
+        #[arg(long)]
+        rebuild: bool,
+        /// Only build into the local cache; do not contact libvirt
+        #[arg(long)]
+        no_upload: bool,
+    },
     /// List cached images and base volumes in pool 'default'
     List {
         /// Only the local cache; do not contact libvirt

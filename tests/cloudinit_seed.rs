@@ -208,7 +208,7 @@ fn merged_user_data_keeps_boxvirts_user_keys_and_identity() {
 fn tiny_guest_awk_reads_the_user_data() {
     let dir = tempfile::tempdir().unwrap();
     let awk =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/tiny-guest/cloud-config.awk");
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/image-build/tiny/cloud-config.awk");
     let keyout = dir.path().join("ed25519_private");
     let mut s = spec("tiny-5", "52:54:00:12:34:56");
     let plain = s.authorized_keys[0].clone();

@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::Run;
@@ -17,14 +17,6 @@ const URI: &str = "qemu:///system";
 
 fn netns() -> String {
     std::env::var("BOXVIRT_LIVE_NETNS").unwrap_or_else(|_| "boxvirt-live".to_string())
-}
-
-/// Built images are kept between runs on this machine, keyed by their build
-/// inputs (boxvirt's own cache); a fresh machine builds them.
-fn image_cache() -> PathBuf {
-    let cache = std::env::var("BOXVIRT_TEST_CACHE")
-        .unwrap_or_else(|_| "/var/cache/boxvirt-test".to_string());
-    PathBuf::from(cache).join("boxvirt-cache")
 }
 
 /// boxvirt inside the namespace, against the live daemon's socket.
@@ -36,7 +28,7 @@ fn in_ns(cwd: &Path, args: &[&str]) -> Run {
         .args(args)
         .current_dir(cwd)
         .env_remove("LIBVIRT_DEFAULT_URI")
-        .env("BOXVIRT_CACHE_DIR", image_cache())
+        .env("BOXVIRT_CACHE_DIR", common::build_cache())
         .output()
         .expect("ip netns exec");
     Run {

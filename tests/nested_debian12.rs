@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use common::Run;
@@ -38,17 +37,12 @@ impl Nested {
     }
 
     fn run(&self, args: &[&str]) -> Run {
-        let cache = std::env::var("BOXVIRT_TEST_CACHE")
-            .unwrap_or_else(|_| "/var/cache/boxvirt-test".to_string());
         let out = Command::new(common::bin())
             .args(["--instance", &self.name])
             .args(args)
             .current_dir(self.work.path())
             .env("HOME", self.work.path().join("home"))
-            .env(
-                "BOXVIRT_CACHE_DIR",
-                PathBuf::from(cache).join("boxvirt-cache"),
-            )
+            .env("BOXVIRT_CACHE_DIR", common::build_cache())
             .env_remove("LIBVIRT_DEFAULT_URI")
             .env_remove("BOXMAN_INSTANCE_NAME")
             .env_remove("BOXMAN_DATA_DIR")

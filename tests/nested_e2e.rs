@@ -128,6 +128,8 @@ impl Instance {
     fn prepare(&self, cmd: &mut Command) {
         cmd.current_dir(self.dir())
             .env("HOME", self.home())
+            // built guest images come from the suite's cache (`image build`)
+            .env("BOXVIRT_CACHE_DIR", common::build_cache())
             .stdin(Stdio::null());
         for var in [
             "BOXMAN_INSTANCE_NAME",
@@ -381,18 +383,7 @@ fn nested_host_end_to_end() {
     // The tiny guest goes into the container's pool through libvirt
     // streams, the upload `image build tiny` uses: nothing is staged in the
     // container, vm create finds the kernel image's volumes.
-    let tiny = common::tiny_dir();
-    let kernel = tiny.join("vmlinuz");
-    let initrd = tiny.join("initrd.img");
-    let uploaded = a.ok(&[
-        "image",
-        "import-kernel",
-        "tiny",
-        "--kernel",
-        kernel.to_str().unwrap(),
-        "--initrd",
-        initrd.to_str().unwrap(),
-    ]);
+    let uploaded = a.ok(&["image", "build", "tiny"]);
     assert!(
         uploaded.stdout.contains("kernel image 'tiny'"),
         "{uploaded:?}"

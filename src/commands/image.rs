@@ -1,8 +1,8 @@
-//! `boxvirt image pull|import|list|rm`: the local image cache and the base
-//! volumes in pool 'default' of the connected libvirt (`-c URI` as
-//! everywhere). `pull` and `import` cache and upload (unless `--no-upload`);
-//! `list` and `rm` cover both places (unless `--cache-only`), kernel images
-//! (`<image>-<hex>.vmlinuz|.initrd`) included.
+//! `boxvirt image pull|build|import|list|rm`: the local image cache and the
+//! base volumes in pool 'default' of the connected libvirt (`-c URI` as
+//! everywhere). `pull`, `build` and `import` cache and upload (unless
+//! `--no-upload`); `list` and `rm` cover both places (unless `--cache-only`),
+//! kernel images (`<image>-<hex>.vmlinuz|.initrd`) included.
 
 use serde::Serialize;
 use tabled::Tabled;
@@ -12,6 +12,7 @@ use crate::confirm::confirm;
 use crate::context::Ctx;
 use crate::error::{Exit, Failure, Result};
 use crate::image::base::{self, BASE_POOL};
+use crate::image::build;
 use crate::image::cache::{Cache, CachedImage};
 use crate::image::{catalog, import, kernel, preflight, pull, PullOptions};
 use crate::libvirt::{Libvirt, VolumeSummary};
@@ -44,6 +45,11 @@ pub fn run(ctx: &Ctx, cmd: ImageCommand) -> Result<Exit> {
             kernel,
             initrd,
         } => import_kernel(ctx, &name, &kernel, &initrd),
+        ImageCommand::Build {
+            name,
+            rebuild,
+            no_upload,
+        } => build_image(ctx, &name, rebuild, no_upload),
         ImageCommand::List { cache_only } => list(ctx, cache_only),
         ImageCommand::Rm { image, cache_only } => remove(ctx, &image, cache_only),
     }
@@ -86,18 +92,7 @@ fn pull_image(ctx: &Ctx, what: &str, opts: &PullOptions, no_upload: bool) -> Res
         pulled.cache_path
     );
     if let (Some(v), Some(conn)) = (&volume, &conn) {
-        let how = if v.uploaded {
-            "uploaded"
-        } else {
-            "already there"
-        };
-        crate::outln!(
-            "base volume '{}' in pool '{}' at {} {how}: {}",
-            v.name,
-            v.pool,
-            conn.uri(),
-            v.path
-        );
+        say_base_volume(conn, v);
     }
     Ok(Exit::Ok)
 }
@@ -142,20 +137,101 @@ fn import_image(
         image.cache_path
     );
     if let (Some(v), Some(conn)) = (&done.volume, &conn) {
-        let how = if v.uploaded {
-            "uploaded"
-        } else {
-            "already there"
-        };
-        crate::outln!(
-            "base volume '{}' in pool '{}' at {} {how}: {}",
-            v.name,
-            v.pool,
-            conn.uri(),
-            v.path
-        );
+        say_base_volume(conn, v);
     }
     Ok(Exit::Ok)
+}
+
+fn build_image(ctx: &Ctx, name: &str, rebuild: bool, no_upload: bool) -> Result<Exit> {
+    build::recipe(name)?; // an unknown name is a usage error before anything else
+                          // Connect before building: an unreachable libvirt should not cost a build.
+    let conn = if no_upload {
+        None
+    } else {
+        Some(ctx.libvirt()?)
+    };
+    let built = build::build(&ctx.out, name, build::BuildOptions { rebuild })?;
+    // A disk image becomes a base volume; a kernel + initramfs pair (tiny)
+    // becomes the two volumes direct-boot templates boot from.
+    let (mut volume, mut kernel_volumes) = (None, None);
+    if let Some(conn) = &conn {
+        if let Some(pulled) = built.as_pulled()? {
+            volume = Some(base::upload(conn, &ctx.catalog, &ctx.out, &pulled)?);
+        } else if let (Some(k), Some(i)) = (built.file("kernel"), built.file("initrd")) {
+            kernel_volumes = Some(kernel::upload(
+                conn,
+                &ctx.catalog,
+                &ctx.out,
+                &built.name,
+                &k.path,
+                &i.path,
+            )?);
+        }
+    }
+    if ctx.out.is_json() {
+        #[derive(Serialize)]
+        struct Report<'a> {
+            image: &'a build::Built,
+            volume: Option<&'a crate::image::BaseVolume>,
+            kernel: Option<&'a kernel::KernelVolumes>,
+        }
+        ctx.out.json(&Report {
+            image: &built,
+            volume: volume.as_ref(),
+            kernel: kernel_volumes.as_ref(),
+        })?;
+        return Ok(Exit::Ok);
+    }
+    let how = if built.cached { "cached" } else { "built" };
+    for f in &built.files {
+        crate::outln!(
+            "image '{}' {} {how}: {} (sha256:{})",
+            built.name,
+            f.role,
+            f.path.display(),
+            f.sha256
+        );
+    }
+    if let Some(conn) = &conn {
+        if let Some(v) = &volume {
+            say_base_volume(conn, v);
+        }
+        if let Some(k) = &kernel_volumes {
+            say_kernel_volumes(conn, k);
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn uploaded(yes: bool) -> &'static str {
+    if yes {
+        "uploaded"
+    } else {
+        "already there"
+    }
+}
+
+fn say_base_volume(conn: &Libvirt, v: &crate::image::BaseVolume) {
+    crate::outln!(
+        "base volume '{}' in pool '{}' at {} {}: {}",
+        v.name,
+        v.pool,
+        conn.uri(),
+        uploaded(v.uploaded),
+        v.path
+    );
+}
+
+fn say_kernel_volumes(conn: &Libvirt, k: &kernel::KernelVolumes) {
+    crate::outln!(
+        "kernel image '{}' in pool '{}' at {} {}: {}, {}",
+        k.image,
+        k.pool,
+        conn.uri(),
+        uploaded(k.uploaded),
+        k.kernel,
+        k.initrd
+    );
 }
 
 /// Hidden: the kernel-pair upload `image build tiny` ends with, for tests
@@ -179,19 +255,7 @@ fn import_kernel(
         ctx.out.json(&k)?;
         return Ok(Exit::Ok);
     }
-    let how = if k.uploaded {
-        "uploaded"
-    } else {
-        "already there"
-    };
-    crate::outln!(
-        "kernel image '{}' in pool '{}' at {} {how}: {}, {}",
-        k.image,
-        k.pool,
-        conn.uri(),
-        k.kernel,
-        k.initrd
-    );
+    say_kernel_volumes(&conn, &k);
     Ok(Exit::Ok)
 }
 

@@ -28,6 +28,28 @@ pub struct Meta {
     pub virtual_size: u64,
     pub size: u64,
     pub pulled_at_unix: u64,
+    /// The build key when `image build` made the image (else it was pulled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_from: Option<String>,
+}
+
+impl Meta {
+    fn new(sha256: &str, info: &ImageInfo, name: Option<&str>) -> Meta {
+        Meta {
+            name: name.map(str::to_string),
+            url: None,
+            sha256: sha256.to_string(),
+            sha512: None,
+            format: info.format.to_string(),
+            virtual_size: info.virtual_size,
+            size: info.file_size,
+            pulled_at_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            built_from: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -214,33 +236,53 @@ impl Cache {
         name: Option<&str>,
         url: &str,
     ) -> Result<CachedImage> {
+        let mut meta = Meta::new(&digests.sha256, info, name);
+        meta.url = Some(url.to_string());
+        meta.sha512 = digests.sha512.clone();
+        self.store_with(part, meta, info)
+    }
+
+    /// Moves an image made by `image build` (recipe key `key`) into the cache.
+    pub fn store_built(
+        &self,
+        part: &Path,
+        sha256: &str,
+        info: &ImageInfo,
+        name: &str,
+        key: &str,
+    ) -> Result<CachedImage> {
+        let mut meta = Meta::new(sha256, info, Some(name));
+        meta.built_from = Some(key.to_string());
+        self.store_with(part, meta, info)
+    }
+
+    /// The newest image `image build` made under `name`, if cached.
+    pub fn built(&self, name: &str) -> Result<Option<CachedImage>> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|c| {
+                c.name() == Some(name) && c.meta.as_ref().is_some_and(|m| m.built_from.is_some())
+            })
+            .max_by_key(|c| c.meta.as_ref().map_or(0, |m| m.pulled_at_unix)))
+    }
+
+    fn store_with(&self, part: &Path, meta: Meta, info: &ImageInfo) -> Result<CachedImage> {
         let dir = self.verified_dir();
         std::fs::create_dir_all(&dir).map_err(|e| io_fail("creating cache directory", &dir, e))?;
-        let meta = Meta {
-            name: name.map(str::to_string),
-            url: Some(url.to_string()),
-            sha256: digests.sha256.clone(),
-            sha512: digests.sha512.clone(),
-            format: info.format.to_string(),
-            virtual_size: info.virtual_size,
-            size: info.file_size,
-            pulled_at_unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-        };
+        let sha256 = meta.sha256.clone();
         // The note first: an image without one is still valid, a note alone is ignored.
-        let note = self.meta_path(&digests.sha256);
+        let note = self.meta_path(&sha256);
         let tmp = note.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(&meta)
             .map_err(|e| Failure::failed(format!("encoding {}: {e}", note.display())))?;
         std::fs::write(&tmp, text).map_err(|e| io_fail("writing", &tmp, e))?;
         std::fs::rename(&tmp, &note).map_err(|e| io_fail("writing", &note, e))?;
-        let path = dir.join(format!("{}.{}", digests.sha256, info.format));
+        let path = dir.join(format!("{sha256}.{}", info.format));
         std::fs::rename(part, &path)
-            .map_err(|e| io_fail("moving the verified download to", &path, e))?;
+            .map_err(|e| io_fail("moving the verified image to", &path, e))?;
         Ok(CachedImage {
-            sha256: digests.sha256.clone(),
+            sha256,
             path,
             size: info.file_size,
             meta: Some(meta),

@@ -4,6 +4,7 @@
 //! maps the CLI onto this; `vm create` calls [`ensure_base_volume`].
 
 pub mod base;
+pub mod build;
 pub mod cache;
 pub mod catalog;
 pub mod checksum;

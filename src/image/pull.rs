@@ -147,6 +147,13 @@ fn resolve(
             "--name and --checksum-url apply to URL pulls only; drop them or pass a URL",
         ));
     }
+    // An image `image build` made under this name wins over the catalogue's
+    // download (it is what the user asked for, and it works offline).
+    if let Some(built) = cache.built(what)? {
+        if flag.as_ref().is_none_or(|f| f.hex == built.sha256) {
+            return Ok((Target::Cached(built), flag, what.to_string()));
+        }
+    }
     if let Some(entry) = catalog::find(what) {
         return Ok((Target::Catalog(entry), flag, what.to_string()));
     }
@@ -229,13 +236,31 @@ pub fn pull(out: &Output, what: &str, opts: &PullOptions) -> Result<Pulled> {
                         out.detail(format!("{e}; trying the next source"));
                         last = Some(e);
                     }
-                    Err(e) => return Err(e.context(format!("pulling image '{name}'"))),
+                    Err(e) => {
+                        return Err(offline_hint(
+                            e.context(format!("pulling image '{name}'")),
+                            &name,
+                        ))
+                    }
                 }
             }
-            Err(last
-                .unwrap_or_else(|| Failure::failed("the catalogue entry has no source"))
-                .context(format!("pulling image '{name}'")))
+            Err(offline_hint(
+                last.unwrap_or_else(|| Failure::failed("the catalogue entry has no source"))
+                    .context(format!("pulling image '{name}'")),
+                &name,
+            ))
         }
+    }
+}
+
+/// A catalogue image that a recipe can also make says how, in the same line.
+fn offline_hint(e: Failure, name: &str) -> Failure {
+    match super::build::hint(name) {
+        Some(hint) => Failure::new(
+            e.exit,
+            format!("{}; or {hint} to make it offline", e.message),
+        ),
+        None => e,
     }
 }
 

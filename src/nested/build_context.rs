@@ -33,6 +33,22 @@ pub fn context() -> Vec<Asset> {
     filter(all)
 }
 
+/// Every embedded docker/ file below `dir` (e.g. `image-build/`), paths kept
+/// relative to docker/, sorted; .dockerignore does not apply.
+pub fn embedded_under(dir: &str) -> Vec<Asset> {
+    let mut found: Vec<Asset> = embedded::FILES
+        .iter()
+        .filter(|(path, _, _)| path.starts_with(dir))
+        .map(|(path, mode, data)| Asset {
+            path: path.to_string(),
+            mode: *mode,
+            data: data.to_vec(),
+        })
+        .collect();
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found
+}
+
 fn filter(all: Vec<Asset>) -> Vec<Asset> {
     let patterns = all
         .iter()

@@ -2,6 +2,7 @@
 //!
 //! - `docker`: the engine connection (and its one-line errors)
 //! - `build_context`, `image`: the embedded docker/ assets and the image build
+//! - `image_builder`: `image build` recipes in a throwaway container
 //! - `container`: the runtime contract (binds, caps, devices, port) and lifecycle
 //! - `ssh_keys`, `ssh_config`: client key, pinned host key, boxman.conf, link
 //! - `lock`: one boxvirt at a time changes an instance (flock in the data dir)
@@ -15,6 +16,7 @@ pub mod cleanup;
 pub mod container;
 pub mod docker;
 pub mod image;
+pub mod image_builder;
 pub mod lock;
 pub mod ports;
 pub mod socket_link;

@@ -346,30 +346,28 @@ pub fn tiny_dir() -> PathBuf {
     dir
 }
 
-/// Puts the tiny guest (tests/harness/build-tiny-guest.sh) into pool
-/// `default` of `uri` as kernel image 'tiny', through the same upload
-/// `image build tiny` uses, so `vm create --template tiny` finds it. A
-/// file lock keeps tests that run at once from racing on the same volumes.
+/// Built guest images live here between test runs, keyed by their build
+/// inputs (boxvirt's own build cache); a fresh machine builds them once.
+pub fn build_cache() -> PathBuf {
+    let root = std::env::var("BOXVIRT_TEST_CACHE")
+        .unwrap_or_else(|_| "/var/cache/boxvirt-test".to_string());
+    let dir = Path::new(&root).join("image-build");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Puts the tiny guest into pool 'default' at `uri` the way a user does:
+/// `boxvirt image build tiny` (built in Docker once, then cached). One test
+/// at a time, so the first builds and the others find it cached.
 pub fn upload_tiny(uri: &str) {
-    let dir = tiny_dir();
     let lock_path = std::env::temp_dir().join("boxvirt-test-tiny-upload.lock");
     let lock = std::fs::File::create(&lock_path).unwrap();
     lock.lock().unwrap();
-    let kernel = dir.join("vmlinuz");
-    let initrd = dir.join("initrd.img");
-    let run = boxvirt_in(
+    let cache = build_cache();
+    let run = boxvirt_env(
         &std::env::temp_dir(),
-        &[
-            "-c",
-            uri,
-            "image",
-            "import-kernel",
-            "tiny",
-            "--kernel",
-            kernel.to_str().unwrap(),
-            "--initrd",
-            initrd.to_str().unwrap(),
-        ],
+        &["-c", uri, "image", "build", "tiny"],
+        &[("BOXVIRT_CACHE_DIR", cache.to_str().unwrap())],
     )
     .ok();
     assert!(run.stdout.contains("kernel image 'tiny'"), "{}", run.stdout);

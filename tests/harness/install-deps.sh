@@ -22,6 +22,7 @@ PACKAGES=(
   openssh-server openssh-client pkg-config libssl-dev
   virtinst xmlstarlet libxml2-utils
   cpio busybox-static dropbear-bin debootstrap mtools dosfstools python3-yaml
+  ovmf
   docker.io shellcheck hyperfine procps curl
 )
 
