@@ -23,42 +23,21 @@ pub fn hand_over(path: &Path, uid: u32, gid: u32) {
 
 /// Creates `key` (0600) and `key.pub` when missing; derives a missing .pub
 /// from an existing private key. Returns true when a new pair was made.
+/// Safe when several boxvirt processes make the first key at once (two
+/// `vm create`s in one project): the key appears whole or not at all, and
+/// every racer ends up using the one that won.
 pub fn ensure_client_key(key: &Path, comment: &str, uid: u32, gid: u32) -> Result<bool> {
     let pub_path = key.with_extension("pub");
-    let fail = |what: &str, e: &dyn std::fmt::Display| {
-        Failure::failed(format!("cannot {what} {}: {e}", key.display()))
-    };
     if let Some(dir) = key.parent() {
-        fs::create_dir_all(dir).map_err(|e| fail("create the directory of", &e))?;
+        fs::create_dir_all(dir).map_err(|e| key_fail("create the directory of", key, &e))?;
     }
-    let exists = fs::metadata(key).map(|m| m.len() > 0).unwrap_or(false);
-    let (private, created) = if exists {
-        let text = fs::read_to_string(key).map_err(|e| fail("read", &e))?;
-        let private = PrivateKey::from_openssh(&text).map_err(|e| fail("parse the ssh key", &e))?;
-        // ssh refuses a private key that others can read.
-        let _ = fs::set_permissions(key, fs::Permissions::from_mode(0o600));
-        (private, false)
-    } else {
-        let mut seed = [0u8; 32];
-        fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut seed))
-            .map_err(|e| fail("get randomness for", &e))?;
-        let mut private = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
-        private.set_comment(comment);
-        let text = private
-            .to_openssh(LineEnding::LF)
-            .map_err(|e| fail("encode", &e))?;
-        let _ = fs::remove_file(key);
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(key)
-            .map_err(|e| fail("write", &e))?;
-        f.write_all(text.as_bytes())
-            .map_err(|e| fail("write", &e))?;
-        hand_over(key, uid, gid);
-        (private, true)
+    let (private, created) = match read_private(key)? {
+        Some(private) => {
+            // ssh refuses a private key that others can read.
+            let _ = fs::set_permissions(key, fs::Permissions::from_mode(0o600));
+            (private, false)
+        }
+        None => create_private(key, comment, uid, gid)?,
     };
     if created
         || !fs::metadata(&pub_path)
@@ -68,13 +47,89 @@ pub fn ensure_client_key(key: &Path, comment: &str, uid: u32, gid: u32) -> Resul
         let line = private
             .public_key()
             .to_openssh()
-            .map_err(|e| fail("encode the public key of", &e))?;
-        fs::write(&pub_path, format!("{line}\n"))
-            .map_err(|e| fail("write the public key of", &e))?;
-        let _ = fs::set_permissions(&pub_path, fs::Permissions::from_mode(0o644));
+            .map_err(|e| key_fail("encode the public key of", key, &e))?;
+        write_whole(&pub_path, format!("{line}\n").as_bytes(), 0o644)
+            .map_err(|e| key_fail("write the public key of", key, &e))?;
         hand_over(&pub_path, uid, gid);
     }
     Ok(created)
+}
+
+fn key_fail(what: &str, key: &Path, e: &dyn std::fmt::Display) -> Failure {
+    Failure::failed(format!("cannot {what} {}: {e}", key.display()))
+}
+
+/// The private key at `key`; None when it is missing or empty (an empty
+/// file is what a writer killed by an older boxvirt left).
+fn read_private(key: &Path) -> Result<Option<PrivateKey>> {
+    match fs::read_to_string(key) {
+        Ok(text) if text.is_empty() => Ok(None),
+        Ok(text) => PrivateKey::from_openssh(&text)
+            .map(Some)
+            .map_err(|e| key_fail("parse the ssh key", key, &e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(key_fail("read", key, &e)),
+    }
+}
+
+/// Writes a new key beside `key` and links it into place, which fails if
+/// another process got there first; then theirs is used.
+fn create_private(key: &Path, comment: &str, uid: u32, gid: u32) -> Result<(PrivateKey, bool)> {
+    let mut seed = [0u8; 32];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut seed))
+        .map_err(|e| key_fail("get randomness for", key, &e))?;
+    let mut private = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    private.set_comment(comment);
+    let text = private
+        .to_openssh(LineEnding::LF)
+        .map_err(|e| key_fail("encode", key, &e))?;
+    let tmp = sibling(key, "new");
+    write_whole(&tmp, text.as_bytes(), 0o600).map_err(|e| key_fail("write", key, &e))?;
+    hand_over(&tmp, uid, gid);
+    // An empty leftover is not a key: clear it so the link can succeed.
+    if fs::metadata(key).is_ok_and(|m| m.len() == 0) {
+        let _ = fs::remove_file(key);
+    }
+    let linked = fs::hard_link(&tmp, key);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok((private, true)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match read_private(key)? {
+            Some(theirs) => Ok((theirs, false)),
+            None => Err(key_fail("write", key, &e)),
+        },
+        Err(e) => Err(key_fail("write", key, &e)),
+    }
+}
+
+/// `path` with a suffix unique to this process and moment, in the same dir.
+fn sibling(path: &Path, what: &str) -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{what}.{}.{nanos}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Writes `bytes` to a fresh temporary file and renames it over `path`, so
+/// a reader sees the old file or the whole new one, never a part.
+fn write_whole(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let tmp = sibling(path, "tmp");
+    let written = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .and_then(|()| fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)))
+        .and_then(|()| fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// The sshd host public key the entrypoint keeps in the data dir, as
@@ -128,6 +183,55 @@ mod tests {
             fs::read_to_string(key.with_extension("pub")).unwrap(),
             public
         );
+    }
+
+    #[test]
+    fn racing_first_keys_agree_on_one_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("ssh/id_ed25519");
+        let gate = std::sync::Arc::new(std::sync::Barrier::new(16));
+        let racers: Vec<_> = (0..16)
+            .map(|_| {
+                let (key, gate) = (key.clone(), gate.clone());
+                std::thread::spawn(move || {
+                    gate.wait();
+                    let created = ensure_client_key(&key, "boxman-t", 0, 0).unwrap();
+                    // What this racer would sign with: the file as it is now.
+                    (created, fs::read_to_string(&key).unwrap())
+                })
+            })
+            .collect();
+        let results: Vec<(bool, String)> = racers.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(results.iter().filter(|(created, _)| *created).count(), 1);
+        let first = &results[0].1;
+        assert!(
+            results.iter().all(|(_, k)| k == first),
+            "racers saw different keys"
+        );
+        let public = PrivateKey::from_openssh(first)
+            .unwrap()
+            .public_key()
+            .to_openssh()
+            .unwrap();
+        assert_eq!(
+            fs::read_to_string(key.with_extension("pub"))
+                .unwrap()
+                .trim_end(),
+            public
+        );
+        // No temporary file is left beside the key.
+        assert_eq!(fs::read_dir(key.parent().unwrap()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn an_empty_key_file_left_by_a_killed_writer_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id_ed25519");
+        fs::write(&key, "").unwrap();
+        assert!(ensure_client_key(&key, "boxman-t", 0, 0).unwrap());
+        assert!(fs::read_to_string(&key)
+            .unwrap()
+            .starts_with("-----BEGIN OPENSSH"));
     }
 
     #[test]
