@@ -3,6 +3,7 @@
 //! `libvirt/` is the only place that talks to libvirt, `nested/` the only
 //! place that talks to Docker; `commands/` orchestrates them.
 
+pub mod atomic_file;
 pub mod cgroup;
 pub mod cli;
 pub mod cloudinit;

@@ -2,14 +2,15 @@
 //! the container starts (the entrypoint installs the .pub as qemu_user's
 //! authorized_keys), and the pinned sshd host key (known_hosts).
 
-use std::fs::{self, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use ssh_key::private::Ed25519Keypair;
 use ssh_key::{LineEnding, PrivateKey};
 
+use crate::atomic_file;
 use crate::error::{Failure, Result};
 
 /// Gives a file or directory we created to the host user when running as
@@ -48,7 +49,7 @@ pub fn ensure_client_key(key: &Path, comment: &str, uid: u32, gid: u32) -> Resul
             .public_key()
             .to_openssh()
             .map_err(|e| key_fail("encode the public key of", key, &e))?;
-        write_whole(&pub_path, format!("{line}\n").as_bytes(), 0o644)
+        atomic_file::write_whole(&pub_path, format!("{line}\n").as_bytes(), 0o644)
             .map_err(|e| key_fail("write the public key of", key, &e))?;
         hand_over(&pub_path, uid, gid);
     }
@@ -84,8 +85,9 @@ fn create_private(key: &Path, comment: &str, uid: u32, gid: u32) -> Result<(Priv
     let text = private
         .to_openssh(LineEnding::LF)
         .map_err(|e| key_fail("encode", key, &e))?;
-    let tmp = sibling(key, "new");
-    write_whole(&tmp, text.as_bytes(), 0o600).map_err(|e| key_fail("write", key, &e))?;
+    let tmp = atomic_file::sibling(key, "new");
+    atomic_file::write_whole(&tmp, text.as_bytes(), 0o600)
+        .map_err(|e| key_fail("write", key, &e))?;
     hand_over(&tmp, uid, gid);
     // An empty leftover is not a key: clear it so the link can succeed.
     if fs::metadata(key).is_ok_and(|m| m.len() == 0) {
@@ -101,35 +103,6 @@ fn create_private(key: &Path, comment: &str, uid: u32, gid: u32) -> Result<(Priv
         },
         Err(e) => Err(key_fail("write", key, &e)),
     }
-}
-
-/// `path` with a suffix unique to this process and moment, in the same dir.
-fn sibling(path: &Path, what: &str) -> std::path::PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{what}.{}.{nanos}", std::process::id()));
-    path.with_file_name(name)
-}
-
-/// Writes `bytes` to a fresh temporary file and renames it over `path`, so
-/// a reader sees the old file or the whole new one, never a part.
-fn write_whole(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let tmp = sibling(path, "tmp");
-    let written = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
-        .and_then(|()| fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)))
-        .and_then(|()| fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written
 }
 
 /// The sshd host public key the entrypoint keeps in the data dir, as

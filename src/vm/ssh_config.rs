@@ -74,9 +74,15 @@ pub fn pin(settings: &Settings, ip: &str, host_key: &str) -> Result<PathBuf> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Failure::failed(format!("cannot create {}: {e}", dir.display())))?;
     }
-    let existing = std::fs::read_to_string(&path).unwrap_or_default();
-    std::fs::write(&path, known_hosts_with(&existing, ip, host_key))
-        .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
+    // Other boxvirt processes pin their VMs in the same file meanwhile.
+    let fail = |e: std::io::Error| Failure::failed(format!("cannot write {}: {e}", path.display()));
+    crate::atomic_file::locked(&path, || {
+        let existing = std::fs::read_to_string(&path).unwrap_or_default();
+        let text = known_hosts_with(&existing, ip, host_key);
+        crate::atomic_file::write_whole(&path, text.as_bytes(), 0o644)
+    })
+    .and_then(|written| written)
+    .map_err(fail)?;
     Ok(path)
 }
 
