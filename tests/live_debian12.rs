@@ -155,7 +155,11 @@ fn debian12_from_an_offline_build_is_ready_when_cloud_init_succeeded() {
         assert!(root_kib > 5 * 1024 * 1024, "{name}: root is {root_kib} KiB");
         // The host key the guest presents is the one boxvirt pinned: vm ssh
         // checks it strictly against known_hosts, and it is the seed's.
-        let presented = guest(d.path(), name, "cat /etc/ssh/ssh_host_ed25519_key.pub");
+        let presented = guest(
+            d.path(),
+            name,
+            "sudo -n cat /etc/ssh/ssh_host_ed25519_key.pub",
+        );
         let known =
             std::fs::read_to_string(d.path().join("data/ssh/vm_known_hosts")).unwrap_or_default();
         let key = presented.split_whitespace().nth(1).unwrap().to_string();
