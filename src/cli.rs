@@ -210,8 +210,15 @@ pub enum CleanTarget {
 
 #[derive(Debug, Subcommand)]
 pub enum NetCommand {
-    /// Define (from xml-templates/network/NAME.xml), start and autostart a network
-    Ensure { name: String },
+    /// Define (from xml-templates/network/NAME.xml), start and autostart a network,
+    /// with a block of address slots (one fixed MAC -> IP pair per VM)
+    Ensure {
+        name: String,
+        /// Address slots in the block (default 64, or the whole DHCP range if
+        /// smaller); applies when the network is defined or given its block
+        #[arg(long, value_name = "N")]
+        slots: Option<u32>,
+    },
     /// List networks
     List,
     /// Print a network's XML
