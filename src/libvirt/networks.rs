@@ -40,6 +40,20 @@ impl NetworkChange {
     }
 }
 
+/// The persistent definition of `net`; the live one for a transient
+/// network or a driver without the flag (the test driver).
+fn config_xml(net: &Network, name: &str) -> Result<String> {
+    let what = format!("reading network '{name}' XML");
+    if net.is_persistent().map_err(|e| failure(e, &what))? {
+        match net.xml_desc(virt::sys::VIR_NETWORK_XML_INACTIVE) {
+            Ok(xml) => return Ok(xml),
+            Err(e) if errors::is_code(&e, ErrorNumber::InvalidArg) => {}
+            Err(e) => return Err(failure(e, &what)),
+        }
+    }
+    net.xml_desc(0).map_err(|e| failure(e, &what))
+}
+
 impl Libvirt {
     fn network(&self, name: &str) -> Result<Option<Network>> {
         match self.conn.lookup_network_by_name(name) {
@@ -105,14 +119,7 @@ impl Libvirt {
 
     /// The persistent definition (the live one for a transient network).
     pub fn network_config_xml(&self, name: &str) -> Result<String> {
-        let net = self.existing_network(name)?;
-        let what = format!("reading network '{name}' XML");
-        let flags = if net.is_persistent().map_err(|e| failure(e, &what))? {
-            virt::sys::VIR_NETWORK_XML_INACTIVE
-        } else {
-            0
-        };
-        net.xml_desc(flags).map_err(|e| failure(e, &what))
+        config_xml(&self.existing_network(name)?, name)
     }
 
     /// Replaces a persistent network's definition with `xml` and restarts
@@ -127,9 +134,7 @@ impl Libvirt {
                 "network '{name}' is transient (not defined), so boxvirt cannot redefine it; define it persistently first"
             )));
         }
-        let old_xml = old
-            .xml_desc(virt::sys::VIR_NETWORK_XML_INACTIVE)
-            .map_err(|e| failure(e, &what))?;
+        let old_xml = config_xml(&old, name)?;
         let was_active = old.is_active().map_err(|e| failure(e, &what))?;
         let apply = || -> Result<()> {
             let net = self

@@ -5,6 +5,7 @@
 //!    but has a smaller name, move to another free slot;
 //! 2. else mark it (domain metadata) and look again: if another one marked
 //!    it meanwhile, both move (rare: both passed phase 1 at once).
+//!
 //! Safe: of two domains that mark one MAC, the later marker sees the
 //! earlier's mark in its second look, so no two keep one slot. And one of
 //! two colliding creates always goes on (the smaller name), so a block can
