@@ -306,8 +306,8 @@ pub struct VmCreateArgs {
     /// An empty disk instead of a clone of the base image (install or netboot later)
     #[arg(long, conflicts_with_all = ["image", "full_clone"])]
     pub blank_disk: bool,
-    /// No DHCP reservation (the address then comes from the leases); saves
-    /// libvirt's firewall reload on a live network update (~0.4 s here)
+    /// No address slot or DHCP reservation: a MAC from the VM name, the
+    /// address from the network's dynamic leases
     #[arg(long)]
     pub no_reserve: bool,
     /// No cloud-init seed, even when the template has one
