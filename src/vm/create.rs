@@ -497,6 +497,10 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
                     &format!("address='{}'", new.mac),
                 );
                 conn.define_domain(&xml)?;
+                out.detail(format!(
+                    "address slot {current} of network '{net}' was claimed by another create at the same moment; moved to {} ({})",
+                    new.mac, new.ip
+                ));
                 current = new.mac.clone();
                 Ok(())
             })?;
