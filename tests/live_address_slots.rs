@@ -228,7 +228,7 @@ fn twenty_parallel_creates_take_distinct_slots_and_delete_frees_them() {
         assert!(del.stderr.contains("address slot"), "{}", del.stderr);
     }
     cleanup.vms.clear();
-    let held = conn.interface_macs().unwrap();
+    let held = conn.interface_macs().unwrap().0;
     assert!(block.slots.iter().all(|s| !held.contains(&s.mac)));
     assert_eq!(conn.network_xml(&network).unwrap(), net_xml);
     // And a slot is free again for a new VM.

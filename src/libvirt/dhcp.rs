@@ -8,17 +8,6 @@ use super::errors::failure;
 use super::Libvirt;
 use crate::error::{Failure, Result};
 
-/// The element (and namespace) a domain carries while and after it claims
-/// an address slot (vm/slot_claim.rs).
-const CLAIM_KEY: &str = "slotclaim";
-const CLAIM_URI: &str = "urn:boxvirt:slot-claim:1";
-
-struct DomainMacs {
-    name: String,
-    macs: Vec<String>,
-    claimed: Option<String>,
-}
-
 fn host_xml(mac: &str, name: &str, ip: &str) -> String {
     use quick_xml::escape::escape;
     format!(
@@ -30,74 +19,6 @@ fn host_xml(mac: &str, name: &str, ip: &str) -> String {
 }
 
 impl Libvirt {
-    /// Every defined or running domain: its name, interface MACs and the
-    /// slot MAC it marked as claimed. A domain gone between the listing and
-    /// the read is skipped.
-    fn interface_macs_by_domain(&self) -> Result<Vec<DomainMacs>> {
-        let doms = self
-            .conn
-            .list_all_domains(0)
-            .map_err(|e| failure(e, "listing domains"))?;
-        Ok(doms
-            .iter()
-            .filter_map(|d| {
-                let xml = d.xml_desc(0).ok()?;
-                let macs = crate::xml::find_all(&xml, &["domain", "devices", "interface", "mac"])
-                    .into_iter()
-                    .filter_map(|m| m.attr("address").map(str::to_ascii_lowercase))
-                    .collect();
-                let claimed = crate::xml::find_first(&xml, &["domain", "metadata", CLAIM_KEY])
-                    .and_then(|c| c.attr("mac").map(str::to_ascii_lowercase));
-                Some(DomainMacs {
-                    name: d.name().ok()?,
-                    macs,
-                    claimed,
-                })
-            })
-            .collect())
-    }
-
-    /// Every MAC any domain's interfaces hold (lower case).
-    pub fn interface_macs(&self) -> Result<Vec<String>> {
-        Ok(self
-            .interface_macs_by_domain()?
-            .into_iter()
-            .flat_map(|d| d.macs)
-            .collect())
-    }
-
-    /// The domains with an interface holding `mac`: (name, whether it
-    /// marked that MAC as claimed).
-    pub fn slot_holders(&self, mac: &str) -> Result<Vec<(String, bool)>> {
-        let mac = mac.to_ascii_lowercase();
-        Ok(self
-            .interface_macs_by_domain()?
-            .into_iter()
-            .filter(|d| d.macs.contains(&mac))
-            .map(|d| (d.name, d.claimed.as_deref() == Some(mac.as_str())))
-            .collect())
-    }
-
-    /// Marks (in its metadata, a namespace of its own) that domain `vm`
-    /// claims the slot with `mac`.
-    pub fn mark_slot_claim(&self, vm: &str, mac: &str) -> Result<()> {
-        let dom = self
-            .conn
-            .lookup_domain_by_name(vm)
-            .map_err(|e| failure(e, &format!("looking up vm '{vm}'")))?;
-        dom.set_metadata(
-            sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
-            Some(&format!(
-                "<{CLAIM_KEY} mac='{}'/>",
-                quick_xml::escape::escape(mac)
-            )),
-            Some(CLAIM_KEY),
-            Some(CLAIM_URI),
-            sys::VIR_DOMAIN_AFFECT_CONFIG,
-        )
-        .map_err(|e| failure(e, &format!("marking the address slot of vm '{vm}'")))
-    }
-
     /// One virNetworkUpdate of the DHCP host section, live and/or persistent
     /// as the network is (one lookup for the whole operation).
     fn update_dhcp_host(

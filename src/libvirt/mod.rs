@@ -11,6 +11,7 @@ mod host;
 mod leases;
 mod networks;
 mod race;
+mod slot_claims;
 mod storage;
 mod volume_upload;
 
@@ -20,5 +21,6 @@ pub use domains::{DomainDetails, DomainState, DomainSummary, METADATA_URI};
 pub use host::{DomainCaps, HostCaps};
 pub use leases::Lease;
 pub use networks::{NetworkChange, NetworkSummary};
+pub use slot_claims::SettledDomains;
 pub use storage::{PoolChange, PoolSummary, VolumeSummary};
 pub use volume_upload::HEAD_LEN as UPLOAD_HEAD_LEN;

@@ -313,9 +313,9 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
     };
     let mut slot = None;
     if let (Some(net), Some(b)) = (&network, &block) {
-        let s = slot_claim::pick(conn, net, b, &name)?;
+        let (s, settled) = slot_claim::pick(conn, net, b, &name)?;
         mac = Some(s.mac.clone());
-        slot = Some(s);
+        slot = Some((s, settled));
     }
     let subnet = if req.no_reserve || block.is_some() {
         None
@@ -457,7 +457,7 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
             });
             after_step(req, "reservation")?;
         }
-        if let (Some(net), Some(s)) = (&network, &slot) {
+        if let (Some(net), Some((s, _))) = (&network, &slot) {
             meta.reservation = Some(Reservation {
                 network: net.clone(),
                 mac: s.mac.clone(),
@@ -483,9 +483,9 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
             conn.undefine_domain(&undo_name)
         });
         // The define claimed the slot; another create may have claimed it too.
-        if let (Some(net), Some(b), Some(s)) = (&network, &block, slot.clone()) {
+        if let (Some(net), Some(b), Some((s, settled))) = (&network, &block, slot.clone()) {
             let mut current = s.mac.clone();
-            let kept = slot_claim::settle(conn, net, b, &name, s, |new| {
+            let kept = slot_claim::settle(conn, net, b, &name, s, settled, |new| {
                 if let Some((_, spec)) = &mut seed_spec {
                     spec.mac = new.mac.clone();
                     let bytes = cloudinit::build_seed_image(spec)?;

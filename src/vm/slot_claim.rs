@@ -17,18 +17,26 @@ use sha2::{Digest, Sha256};
 
 use super::slots::{self, Block, Slot};
 use crate::error::{Failure, Result};
-use crate::libvirt::Libvirt;
+use crate::libvirt::{Libvirt, SettledDomains};
 
 /// Moves before giving up (each needs another create to collide again).
 const MAX_MOVES: u32 = 32;
 
 /// A first free slot for `vm` (before anything is made): exit 4 naming the
 /// network and its size when the block is full.
-pub fn pick(conn: &Libvirt, network: &str, block: &Block, vm: &str) -> Result<Slot> {
-    let held = conn.interface_macs()?;
-    slots::choose(block, &held, vm)
+/// Also returns the domains that had finished their create then, which the
+/// later looks skip.
+pub fn pick(
+    conn: &Libvirt,
+    network: &str,
+    block: &Block,
+    vm: &str,
+) -> Result<(Slot, SettledDomains)> {
+    let (held, settled) = conn.interface_macs()?;
+    let slot = slots::choose(block, &held, vm)
         .cloned()
-        .ok_or_else(|| slots::full(network, block))
+        .ok_or_else(|| slots::full(network, block))?;
+    Ok((slot, settled))
 }
 
 /// Called right after the domain `vm` was defined with `slot`'s MAC:
@@ -40,17 +48,19 @@ pub fn settle(
     block: &Block,
     vm: &str,
     mut slot: Slot,
+    mut settled: SettledDomains,
     mut move_to: impl FnMut(&Slot) -> Result<()>,
 ) -> Result<Slot> {
     for attempt in 0..MAX_MOVES {
-        if keeps(conn, vm, &slot.mac)? {
+        if keeps(conn, vm, &slot.mac, &settled)? {
             return Ok(slot);
         }
         // A short pause that differs between the colliding creates, so
         // they do not meet on the next slot too.
         std::thread::sleep(backoff(vm, attempt));
         // Our own domain still holds the lost MAC, so it is not picked again.
-        let held = conn.interface_macs()?;
+        let (held, now_settled) = conn.interface_macs()?;
+        settled = now_settled;
         slot = slots::choose(block, &held, vm)
             .cloned()
             .ok_or_else(|| slots::full(network, block))?;
@@ -62,16 +72,16 @@ pub fn settle(
 }
 
 /// The two phases for the domain `vm`, just defined with `mac`.
-fn keeps(conn: &Libvirt, vm: &str, mac: &str) -> Result<bool> {
+fn keeps(conn: &Libvirt, vm: &str, mac: &str, settled: &SettledDomains) -> Result<bool> {
     let others = |holders: Vec<(String, bool)>| -> Vec<(String, bool)> {
         holders.into_iter().filter(|(n, _)| n != vm).collect()
     };
-    let first = others(conn.slot_holders(mac)?);
+    let first = others(conn.slot_holders(mac, settled)?);
     if first.iter().any(|(n, marked)| *marked || n.as_str() < vm) {
         return Ok(false);
     }
     conn.mark_slot_claim(vm, mac)?;
-    Ok(!others(conn.slot_holders(mac)?)
+    Ok(!others(conn.slot_holders(mac, settled)?)
         .iter()
         .any(|(_, marked)| *marked))
 }
