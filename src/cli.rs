@@ -213,8 +213,15 @@ pub enum CleanTarget {
 
 #[derive(Debug, Subcommand)]
 pub enum NetCommand {
-    /// Define (from xml-templates/network/NAME.xml), start and autostart a network
-    Ensure { name: String },
+    /// Define (from xml-templates/network/NAME.xml), start and autostart a network,
+    /// with a block of address slots (one fixed MAC -> IP pair per VM)
+    Ensure {
+        name: String,
+        /// Address slots in the block (default 64, or the whole DHCP range if
+        /// smaller); applies when the network is defined or given its block
+        #[arg(long, value_name = "N")]
+        slots: Option<u32>,
+    },
     /// List networks
     List,
     /// Print a network's XML
@@ -302,8 +309,8 @@ pub struct VmCreateArgs {
     /// An empty disk instead of a clone of the base image (install or netboot later)
     #[arg(long, conflicts_with_all = ["image", "full_clone"])]
     pub blank_disk: bool,
-    /// No DHCP reservation (the address then comes from the leases); saves
-    /// libvirt's firewall reload on a live network update (~0.4 s here)
+    /// No address slot or DHCP reservation: a MAC from the VM name, the
+    /// address from the network's dynamic leases
     #[arg(long)]
     pub no_reserve: bool,
     /// No cloud-init seed, even when the template has one

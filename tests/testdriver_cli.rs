@@ -346,14 +346,31 @@ fn net_ensure_reports_changes_and_json() {
     Boxvirt::new(d.path())
         .uri(&uri)
         .args(["net", "ensure", "isolated"])
-        .stdout("network 'isolated': defined, started, set to autostart\n")
+        .stdout("network 'isolated': defined, started, set to autostart (64 address slots)\n")
+        .run();
+    let v = Boxvirt::new(d.path())
+        .uri(&uri)
+        .args(["-o", "json", "net", "ensure", "isolated", "--slots", "3"])
+        .run()
+        .json();
+    assert_eq!(v["slots"], 3);
+    Boxvirt::new(d.path())
+        .uri(&uri)
+        .args(["net", "ensure", "isolated", "--slots", "9999"])
+        .status(2)
+        .error_has("--slots 9999 is more than the 253 free addresses")
         .run();
     let v = Boxvirt::new(d.path())
         .uri(&uri)
         .args(["-o", "json", "net", "ensure", "default"])
         .run()
         .json();
-    assert_eq!(v["changes"], serde_json::json!(["autostart-set"]));
+    // The fixture's default network has no block and no VM on it: migrated.
+    assert_eq!(
+        v["changes"],
+        serde_json::json!(["slots-added", "autostart-set"])
+    );
+    assert_eq!(v["slots"], 64);
 }
 
 #[test]

@@ -198,3 +198,67 @@ fn pool_is_created_from_the_template_when_missing() {
     assert_eq!(vols.len(), 1);
     assert_eq!(vols[0].capacity_bytes, 3 * 1024 * 1024 * 1024);
 }
+
+/// On a network with a block of address slots, each VM takes a free slot's
+/// MAC; the network's XML never changes; a full block is exit 4 naming the
+/// network and its size, with nothing left; an undefined VM's slot is free.
+#[test]
+fn vms_take_free_slots_and_a_full_block_is_a_conflict() {
+    use boxvirt::vm::slots;
+    let conn = open("empty.xml");
+    conn.ensure_network("default", || {
+        let xml = Catalog::default()
+            .get(Kind::Network, "default")?
+            .render(&[])?;
+        Ok(slots::with_block("default", &xml, Some(2))?.unwrap().0)
+    })
+    .unwrap();
+    let net_xml = conn.network_xml("default").unwrap();
+    let block = slots::block(&net_xml).unwrap();
+    let make = |name: &str| {
+        let req = Request {
+            template: "rocky9".into(),
+            name: Some(name.into()),
+            ..offline()
+        };
+        create(&conn, &Catalog::default(), &quiet(), &req)
+    };
+    let a = make("s1").unwrap();
+    let b = make("s2").unwrap();
+    for made in [&a, &b] {
+        let slot = block
+            .slots
+            .iter()
+            .find(|s| Some(&s.mac) == made.mac.as_ref())
+            .expect("a slot MAC");
+        assert_eq!(made.ip, Some(slot.ip.to_string()));
+    }
+    assert_ne!(a.mac, b.mac);
+    let before = (names(&conn), volume_names(&conn));
+    let full = make("s3").unwrap_err();
+    assert_eq!(full.exit, boxvirt::error::Exit::Conflict);
+    assert!(
+        full.message
+            .contains("all 2 address slots of network 'default'"),
+        "{}",
+        full.message
+    );
+    assert_eq!((names(&conn), volume_names(&conn)), before);
+    // Rolled back after the define: the slot is not kept.
+    conn.destroy_domain("s2").unwrap();
+    conn.undefine_domain("s2").unwrap();
+    conn.delete_volume("default", "s2.qcow2").unwrap();
+    for step in ["define", "metadata"] {
+        let req = Request {
+            template: "rocky9".into(),
+            name: Some("s4".into()),
+            fail_after: Some(step.into()),
+            ..offline()
+        };
+        create(&conn, &Catalog::default(), &quiet(), &req).unwrap_err();
+        assert!(!names(&conn).contains(&"s4".to_string()));
+    }
+    let c = make("s4").unwrap();
+    assert_eq!(c.mac, b.mac, "the freed slot is the only free one");
+    assert_eq!(conn.network_xml("default").unwrap(), net_xml);
+}

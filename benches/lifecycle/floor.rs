@@ -28,3 +28,28 @@ fn define_and_start(uri: &str, xml_file: &str) -> Result<(), String> {
     dom.create().map_err(|e| e.to_string())?;
     Ok(())
 }
+
+/// `lifecycle floor-delete URI NAME`: the least a program can do to remove
+/// a running domain: open, look up, destroy, undefine.
+pub fn delete_main(args: &[String]) -> ! {
+    let [uri, name] = args else {
+        eprintln!("usage: lifecycle floor-delete URI NAME");
+        std::process::exit(2);
+    };
+    let run = || -> Result<(), String> {
+        let conn = Connect::open(Some(uri)).map_err(|e| e.to_string())?;
+        let dom = conn
+            .lookup_domain_by_name(name)
+            .map_err(|e| e.to_string())?;
+        dom.destroy().map_err(|e| e.to_string())?;
+        dom.undefine().map_err(|e| e.to_string())?;
+        Ok(())
+    };
+    match run() {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("floor-delete: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -9,7 +9,10 @@
 //!     original     xmlstarlet-edited XML + `virsh define` + `virsh start`
 //!     virt-install `virt-install --import --noautoconsole`
 //!     floor        a minimal Rust program: open, define, create (floor.rs)
-//!   list with 50 defined domains by `boxvirt vm list` and `virsh list --all`.
+//!   delete of a running tiny guest by `boxvirt vm delete` and by a minimal
+//!     program (open, destroy, undefine; floor.rs), and `boxvirt doctor`
+//!     (teardown.rs);
+//!   list with 1000 defined domains by `boxvirt vm list` and `virsh list --all`.
 //! Every contender is a separate process per iteration; contenders alternate
 //! (the order rotates each round) to spread the machine's noise; each VM is
 //! removed right after its run, outside the timed region (boxvirt's with
@@ -27,6 +30,7 @@
 mod floor;
 mod measure;
 mod report;
+mod teardown;
 mod trace;
 
 use std::cell::RefCell;
@@ -40,8 +44,8 @@ use virt::connect::Connect;
 use measure::{Daemon, Outputs, Sample};
 
 /// VM names this bench may make; all start with `bench-`.
-const PREFIX: &str = "bench-";
-const LIST_DOMAINS: usize = 50;
+pub const PREFIX: &str = "bench-";
+pub const LIST_DOMAINS: usize = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contender {
@@ -71,7 +75,7 @@ impl Contender {
     pub fn label(self) -> &'static str {
         match self {
             Contender::BoxvirtBare => "boxvirt vm create --no-seed --no-reserve --start",
-            Contender::Boxvirt => "boxvirt vm create --no-seed --start (+ DHCP reservation)",
+            Contender::Boxvirt => "boxvirt vm create --no-seed --start (+ address slot)",
             Contender::BoxvirtSeeded => "boxvirt vm create --start (default: + cloud-init seed)",
             Contender::Original => "original: xmlstarlet + virsh define + virsh start",
             Contender::VirtInstall => "virt-install --import --noautoconsole",
@@ -161,7 +165,7 @@ impl Config {
         PathBuf::from(format!("/var/log/libvirt/qemu/{name}.serial.log"))
     }
 
-    fn outputs(&self, name: &str) -> Outputs {
+    pub fn outputs(&self, name: &str) -> Outputs {
         Outputs {
             stdout: Some(self.work.join(format!("{name}.out"))),
             stderr: self.work.join(format!("{name}.err")),
@@ -170,7 +174,7 @@ impl Config {
 
     /// A boxvirt process run the way a user runs it (own cwd, no inherited
     /// LIBVIRT_DEFAULT_URI / BOXVIRT_* settings).
-    fn boxvirt_cmd(&self) -> Command {
+    pub fn boxvirt_cmd(&self) -> Command {
         let mut cmd = Command::new(&self.boxvirt);
         cmd.current_dir(&self.work).env_clear();
         for key in ["PATH", "HOME"] {
@@ -373,7 +377,7 @@ pub fn tiny_xml(cfg: &Config, name: &str) -> Result<String, String> {
 
 /// The command that creates and starts `name` the contender's way, plus any
 /// file it needs, written now (outside the timed region).
-fn create_command(cfg: &Config, who: Contender, name: &str) -> Result<Command, String> {
+pub fn create_command(cfg: &Config, who: Contender, name: &str) -> Result<Command, String> {
     let (kernel, initrd) = (
         cfg.kernel.display().to_string(),
         cfg.initrd.display().to_string(),
@@ -564,7 +568,7 @@ fn bench_create(
     Ok(samples)
 }
 
-/// `boxvirt vm list` vs `virsh list --all` with 50 defined (not running)
+/// `boxvirt vm list` vs `virsh list --all` with 1000 defined (not running)
 /// domains; returns the samples of each and how many domains were listed.
 fn bench_list(
     conn: &Connect,
@@ -575,7 +579,7 @@ fn bench_list(
     eprintln!("lifecycle: defining {LIST_DOMAINS} domains for the list bench");
     for i in 0..LIST_DOMAINS {
         check_stop()?;
-        let name = made.track(&format!("{PREFIX}list-{i:02}"), false);
+        let name = made.track(&format!("{PREFIX}list-{i:04}"), false);
         conn.define_domain_xml(&tiny_xml(cfg, &name)?)
             .map_err(|e| format!("defining {name}: {e}"))?;
     }
@@ -622,7 +626,7 @@ fn bench_list(
         traces.push((label.to_string(), trace::read(&log)));
     }
     for i in 0..LIST_DOMAINS {
-        made.remove(&format!("{PREFIX}list-{i:02}"));
+        made.remove(&format!("{PREFIX}list-{i:04}"));
     }
     Ok(report::List {
         boxvirt: bx,
@@ -666,6 +670,7 @@ fn run() -> Result<(), String> {
     let create = bench_create(&conn, &cfg, &made, daemon.as_ref())?;
     eprintln!("lifecycle: one traced create+start each (libvirt client RPC log)");
     let create_traces = trace_create(&cfg, &made)?;
+    let teardown = teardown::bench(&conn, &cfg, &made, daemon.as_ref())?;
     let list = bench_list(&conn, &cfg, &made, daemon.as_ref())?;
 
     let results = report::Results {
@@ -675,6 +680,7 @@ fn run() -> Result<(), String> {
         create,
         create_traces,
         list,
+        teardown,
     };
     let text = results.markdown();
     println!("{text}");
@@ -688,8 +694,10 @@ fn run() -> Result<(), String> {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("floor") {
-        floor::main(&args[2..]);
+    match args.get(1).map(String::as_str) {
+        Some("floor") => floor::main(&args[2..]),
+        Some("floor-delete") => floor::delete_main(&args[2..]),
+        _ => {}
     }
     // `cargo bench` passes --bench; `cargo test --benches` does not, and a
     // test run must not drive the live daemon.

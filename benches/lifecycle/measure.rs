@@ -83,6 +83,25 @@ pub struct Outputs {
 /// Runs `cmd` to completion and measures it. Err carries the exit status and
 /// the child's stderr.
 pub fn run(cmd: &mut Command, out: &Outputs, daemon: Option<&Daemon>) -> Result<Sample, String> {
+    run_checked(cmd, out, daemon, true)
+}
+
+/// As [`run`], for a command whose exit status does not matter (doctor
+/// exits 1 when one of its checks fails).
+pub fn run_any(
+    cmd: &mut Command,
+    out: &Outputs,
+    daemon: Option<&Daemon>,
+) -> Result<Sample, String> {
+    run_checked(cmd, out, daemon, false)
+}
+
+fn run_checked(
+    cmd: &mut Command,
+    out: &Outputs,
+    daemon: Option<&Daemon>,
+    check: bool,
+) -> Result<Sample, String> {
     let stdout = match &out.stdout {
         Some(p) => Stdio::from(File::create(p).map_err(|e| format!("{}: {e}", p.display()))?),
         None => Stdio::null(),
@@ -101,7 +120,7 @@ pub fn run(cmd: &mut Command, out: &Outputs, daemon: Option<&Daemon>) -> Result<
     // `child` was reaped by wait4; dropping the handle does not wait again.
     drop(child);
 
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+    if !libc::WIFEXITED(status) || (check && libc::WEXITSTATUS(status) != 0) {
         let err = std::fs::read_to_string(&out.stderr).unwrap_or_default();
         return Err(format!(
             "{:?} failed (wait status {status:#x}):\n{err}",

@@ -17,7 +17,9 @@ const END: &str = "<!-- results:end -->";
 /// Aims from the issue.
 const AIM_CREATE_WALL_VS_FLOOR: f64 = 1.1;
 const AIM_CPU_LESS_THAN_VIRT_INSTALL: f64 = 5.0;
-const AIM_LIST_WALL_VS_VIRSH: f64 = 1.5;
+const AIM_LIST_WALL_VS_VIRSH: f64 = 1.0;
+const AIM_DELETE_WALL_VS_FLOOR: f64 = 1.2;
+const AIM_DOCTOR_MS: f64 = 1000.0;
 
 pub struct Machine {
     date: String,
@@ -131,7 +133,7 @@ impl Machine {
 pub struct List {
     pub boxvirt: Vec<Sample>,
     pub virsh: Vec<Sample>,
-    /// Domains on the daemon while listing (the 50 plus any others).
+    /// Domains on the daemon while listing (the bench's plus any others).
     pub domains: usize,
     /// (label, one traced run)
     pub traces: Vec<(String, Trace)>,
@@ -146,6 +148,7 @@ pub struct Results {
     /// (label, one traced run) per contender.
     pub create_traces: Vec<(String, Trace)>,
     pub list: List,
+    pub teardown: crate::teardown::Teardown,
 }
 
 /// Medians of one contender's samples.
@@ -247,7 +250,8 @@ impl Results {
 
         let (lb, lv) = (Stats::of(&self.list.boxvirt), Stats::of(&self.list.virsh));
         line(format!(
-            "#### List with 50 defined domains ({} on the daemon in all)",
+            "#### List with {} defined domains ({} on the daemon in all)",
+            crate::LIST_DOMAINS,
             self.list.domains
         ));
         line(String::new());
@@ -259,6 +263,31 @@ impl Results {
             ratio(lb.wall, lv.wall)
         ));
         line(format!("| virsh list --all | {} | 1.00x |", lv.cells()));
+        line(String::new());
+
+        let td = &self.teardown;
+        let (db, df, doc) = (
+            Stats::of(&td.boxvirt),
+            Stats::of(&td.floor),
+            Stats::of(&td.doctor),
+        );
+        line("#### Delete of a running tiny guest, and doctor".into());
+        line(String::new());
+        line("| contender | wall ms | wall min–max | client CPU ms | libvirtd CPU ms | wall ÷ floor |".into());
+        line("|---|---:|---:|---:|---:|---:|".into());
+        line(format!(
+            "| boxvirt vm delete --yes (made by the default vm create --start) | {} | {:.2}x |",
+            db.cells(),
+            ratio(db.wall, df.wall)
+        ));
+        line(format!(
+            "| floor: minimal Rust program (open, destroy, undefine) | {} | 1.00x |",
+            df.cells()
+        ));
+        line(format!(
+            "| boxvirt doctor (local socket) | {} | - |",
+            doc.cells()
+        ));
         line(String::new());
 
         let list_ratio = ratio(lb.wall, lv.wall);
@@ -292,6 +321,20 @@ impl Results {
             ms(lb.wall),
             ms(lv.wall),
             verdict(list_ratio <= AIM_LIST_WALL_VS_VIRSH)
+        ));
+        line(String::new());
+        let delete_ratio = ratio(db.wall, df.wall);
+        line(format!(
+            "`boxvirt vm delete` of a running VM: wall within {AIM_DELETE_WALL_VS_FLOOR}x of the floor (destroy + undefine): {:.1} ms vs {:.1} ms = {delete_ratio:.2}x: {}",
+            ms(db.wall),
+            ms(df.wall),
+            verdict(delete_ratio <= AIM_DELETE_WALL_VS_FLOOR)
+        ));
+        line(String::new());
+        line(format!(
+            "`boxvirt doctor` on the local socket under {AIM_DOCTOR_MS:.0} ms: {:.1} ms: {}",
+            ms(doc.wall),
+            verdict(ms(doc.wall) < AIM_DOCTOR_MS)
         ));
         line(String::new());
 

@@ -478,8 +478,14 @@ fn delete(ctx: &Ctx, name: &str) -> Result<Exit> {
             }
         }
     }
-    if let Some(r) = meta.as_ref().and_then(|m| m.reservation.as_ref()) {
+    let reservation = meta.as_ref().and_then(|m| m.reservation.as_ref());
+    if let Some(r) = reservation.filter(|r| !r.slot) {
+        // A live reservation (a network without slots).
         // The network may be gone already; the reservation went with it.
+        ctx.out.detail(format!(
+            "network '{}' has no block of address slots: releasing {} with a live DHCP update",
+            r.network, r.ip
+        ));
         if conn.network_summary(&r.network)?.is_some()
             && conn.remove_dhcp_host(&r.network, &r.mac, name, &r.ip)?
         {
@@ -487,6 +493,13 @@ fn delete(ctx: &Ctx, name: &str) -> Result<Exit> {
         }
     }
     conn.undefine_domain(name)?;
+    // A slot is free once no domain holds its MAC: the undefine freed it.
+    if let Some(r) = reservation.filter(|r| r.slot) {
+        removed.push(format!(
+            "address slot {} on {} (free again)",
+            r.ip, r.network
+        ));
+    }
     // The ssh config `vm ssh` wrote for it, if any.
     let _ = std::fs::remove_file(ctx.settings.ssh_dir().join(format!("vm-{name}.conf")));
     let mut line = format!("deleted vm '{name}'");

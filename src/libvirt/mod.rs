@@ -12,6 +12,7 @@ mod leases;
 mod networks;
 mod node;
 mod race;
+mod slot_claims;
 mod storage;
 mod volume_upload;
 
@@ -22,5 +23,6 @@ pub use host::{DomainCaps, HostCaps};
 pub use leases::Lease;
 pub use networks::{NetworkChange, NetworkSummary};
 pub use node::NodeMemory;
+pub use slot_claims::SettledDomains;
 pub use storage::{PoolChange, PoolSummary, VolumeSummary};
 pub use volume_upload::HEAD_LEN as UPLOAD_HEAD_LEN;

@@ -23,6 +23,8 @@ pub struct NetworkSummary {
 #[serde(rename_all = "kebab-case")]
 pub enum NetworkChange {
     Defined,
+    /// An existing network without address slots got its block.
+    SlotsAdded,
     Started,
     AutostartSet,
 }
@@ -31,10 +33,25 @@ impl NetworkChange {
     pub fn describe(self) -> &'static str {
         match self {
             NetworkChange::Defined => "defined",
+            NetworkChange::SlotsAdded => "given a block of address slots (redefined and restarted)",
             NetworkChange::Started => "started",
             NetworkChange::AutostartSet => "set to autostart",
         }
     }
+}
+
+/// The persistent definition of `net`; the live one for a transient
+/// network or a driver without the flag (the test driver).
+fn config_xml(net: &Network, name: &str) -> Result<String> {
+    let what = format!("reading network '{name}' XML");
+    if net.is_persistent().map_err(|e| failure(e, &what))? {
+        match net.xml_desc(virt::sys::VIR_NETWORK_XML_INACTIVE) {
+            Ok(xml) => return Ok(xml),
+            Err(e) if errors::is_code(&e, ErrorNumber::InvalidArg) => {}
+            Err(e) => return Err(failure(e, &what)),
+        }
+    }
+    net.xml_desc(0).map_err(|e| failure(e, &what))
 }
 
 impl Libvirt {
@@ -98,6 +115,49 @@ impl Libvirt {
         self.existing_network(name)?
             .xml_desc(0)
             .map_err(|e| failure(e, &format!("reading network '{name}' XML")))
+    }
+
+    /// The persistent definition (the live one for a transient network).
+    pub fn network_config_xml(&self, name: &str) -> Result<String> {
+        config_xml(&self.existing_network(name)?, name)
+    }
+
+    /// Replaces a persistent network's definition with `xml` and restarts
+    /// it (when it runs) so the new definition applies. Only for a network
+    /// no VM uses: its bridge goes away for a moment. On failure the old
+    /// definition is put back (and started again if it ran).
+    pub fn redefine_network(&self, name: &str, xml: &str) -> Result<()> {
+        let old = self.existing_network(name)?;
+        let what = format!("redefining network '{name}'");
+        if !old.is_persistent().map_err(|e| failure(e, &what))? {
+            return Err(Failure::failed(format!(
+                "network '{name}' is transient (not defined), so boxvirt cannot redefine it; define it persistently first"
+            )));
+        }
+        let old_xml = config_xml(&old, name)?;
+        let was_active = old.is_active().map_err(|e| failure(e, &what))?;
+        let apply = || -> Result<()> {
+            let net = self
+                .conn
+                .define_network_xml(xml)
+                .map_err(|e| failure(e, &what))?;
+            if was_active {
+                net.destroy().map_err(|e| failure(e, &what))?;
+                net.create().map_err(|e| failure(e, &what))?;
+            }
+            Ok(())
+        };
+        apply().map_err(|err| {
+            if let Ok(net) = self.conn.define_network_xml(&old_xml) {
+                if was_active && !net.is_active().unwrap_or(true) {
+                    let _ = net.create();
+                }
+            }
+            Failure {
+                exit: err.exit,
+                message: format!("{}; the old definition was put back", err.message),
+            }
+        })
     }
 
     /// Makes the network exist, run and autostart. `definition` is called only

@@ -1,6 +1,6 @@
 //! `vm create`: check everything first, then make the objects in order
-//! (disk volume, cloud-init seed, DHCP reservation, domain, metadata,
-//! start), undoing this run's objects, newest first, if a later step fails.
+//! (disk volume, cloud-init seed, address (a live DHCP reservation on a
+//! network without slots), domain (which claims a slot), metadata, start), undoing this run's objects, newest first, if a later step fails.
 //! The shape follows virter's: base image -> overlay -> seed -> reserved IP.
 
 use serde::Serialize;
@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::address;
 use super::metadata::{Reservation, VmMetadata, Volume};
 use super::rollback::Rollback;
-use super::{accel, identity};
+use super::{accel, identity, slot_claim, slots};
 use crate::cli::Accel;
 use crate::cloudinit::{self, SeedSpec};
 use crate::error::{Failure, Result};
@@ -303,9 +303,21 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
     if let Some(w) = &choice.warning {
         out.warn(w);
     }
-    let mac = need.nic.then(|| identity::mac_for(&name));
-    // The address to reserve: only on networks that hand out DHCP leases.
-    let subnet = if req.no_reserve {
+    let mut mac = need.nic.then(|| identity::mac_for(&name));
+    // The address: a free slot of the network's block (its MAC is the
+    // VM's; nothing on the network changes), else, on a network without a
+    // block, a live DHCP reservation. Only where DHCP hands out leases.
+    let block = match (&network, req.no_reserve) {
+        (Some(_), false) => net_xml.as_deref().and_then(slots::block),
+        _ => None,
+    };
+    let mut slot = None;
+    if let (Some(net), Some(b)) = (&network, &block) {
+        let (s, settled) = slot_claim::pick(conn, net, b, &name)?;
+        mac = Some(s.mac.clone());
+        slot = Some((s, settled));
+    }
+    let subnet = if req.no_reserve || block.is_some() {
         None
     } else {
         net_xml.as_deref().and_then(address::dhcp_subnet)
@@ -318,7 +330,11 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
                 .into_iter()
                 .filter_map(|l| Some((l.mac, l.ip.parse().ok()?)))
                 .collect();
-            Some(address::pick(&subnet, mac, &leased)?)
+            let ip = address::pick(&subnet, mac, &leased)?;
+            out.detail(format!(
+                "network '{net}' has no block of address slots, so {ip} is reserved with a live DHCP update (libvirt rewrites the network's firewall for it, about 0.4 s; 'boxvirt net ensure {net}' gives the network slots once no VM uses it)"
+            ));
+            Some(ip)
         }
         _ => None,
     };
@@ -335,7 +351,7 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
     // Render once before creating anything, so template errors cost nothing.
     template.render(&sets)?;
 
-    let seed_spec = if seed_wanted {
+    let mut seed_spec = if seed_wanted {
         let spec = SeedSpec {
             instance_id: cloudinit::new_instance_id(&name)?,
             hostname: name.clone(),
@@ -410,14 +426,8 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
         }
         let mut seed_path = None;
         if let Some((bytes, spec)) = &seed_spec {
-            let vol = format!("{name}-seed.img");
-            let tmp = std::env::temp_dir()
-                .join(format!("boxvirt-seed-{}-{name}.img", std::process::id()));
-            std::fs::write(&tmp, bytes)
-                .map_err(|e| Failure::failed(format!("cannot write {}: {e}", tmp.display())))?;
-            let uploaded = conn.upload_volume(POOL, &vol, &tmp, &mut |_| {});
-            let _ = std::fs::remove_file(&tmp);
-            let path = uploaded?;
+            let vol = seed_volume(&name);
+            let path = upload_seed(conn, &name, bytes)?;
             let undo = vol.clone();
             rollback.push(format!("seed volume '{vol}'"), move || {
                 conn.delete_volume(POOL, &undo).map(|_| ())
@@ -443,6 +453,16 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
                 network: net.clone(),
                 mac: mac.clone(),
                 ip,
+                slot: false,
+            });
+            after_step(req, "reservation")?;
+        }
+        if let (Some(net), Some((s, _))) = (&network, &slot) {
+            meta.reservation = Some(Reservation {
+                network: net.clone(),
+                mac: s.mac.clone(),
+                ip: s.ip.to_string(),
+                slot: true,
             });
             after_step(req, "reservation")?;
         }
@@ -462,6 +482,36 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
             conn.destroy_domain(&undo_name)?;
             conn.undefine_domain(&undo_name)
         });
+        // The define claimed the slot; another create may have claimed it too.
+        if let (Some(net), Some(b), Some((s, settled))) = (&network, &block, slot.clone()) {
+            let mut current = s.mac.clone();
+            let kept = slot_claim::settle(conn, net, b, &name, s, settled, |new| {
+                if let Some((_, spec)) = &mut seed_spec {
+                    spec.mac = new.mac.clone();
+                    let bytes = cloudinit::build_seed_image(spec)?;
+                    conn.delete_volume(POOL, &seed_volume(&name))?;
+                    upload_seed(conn, &name, &bytes)?;
+                }
+                let xml = conn.domain_xml(&name, true)?.replace(
+                    &format!("address='{current}'"),
+                    &format!("address='{}'", new.mac),
+                );
+                conn.define_domain(&xml)?;
+                out.detail(format!(
+                    "address slot {current} of network '{net}' was claimed by another create at the same moment; moved to {} ({})",
+                    new.mac, new.ip
+                ));
+                current = new.mac.clone();
+                Ok(())
+            })?;
+            mac = Some(kept.mac.clone());
+            meta.reservation = Some(Reservation {
+                network: net.clone(),
+                mac: kept.mac.clone(),
+                ip: kept.ip.to_string(),
+                slot: true,
+            });
+        }
         after_step(req, "define")?;
         conn.set_domain_metadata(&name, &meta.to_xml())?;
         after_step(req, "metadata")?;
@@ -489,6 +539,20 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
         }
         Err(e) => Err(rollback.fail(e.context(format!("creating vm '{name}'")))),
     }
+}
+
+fn seed_volume(vm: &str) -> String {
+    format!("{vm}-seed.img")
+}
+
+/// Uploads the seed image as the VM's seed volume; returns its path.
+fn upload_seed(conn: &Libvirt, vm: &str, bytes: &[u8]) -> Result<String> {
+    let tmp = std::env::temp_dir().join(format!("boxvirt-seed-{}-{vm}.img", std::process::id()));
+    std::fs::write(&tmp, bytes)
+        .map_err(|e| Failure::failed(format!("cannot write {}: {e}", tmp.display())))?;
+    let uploaded = conn.upload_volume(POOL, &seed_volume(vm), &tmp, &mut |_| {});
+    let _ = std::fs::remove_file(&tmp);
+    uploaded
 }
 
 /// Removes the seed disk from the domain (live and config) and deletes the

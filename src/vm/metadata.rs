@@ -1,6 +1,6 @@
 //! The metadata element boxvirt stores in each domain it creates: where it
 //! came from, what it made (only those volumes and reservations are removed
-//! with the VM) and how to reach it (login user, pinned host key).
+//! with the VM; an address slot is freed by the domain's undefine) and how to reach it (login user, pinned host key).
 
 use crate::xml;
 
@@ -17,6 +17,10 @@ pub struct Reservation {
     pub network: String,
     pub mac: String,
     pub ip: String,
+    /// A slot of the network's block (`kind='slot'`): freed by undefining
+    /// the domain. Otherwise a live DHCP host entry boxvirt added, removed
+    /// on delete.
+    pub slot: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -51,10 +55,11 @@ impl VmMetadata {
         }
         if let Some(r) = &self.reservation {
             s.push_str(&format!(
-                "<reservation network='{}' mac='{}' ip='{}'/>",
+                "<reservation network='{}' mac='{}' ip='{}'{}/>",
                 escape(r.network.as_str()),
                 escape(r.mac.as_str()),
-                escape(r.ip.as_str())
+                escape(r.ip.as_str()),
+                if r.slot { " kind='slot'" } else { "" }
             ));
         }
         s.push_str("</vm>");
@@ -81,6 +86,7 @@ impl VmMetadata {
                     network: r.attr("network")?.to_string(),
                     mac: r.attr("mac")?.to_string(),
                     ip: r.attr("ip")?.to_string(),
+                    slot: r.attr("kind") == Some("slot"),
                 })
             }),
         }
@@ -108,6 +114,7 @@ mod tests {
                 network: "default".into(),
                 mac: "52:54:00:00:00:01".into(),
                 ip: "10.0.0.5".into(),
+                slot: true,
             }),
             user: Some("boxvirt".into()),
             host_key: Some("ssh-ed25519 AAAA x'y".into()),

@@ -11,4 +11,6 @@ pub mod metadata;
 pub mod reach;
 pub mod ready;
 pub mod rollback;
+pub mod slot_claim;
+pub mod slots;
 pub mod ssh_config;
