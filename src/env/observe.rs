@@ -43,6 +43,21 @@ pub fn observe(target: &Target) -> HostState {
 }
 
 fn read(target: &Target) -> Result<Observed> {
+    let conn = connect(target)?;
+    let memory = conn.node_memory()?;
+    let domains = domains(&conn)?;
+    Ok(Observed {
+        total_mib: memory.total_mib,
+        free_mib: memory
+            .free_mib
+            .unwrap_or_else(|| Observed::estimate_free(memory.total_mib, &domains)),
+        networks: networks(&conn)?,
+        domains,
+    })
+}
+
+/// A connection to the host, with a next step in its error.
+pub fn connect(target: &Target) -> Result<Libvirt> {
     let next_step = match &target.instance {
         Some(s) => {
             // A socket path too deep for a unix address goes through a link.
@@ -55,17 +70,7 @@ fn read(target: &Target) -> Result<Observed> {
         }
         None => "check the host's uri in the file and that libvirtd runs there".to_string(),
     };
-    let conn = Libvirt::open(&target.uri, &next_step)?;
-    let memory = conn.node_memory()?;
-    let domains = domains(&conn)?;
-    Ok(Observed {
-        total_mib: memory.total_mib,
-        free_mib: memory
-            .free_mib
-            .unwrap_or_else(|| Observed::estimate_free(memory.total_mib, &domains)),
-        networks: networks(&conn)?,
-        domains,
-    })
+    Libvirt::open(&target.uri, &next_step)
 }
 
 /// Every domain with its environment mark, when it has one.
