@@ -567,3 +567,27 @@ fn vm_list_env_shows_only_that_environments_vms() {
         .stdout("no VMs\n")
         .run();
 }
+
+#[test]
+fn ctrl_c_rolls_back_the_create_in_flight_keeps_the_finished_and_prints_the_summary() {
+    let dir = tmp();
+    write(dir.path(), "boxvirt.yaml", THREE_NODES);
+    // A real SIGINT, raised in node-2's create right after its domain is defined.
+    let run = Boxvirt::new(dir.path())
+        .uri(&test_uri("node.xml"))
+        .env("BOXVIRT_INJECT_FAILURE", "signal:define@node-2")
+        .args(["env", "apply", "--no-seed", "--parallel", "1"])
+        .status(1)
+        .stderr_has("interrupted; undoing what this run made")
+        .error_has("env apply: 3 of 5 failed: vm 'node-2' on host 'current': creating vm 'node-2': interrupted by SIGINT (Ctrl-C) after step 'define'; rolled back: vm 'node-2'")
+        .error_has("vm 'node-3' on host 'current': interrupted before it began; nothing was made")
+        .run();
+    for want in [
+        "│ vm      │ node-1 │ current │ created │ defined     │ 10.10.0.",
+        "│ vm      │ node-2 │ current │ created │ failed      │ -",
+        "│ vm      │ node-3 │ current │ created │ not started │ -",
+        "│ vm      │ web    │ current │ created │ not started │ -",
+    ] {
+        assert!(run.stdout.contains(want), "{want}\n{}", run.stdout);
+    }
+}

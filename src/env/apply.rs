@@ -412,9 +412,9 @@ fn run_job(
         seconds: 0.0,
         error: None,
     };
-    if let Err(e) = crate::interrupt::check("queue") {
+    if crate::interrupt::check("queue").is_err() {
         row.state = "not started".into();
-        row.error = Some(e.message);
+        row.error = Some("interrupted before it began; nothing was made".into());
         board.finish(&job.name, "not started (interrupted)");
         return row;
     }
