@@ -122,6 +122,7 @@ pub fn apply(
         .map(super::observe::connect)
         .collect::<Result<Vec<Libvirt>>>()?;
     let mut outcomes = networks(ctx, desired, targets, &conns, plan)?;
+    ensure_keys(&jobs)?;
     outcomes.extend(adopt_and_keep(desired, targets, &conns, plan)?);
     // Ctrl-C from here on: creates in flight roll back, queued ones do not
     // begin, finished ones stay; the summary still prints.
@@ -147,6 +148,23 @@ pub fn apply(
         }));
     }
     Ok(outcomes)
+}
+
+/// The instance keys the creates need, made now when missing: workers
+/// that each made a missing key at the same time would overwrite each
+/// other's, and a guest would get a key that is no longer on disk.
+fn ensure_keys(jobs: &[Job]) -> Result<()> {
+    let mut done: Vec<&std::path::Path> = Vec::new();
+    for key in jobs
+        .iter()
+        .filter_map(|j| j.request.as_ref()?.instance_key.as_ref())
+    {
+        if !done.contains(&key.path.as_path()) {
+            crate::nested::ssh_keys::ensure_client_key(&key.path, &key.comment, key.uid, key.gid)?;
+            done.push(&key.path);
+        }
+    }
+    Ok(())
 }
 
 fn host_index(targets: &[Target], name: &str) -> Result<usize> {

@@ -81,6 +81,9 @@ pub fn domains(conn: &Libvirt) -> Result<Vec<ObservedDomain>> {
             Ok(meta) => meta.as_deref().and_then(EnvMark::parse),
             // Undefined by someone else since the listing.
             Err(f) if f.exit == crate::error::Exit::NotFound => continue,
+            // A transient domain has no persistent config to hold metadata;
+            // no environment made it.
+            Err(_) if !d.persistent => None,
             Err(f) => return Err(f),
         };
         out.push(ObservedDomain {
