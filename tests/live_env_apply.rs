@@ -217,3 +217,92 @@ fn apply_in_parallel_converges_refuses_silent_replaces_and_destroy_leaves_nothin
         "a second destroy has nothing to do"
     );
 }
+
+/// boxvirt (or any program) inside the live daemon's network namespace,
+/// where the guests' addresses are reachable.
+fn in_ns(cwd: &Path, program: &Path, args: &[&str]) -> Run {
+    let netns = std::env::var("BOXVIRT_LIVE_NETNS").unwrap_or_else(|_| "boxvirt-live".into());
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &netns])
+        .arg(program)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("LIBVIRT_DEFAULT_URI")
+        .output()
+        .expect("ip netns exec");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn apply_wait_makes_every_vm_ready_and_env_ssh_config_reaches_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = live_uri();
+    let conn = Libvirt::open(&uri, "start it with tests/harness/live-libvirtd.sh start")
+        .unwrap_or_else(|f| panic!("live libvirtd not reachable: {}", f.message));
+    upload_tiny(&uri);
+    let pid = std::process::id();
+    let env = format!("ew{pid}");
+    let subnet = 10 + pid % 200;
+    std::fs::write(
+        dir.path().join("boxvirt.yaml"),
+        format!("name: {env}\nnetworks:\n  {env}-n: {{template: isolated, cidr: 10.234.{subnet}.0/24}}\ndefaults: {{template: tiny}}\nvms:\n  - {{name: {env}, count: 2, networks: [{env}-n]}}\n"),
+    )
+    .unwrap();
+    // The instance key does not exist yet: both creates need the same one.
+    let _cleanup = Cleanup {
+        dir: dir.path(),
+        uri: uri.clone(),
+        conn: &conn,
+        network: format!("{env}-n"),
+    };
+    let applied = in_ns(
+        dir.path(),
+        &bin(),
+        &[
+            "-c",
+            &uri,
+            "-o",
+            "json",
+            "env",
+            "apply",
+            "--wait",
+            "--timeout",
+            "240",
+            "--parallel",
+            "2",
+        ],
+    )
+    .ok();
+    let report: serde_json::Value = serde_json::from_str(&applied.stdout).unwrap();
+    assert_eq!(
+        objects(&report),
+        [
+            format!("network {env}-n created active"),
+            format!("vm {env}-1 created ready"),
+            format!("vm {env}-2 created ready"),
+        ],
+        "{}",
+        applied.stderr
+    );
+    let config = boxvirt_in(dir.path(), &["-c", &uri, "env", "ssh-config", &env]).ok();
+    let file = dir.path().join("ssh.conf");
+    std::fs::write(&file, &config.stdout).unwrap();
+    for vm in [format!("{env}-1"), format!("{env}-2")] {
+        assert!(
+            config.stdout.contains(&format!("Host {vm}\n")),
+            "{}",
+            config.stdout
+        );
+        let ssh = in_ns(
+            dir.path(),
+            Path::new("ssh"),
+            &["-F", file.to_str().unwrap(), &vm, "--", "uname", "-n"],
+        )
+        .ok();
+        assert_eq!(ssh.stdout.trim(), vm);
+    }
+}
