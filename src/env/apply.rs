@@ -467,6 +467,9 @@ fn work(
     board: &Arc<Board>,
     row: &mut Outcome,
 ) -> Result<()> {
+    // A replaced VM that was running runs again.
+    let was_running =
+        job.work == Work::Replace && conn.domain_summary(&job.name)?.state.is_active();
     if job.work != Work::Create {
         board.stage(&job.name, "deleting the old vm");
         crate::commands::vm::remove(conn, settings, &job.name)?;
@@ -476,6 +479,7 @@ fn work(
         return Ok(());
     };
     let mut req = req.clone();
+    req.start |= was_running;
     let (b, name) = (Arc::clone(board), job.name.clone());
     req.on_step = Some(OnStep(Arc::new(move |step: &str| {
         b.stage(&name, &step_done(step))
