@@ -459,7 +459,8 @@ fn changes_and_deletions_need_replace_and_nothing_else_is_touched() {
         [
             "vm app-1 unchanged running",
             "vm old-1 deleted deleted",
-            "vm app-2 replaced defined",
+            // It was running (the fixture's domains are), so it runs again.
+            "vm app-2 replaced running",
         ]
     );
 }
