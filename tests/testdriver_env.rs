@@ -592,3 +592,105 @@ fn ctrl_c_rolls_back_the_create_in_flight_keeps_the_finished_and_prints_the_summ
         assert!(run.stdout.contains(want), "{want}\n{}", run.stdout);
     }
 }
+
+/// The round trip in one process: `test:///default` is the one test-driver
+/// URI whose connections share a host, so what apply made is there for the
+/// plan and the destroy that follow (a CLI run per step would each start
+/// from a fresh host).
+#[test]
+fn apply_then_plan_then_destroy_round_trip_on_one_test_driver_host() {
+    use boxvirt::cli::GlobalArgs;
+    use boxvirt::context::Ctx;
+    use boxvirt::env::{self, apply, destroy, hosts, observe, plan};
+    use boxvirt::settings::{Settings, Sources};
+    use boxvirt::template::Kind;
+
+    let dir = tmp();
+    let flags = GlobalArgs {
+        connect: Some("test:///default".into()),
+        ..Default::default()
+    };
+    let src = Sources {
+        cwd: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let ctx = Ctx::new(Settings::resolve(&flags, &src).unwrap());
+    let conn = ctx.libvirt().unwrap();
+    // Its pool 'default' with the tiny kernel pair, as `image build tiny` leaves it.
+    conn.ensure_pool("default", || {
+        ctx.catalog.get(Kind::Pool, "default")?.render(&[])
+    })
+    .unwrap();
+    for v in ["tiny-0123456789ab.vmlinuz", "tiny-0123456789ab.initrd"] {
+        conn.create_volume("default", v, 1 << 20, "raw").unwrap();
+    }
+    let reservations = |net: &str| {
+        boxvirt::xml::find_all(
+            &conn.network_xml(net).unwrap(),
+            &["network", "ip", "dhcp", "host"],
+        )
+        .len()
+    };
+    let default_before = reservations("default");
+    let file = dir.path().join("boxvirt.yaml");
+    let text = |memory: u32| {
+        format!("name: rt\nnetworks:\n  default: {{template: default}}\n  rt-iso: {{template: isolated, cidr: 10.20.0.0/24}}\ndefaults: {{template: tiny, memory: {memory}}}\nvms:\n  - {{name: rt-node, count: 3, networks: [rt-iso]}}\n  - {{name: rt-web, networks: [default]}}\n")
+    };
+    std::fs::write(&file, text(256)).unwrap();
+    let targets_of = |d: &env::Desired| hosts::targets(d, &ctx.settings);
+    let plan_of = |d: &env::Desired| {
+        plan::plan(
+            d,
+            &observe::observe_all(&targets_of(d)),
+            plan::Options::default(),
+        )
+    };
+
+    let desired = env::load(&file, &ctx.catalog).unwrap();
+    let first = plan_of(&desired).unwrap();
+    assert_eq!(first.count(plan::Verb::Create), 5, "{first:?}");
+    let opts = apply::Options {
+        parallel: 3,
+        no_seed: true,
+        ..Default::default()
+    };
+    let made = apply::apply(&ctx, &desired, &targets_of(&desired), &first, &opts).unwrap();
+    assert!(made.iter().all(|o| o.error.is_none()), "{made:?}");
+    assert_eq!(made.len(), 5, "{made:?}");
+    assert_eq!(reservations("rt-iso"), 3);
+    assert_eq!(reservations("default"), default_before + 1);
+
+    // The same file again: nothing to do.
+    assert!(plan_of(&desired).unwrap().is_converged());
+    // A changed field: every node needs replace, refused without --replace.
+    std::fs::write(&file, text(320)).unwrap();
+    let changed = env::load(&file, &ctx.catalog).unwrap();
+    let second = plan_of(&changed).unwrap();
+    assert_eq!(second.count(plan::Verb::Change), 4);
+    let refused = apply::refusals(&second, false).unwrap_err();
+    assert_eq!(refused.exit, boxvirt::error::Exit::Conflict);
+    apply::refusals(&second, true).unwrap();
+
+    // Destroy: its VMs, their reservations and its network; 'default' stays.
+    let targets = targets_of(&changed);
+    let conns: Vec<_> = targets
+        .iter()
+        .map(observe::connect)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let found = destroy::find("rt", &conns).unwrap();
+    assert_eq!(found.vms.len(), 4);
+    assert_eq!(found.networks, [(0, "rt-iso".to_string())]);
+    let gone = destroy::destroy(&ctx, &targets, &conns, &found, 4);
+    assert!(gone.iter().all(|o| o.error.is_none()), "{gone:?}");
+    assert!(destroy::find("rt", &conns).unwrap().is_empty());
+    let names: Vec<String> = conn
+        .list_domains()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert!(!names.iter().any(|n| n.starts_with("rt-")), "{names:?}");
+    assert!(conn.network_summary("rt-iso").unwrap().is_none());
+    assert_eq!(reservations("default"), default_before);
+}
