@@ -694,3 +694,25 @@ fn apply_then_plan_then_destroy_round_trip_on_one_test_driver_host() {
     assert!(conn.network_summary("rt-iso").unwrap().is_none());
     assert_eq!(reservations("default"), default_before);
 }
+
+#[test]
+fn adopt_marks_a_vm_made_outside_any_environment_and_changes_nothing_else() {
+    let dir = tmp();
+    write(
+        dir.path(),
+        "own.yaml",
+        "name: own\nvms:\n  - {name: web-1, template: tiny, memory: 512, vcpus: 2}\n",
+    );
+    let apply = |extra: &[&str]| {
+        Boxvirt::new(dir.path())
+            .uri(&env_uri("node-lab.xml"))
+            .args(["-o", "json", "env", "apply", "-f", "own.yaml"])
+            .args(extra.iter().copied())
+    };
+    apply(&[])
+        .status(4)
+        .error_has("vm 'web-1' already exists on host 'current' outside environment 'own'")
+        .run();
+    let report = apply(&["--adopt"]).run().json();
+    assert_eq!(objects(&report), ["vm web-1 adopted running"]);
+}
