@@ -601,7 +601,7 @@ fn ctrl_c_rolls_back_the_create_in_flight_keeps_the_finished_and_prints_the_summ
 fn apply_then_plan_then_destroy_round_trip_on_one_test_driver_host() {
     use boxvirt::cli::GlobalArgs;
     use boxvirt::context::Ctx;
-    use boxvirt::env::{self, apply, destroy, hosts, observe, plan};
+    use boxvirt::env::{self, apply, destroy, hosts, observe, plan, refuse};
     use boxvirt::settings::{Settings, Sources};
     use boxvirt::template::Kind;
 
@@ -667,9 +667,9 @@ fn apply_then_plan_then_destroy_round_trip_on_one_test_driver_host() {
     let changed = env::load(&file, &ctx.catalog).unwrap();
     let second = plan_of(&changed).unwrap();
     assert_eq!(second.count(plan::Verb::Change), 4);
-    let refused = apply::refusals(&second, false).unwrap_err();
+    let refused = refuse::refusals(&second, false).unwrap_err();
     assert_eq!(refused.exit, boxvirt::error::Exit::Conflict);
-    apply::refusals(&second, true).unwrap();
+    refuse::refusals(&second, true).unwrap();
 
     // Destroy: its VMs, their reservations and its network; 'default' stays.
     let targets = targets_of(&changed);

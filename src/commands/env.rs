@@ -7,7 +7,7 @@
 use crate::cli::{EnvApplyArgs, EnvCommand, EnvFileArg, EnvPlanArgs};
 use crate::context::Ctx;
 use crate::env::outcome::{self, Outcome, Report};
-use crate::env::{self, apply, destroy, hosts, listing, observe, plan, render};
+use crate::env::{self, apply, destroy, hosts, listing, observe, plan, refuse, render};
 use crate::error::{Exit, Failure, Result};
 
 pub fn run(ctx: &Ctx, command: EnvCommand) -> Result<Exit> {
@@ -23,11 +23,11 @@ pub fn run(ctx: &Ctx, command: EnvCommand) -> Result<Exit> {
 
 fn apply_cmd(ctx: &Ctx, args: &EnvApplyArgs) -> Result<Exit> {
     let desired = env::load(&args.file.file, &ctx.catalog)?;
-    apply::check_one_network(&desired)?;
+    refuse::check_one_network(&desired)?;
     let targets = hosts::targets(&desired, &ctx.settings);
     let states = observe::observe_all(&targets);
     let plan = plan::plan(&desired, &states, plan::Options { adopt: args.adopt })?;
-    apply::refusals(&plan, args.replace)?;
+    refuse::refusals(&plan, args.replace)?;
     let opts = apply::Options {
         parallel: args.parallel as usize,
         start: args.start,

@@ -20,6 +20,7 @@ pub mod placement;
 pub mod plan;
 pub mod pool;
 pub mod progress;
+pub mod refuse;
 pub mod render;
 mod unique_map;
 pub mod validate;
