@@ -329,7 +329,11 @@ pub enum VmCommand {
     /// Create a VM from a domain template
     Create(VmCreateArgs),
     /// List VMs
-    List,
+    List {
+        /// Only the VMs of this environment (made by 'env apply')
+        #[arg(long, value_name = "NAME")]
+        env: Option<String>,
+    },
     /// Start a VM
     Start { name: String },
     /// Gracefully shut a VM down (waits up to --timeout; --force destroys)
@@ -465,6 +469,33 @@ pub struct EnvPlanArgs {
     pub adopt: bool,
 }
 
+#[derive(Debug, Args, Clone)]
+pub struct EnvApplyArgs {
+    #[command(flatten)]
+    pub file: EnvFileArg,
+    /// How many VMs are made at the same time
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub parallel: u32,
+    /// Start the VMs it makes
+    #[arg(long)]
+    pub start: bool,
+    /// Start the VMs it makes and wait until each is ready (IP, SSH, cloud-init)
+    #[arg(long)]
+    pub wait: bool,
+    /// Seconds --wait may take per VM
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, requires = "wait")]
+    pub timeout: u64,
+    /// Delete and re-create VMs whose fields changed, and delete the environment's VMs the file no longer has
+    #[arg(long)]
+    pub replace: bool,
+    /// Take over VMs of the same name that no environment made
+    #[arg(long)]
+    pub adopt: bool,
+    /// Leave out the cloud-init seed (no login key; for guests that need none)
+    #[arg(long, conflicts_with = "wait")]
+    pub no_seed: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum EnvCommand {
     /// Show what 'env apply' would do on each host (create, keep, change, delete); only reads
@@ -473,4 +504,13 @@ pub enum EnvCommand {
     List,
     /// The VMs of one environment on the current connection, with what they were made with
     Show { name: String },
+    /// Make what the file describes: missing networks, then the VMs, in parallel
+    Apply(EnvApplyArgs),
+    /// Remove the environment's VMs (with their volumes and reservations) and the networks it made
+    Destroy {
+        #[command(flatten)]
+        file: EnvFileArg,
+    },
+    /// An ssh config with one entry per VM of the environment (current connection)
+    SshConfig { name: String },
 }

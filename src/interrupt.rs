@@ -4,13 +4,17 @@
 //! back what it made. A second signal acts as usual (the handler resets
 //! itself), so an impatient user can still stop at once.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 use crate::error::{Failure, Result};
 
 const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 /// The signal caught while deferred, 0 when none.
 static CAUGHT: AtomicI32 = AtomicI32::new(0);
+/// Live guards. Only the outermost installs and restores the handlers, so
+/// the creates `env apply` runs on worker threads (each with its own
+/// guard) share the one guard of the whole apply and its caught signal.
+static DEPTH: AtomicUsize = AtomicUsize::new(0);
 
 extern "C" fn on_signal(sig: libc::c_int) {
     CAUGHT.store(sig, Ordering::SeqCst);
@@ -28,8 +32,11 @@ pub struct Deferred {
 
 impl Deferred {
     pub fn new() -> Self {
-        CAUGHT.store(0, Ordering::SeqCst);
         let mut previous = Vec::new();
+        if DEPTH.fetch_add(1, Ordering::SeqCst) > 0 {
+            return Deferred { previous };
+        }
+        CAUGHT.store(0, Ordering::SeqCst);
         for sig in SIGNALS {
             // SAFETY: a zeroed sigaction is a valid starting value; the
             // handler only touches an atomic and calls write(2).
@@ -58,6 +65,7 @@ impl Default for Deferred {
 
 impl Drop for Deferred {
     fn drop(&mut self) {
+        DEPTH.fetch_sub(1, Ordering::SeqCst);
         for (sig, old) in &self.previous {
             // SAFETY: restores the disposition saved in new().
             unsafe {

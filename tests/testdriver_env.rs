@@ -353,3 +353,366 @@ fn env_list_and_show_read_the_vms_metadata_from_any_directory() {
         .error_has("invalid environment name \"a b\"")
         .run();
 }
+
+// ---- env apply / destroy (the test driver keeps no state between runs:
+// each run is checked by its own summary; tests/live_env_apply.rs does the
+// round trip on a real libvirtd) ----
+
+/// `kind name action state` of each object of an apply/destroy JSON report.
+fn objects(report: &serde_json::Value) -> Vec<String> {
+    report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            format!(
+                "{} {} {} {}",
+                o["kind"].as_str().unwrap(),
+                o["name"].as_str().unwrap(),
+                o["action"].as_str().unwrap(),
+                o["state"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+const THREE_NODES: &str = "name: lab\nnetworks:\n  default: {template: default}\n  iso: {template: isolated, cidr: 10.10.0.0/24}\ndefaults: {template: tiny}\nvms:\n  - {name: node, count: 3, networks: [iso]}\n  - {name: web, networks: [default]}\n";
+
+#[test]
+fn apply_makes_the_missing_network_then_the_vms_and_reports_each() {
+    let dir = tmp();
+    write(dir.path(), "boxvirt.yaml", THREE_NODES);
+    let run = Boxvirt::new(dir.path())
+        .uri(&test_uri("node.xml"))
+        .args(["-o", "json", "env", "apply", "--no-seed", "--parallel", "3"])
+        .stderr_has("host 'current': created network 'iso'")
+        .stderr_has("[node-2] domain defined")
+        .run();
+    let report = run.json();
+    assert_eq!(
+        objects(&report),
+        [
+            "network iso created active",
+            "vm node-1 created defined",
+            "vm node-2 created defined",
+            "vm node-3 created defined",
+            "vm web created defined",
+        ]
+    );
+    assert_eq!(report["changed"], true);
+    assert_eq!(report["failed"], 0);
+    // Addresses from each VM's own network.
+    let ip = |i: usize| report["objects"][i]["ip"].as_str().unwrap().to_string();
+    assert!(ip(1).starts_with("10.10.0."), "{}", ip(1));
+    assert!(ip(4).starts_with("192.168.122."), "{}", ip(4));
+}
+
+#[test]
+fn one_failed_vm_is_rolled_back_named_and_does_not_stop_the_others() {
+    let dir = tmp();
+    write(dir.path(), "boxvirt.yaml", THREE_NODES);
+    let run = Boxvirt::new(dir.path())
+        .uri(&test_uri("node.xml"))
+        .env("BOXVIRT_INJECT_FAILURE", "define@node-2")
+        .args(["env", "apply", "--no-seed", "--start"])
+        .status(1)
+        .error_has("env apply: 1 of 5 failed: vm 'node-2' on host 'current': creating vm 'node-2': injected failure after step 'define'; rolled back: vm 'node-2', DHCP reservation 10.10.0.")
+        .run();
+    assert!(
+        run.stdout
+            .contains("│ vm      │ node-1 │ current │ created │ running"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("│ vm      │ node-2 │ current │ created │ failed"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("│ vm      │ node-3 │ current │ created │ running"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn changes_and_deletions_need_replace_and_nothing_else_is_touched() {
+    let dir = tmp();
+    let apply = || {
+        Boxvirt::new(dir.path())
+            .uri(&env_uri("node-lab.xml"))
+            .args(["env", "apply", "--no-seed", "-f"])
+            .arg(fixture("env/app.yaml").to_str().unwrap())
+    };
+    let refused = apply()
+        .status(4)
+        .error_has("needs replace: app-2 on host 'current' (memory 128 -> 256; needs replace); old-1 on host 'current' (no longer in ")
+        .error_has("pass --replace to delete and re-create them, nothing was changed")
+        .run();
+    assert!(!refused.stderr.contains("[app-2]"), "{}", refused.stderr);
+    let report = apply().args(["--replace", "-o", "json"]).run().json();
+    assert_eq!(
+        objects(&report),
+        [
+            "vm app-1 unchanged running",
+            "vm old-1 deleted deleted",
+            // It was running (the fixture's domains are), so it runs again.
+            "vm app-2 replaced running",
+        ]
+    );
+}
+
+#[test]
+fn a_converged_environment_applies_nothing_and_says_so() {
+    let dir = tmp();
+    write(
+        dir.path(),
+        "prod.yaml",
+        "name: prod\nvms:\n  - {name: prod-db, template: tiny, memory: 1024}\n",
+    );
+    let run = Boxvirt::new(dir.path())
+        .uri(&env_uri("node-lab.xml"))
+        .args(["-o", "json", "env", "apply", "-f", "prod.yaml"])
+        .stderr_has("environment 'prod' is up to date: nothing to do")
+        .run();
+    let report = run.json();
+    assert_eq!(report["changed"], false);
+    assert_eq!(objects(&report), ["vm prod-db unchanged running"]);
+}
+
+#[test]
+fn bad_input_fails_before_anything_is_made() {
+    let dir = tmp();
+    write(
+        dir.path(),
+        "two-nets.yaml",
+        "name: fresh\nnetworks:\n  default: {template: default}\n  iso: {template: isolated}\ndefaults: {template: tiny}\nvms:\n  - {name: a, networks: [default, iso]}\n",
+    );
+    write(
+        dir.path(),
+        "taken.yaml",
+        "name: fresh\nnetworks:\n  iso: {template: isolated, cidr: 10.10.0.0/24}\nvms:\n  - {name: web-1, template: tiny, networks: [iso]}\n",
+    );
+    write(
+        dir.path(),
+        "no-key.yaml",
+        "name: fresh\nnetworks:\n  iso: {template: isolated, cidr: 10.10.0.0/24}\nvms:\n  - {name: a, template: tiny, networks: [iso], ssh_keys: [nope.pub]}\n",
+    );
+    let cases = [
+        ("two-nets.yaml", 2, "two-nets.yaml: vm 'a' is on 2 networks (default, iso); several networks per VM are not yet supported by 'env apply': give it one"),
+        ("taken.yaml", 4, "vm 'web-1' already exists on host 'current' outside environment 'fresh'"),
+        ("no-key.yaml", 2, "nope.pub"),
+        ("missing.yaml", 3, "missing.yaml: no such file"),
+    ];
+    for (file, code, msg) in cases {
+        let run = Boxvirt::new(dir.path())
+            .uri(&env_uri("node-lab.xml"))
+            .args(["env", "apply", "-f", file])
+            .status(code)
+            .error_has(msg)
+            .run();
+        // Nothing was made: no network, no VM got as far as a step.
+        assert!(!run.stderr.contains("created network"), "{}", run.stderr);
+        assert!(!run.stderr.contains("] "), "{}", run.stderr);
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+    }
+}
+
+#[test]
+fn destroy_removes_only_the_environments_vms_and_asks_first() {
+    let dir = tmp();
+    let destroy = |extra: &[&str]| {
+        Boxvirt::new(dir.path())
+            .uri(&env_uri("node-lab.xml"))
+            .args(["env", "destroy", "-f"])
+            .arg(fixture("env/app.yaml").to_str().unwrap())
+            .args(extra.iter().copied())
+    };
+    destroy(&[])
+        .status(2)
+        .error_has("destroy environment 'lab': vms app-1, app-2, old-1 on host 'current': refusing without --yes")
+        .run();
+    let report = destroy(&["-y", "-o", "json"]).run().json();
+    // prod-db (environment prod) and web-1 (no environment) are not touched.
+    assert_eq!(
+        objects(&report),
+        [
+            "vm app-1 deleted deleted",
+            "vm app-2 deleted deleted",
+            "vm old-1 deleted deleted",
+        ]
+    );
+}
+
+#[test]
+fn vm_list_env_shows_only_that_environments_vms() {
+    let dir = tmp();
+    let run = Boxvirt::new(dir.path())
+        .uri(&env_uri("node-lab.xml"))
+        .args(["-o", "json", "vm", "list", "--env", "lab"])
+        .run();
+    let names: Vec<String> = run
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["app-1", "app-2", "old-1"]);
+    Boxvirt::new(dir.path())
+        .uri(&env_uri("node-lab.xml"))
+        .args(["vm", "list", "--env", "nope"])
+        .stdout("no VMs\n")
+        .run();
+}
+
+#[test]
+fn ctrl_c_rolls_back_the_create_in_flight_keeps_the_finished_and_prints_the_summary() {
+    let dir = tmp();
+    write(dir.path(), "boxvirt.yaml", THREE_NODES);
+    // A real SIGINT, raised in node-2's create right after its domain is defined.
+    let run = Boxvirt::new(dir.path())
+        .uri(&test_uri("node.xml"))
+        .env("BOXVIRT_INJECT_FAILURE", "signal:define@node-2")
+        .args(["env", "apply", "--no-seed", "--parallel", "1"])
+        .status(1)
+        .stderr_has("interrupted; undoing what this run made")
+        .error_has("env apply: 3 of 5 failed: vm 'node-2' on host 'current': creating vm 'node-2': interrupted by SIGINT (Ctrl-C) after step 'define'; rolled back: vm 'node-2'")
+        .error_has("vm 'node-3' on host 'current': interrupted before it began; nothing was made")
+        .run();
+    for want in [
+        "│ vm      │ node-1 │ current │ created │ defined     │ 10.10.0.",
+        "│ vm      │ node-2 │ current │ created │ failed      │ -",
+        "│ vm      │ node-3 │ current │ created │ not started │ -",
+        "│ vm      │ web    │ current │ created │ not started │ -",
+    ] {
+        assert!(run.stdout.contains(want), "{want}\n{}", run.stdout);
+    }
+}
+
+/// The round trip in one process: `test:///default` is the one test-driver
+/// URI whose connections share a host, so what apply made is there for the
+/// plan and the destroy that follow (a CLI run per step would each start
+/// from a fresh host).
+#[test]
+fn apply_then_plan_then_destroy_round_trip_on_one_test_driver_host() {
+    use boxvirt::cli::GlobalArgs;
+    use boxvirt::context::Ctx;
+    use boxvirt::env::{self, apply, destroy, hosts, observe, plan, refuse};
+    use boxvirt::settings::{Settings, Sources};
+    use boxvirt::template::Kind;
+
+    let dir = tmp();
+    let flags = GlobalArgs {
+        connect: Some("test:///default".into()),
+        ..Default::default()
+    };
+    let src = Sources {
+        cwd: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let ctx = Ctx::new(Settings::resolve(&flags, &src).unwrap());
+    let conn = ctx.libvirt().unwrap();
+    // Its pool 'default' with the tiny kernel pair, as `image build tiny` leaves it.
+    conn.ensure_pool("default", || {
+        ctx.catalog.get(Kind::Pool, "default")?.render(&[])
+    })
+    .unwrap();
+    for v in ["tiny-0123456789ab.vmlinuz", "tiny-0123456789ab.initrd"] {
+        conn.create_volume("default", v, 1 << 20, "raw").unwrap();
+    }
+    let reservations = |net: &str| {
+        boxvirt::xml::find_all(
+            &conn.network_xml(net).unwrap(),
+            &["network", "ip", "dhcp", "host"],
+        )
+        .len()
+    };
+    let default_before = reservations("default");
+    let file = dir.path().join("boxvirt.yaml");
+    let text = |memory: u32| {
+        format!("name: rt\nnetworks:\n  default: {{template: default}}\n  rt-iso: {{template: isolated, cidr: 10.20.0.0/24}}\ndefaults: {{template: tiny, memory: {memory}}}\nvms:\n  - {{name: rt-node, count: 3, networks: [rt-iso]}}\n  - {{name: rt-web, networks: [default]}}\n")
+    };
+    std::fs::write(&file, text(256)).unwrap();
+    let targets_of = |d: &env::Desired| hosts::targets(d, &ctx.settings);
+    let plan_of = |d: &env::Desired| {
+        plan::plan(
+            d,
+            &observe::observe_all(&targets_of(d)),
+            plan::Options::default(),
+        )
+    };
+
+    let desired = env::load(&file, &ctx.catalog).unwrap();
+    let first = plan_of(&desired).unwrap();
+    assert_eq!(first.count(plan::Verb::Create), 5, "{first:?}");
+    let opts = apply::Options {
+        parallel: 3,
+        no_seed: true,
+        ..Default::default()
+    };
+    let made = apply::apply(&ctx, &desired, &targets_of(&desired), &first, &opts).unwrap();
+    assert!(made.iter().all(|o| o.error.is_none()), "{made:?}");
+    assert_eq!(made.len(), 5, "{made:?}");
+    assert_eq!(reservations("rt-iso"), 3);
+    assert_eq!(reservations("default"), default_before + 1);
+
+    // The same file again: nothing to do.
+    assert!(plan_of(&desired).unwrap().is_converged());
+    // A changed field: every node needs replace, refused without --replace.
+    std::fs::write(&file, text(320)).unwrap();
+    let changed = env::load(&file, &ctx.catalog).unwrap();
+    let second = plan_of(&changed).unwrap();
+    assert_eq!(second.count(plan::Verb::Change), 4);
+    let refused = refuse::refusals(&second, false).unwrap_err();
+    assert_eq!(refused.exit, boxvirt::error::Exit::Conflict);
+    refuse::refusals(&second, true).unwrap();
+
+    // Destroy: its VMs, their reservations and its network; 'default' stays.
+    let targets = targets_of(&changed);
+    let conns: Vec<_> = targets
+        .iter()
+        .map(observe::connect)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let found = destroy::find("rt", &conns).unwrap();
+    assert_eq!(found.vms.len(), 4);
+    assert_eq!(found.networks, [(0, "rt-iso".to_string())]);
+    let gone = destroy::destroy(&ctx, &targets, &conns, &found, 4);
+    assert!(gone.iter().all(|o| o.error.is_none()), "{gone:?}");
+    assert!(destroy::find("rt", &conns).unwrap().is_empty());
+    let names: Vec<String> = conn
+        .list_domains()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert!(!names.iter().any(|n| n.starts_with("rt-")), "{names:?}");
+    assert!(conn.network_summary("rt-iso").unwrap().is_none());
+    assert_eq!(reservations("default"), default_before);
+}
+
+#[test]
+fn adopt_marks_a_vm_made_outside_any_environment_and_changes_nothing_else() {
+    let dir = tmp();
+    write(
+        dir.path(),
+        "own.yaml",
+        "name: own\nvms:\n  - {name: web-1, template: tiny, memory: 512, vcpus: 2}\n",
+    );
+    let apply = |extra: &[&str]| {
+        Boxvirt::new(dir.path())
+            .uri(&env_uri("node-lab.xml"))
+            .args(["-o", "json", "env", "apply", "-f", "own.yaml"])
+            .args(extra.iter().copied())
+    };
+    apply(&[])
+        .status(4)
+        .error_has("vm 'web-1' already exists on host 'current' outside environment 'own'")
+        .run();
+    let report = apply(&["--adopt"]).run().json();
+    assert_eq!(objects(&report), ["vm web-1 adopted running"]);
+}

@@ -37,7 +37,7 @@ struct Row {
 pub fn run(ctx: &Ctx, cmd: VmCommand) -> Result<Exit> {
     match cmd {
         VmCommand::Create(args) => create_vm(ctx, args),
-        VmCommand::List => list(ctx),
+        VmCommand::List { env } => list(ctx, env.as_deref()),
         VmCommand::Start { name } => {
             let conn = open_for(ctx, &name)?;
             // Like `vm stop` and `up`: the wanted state is no error.
@@ -187,8 +187,8 @@ fn ip(ctx: &Ctx, name: &str) -> Result<Exit> {
     }
 }
 
-/// What `vm ssh` and `vm ssh-config` need for one VM.
-fn entry(ctx: &Ctx, conn: &Libvirt, name: &str) -> Result<String> {
+/// What `vm ssh` and `vm ssh-config` (and `env ssh-config`) need for one VM.
+pub(crate) fn entry(ctx: &Ctx, conn: &Libvirt, name: &str) -> Result<String> {
     let meta = metadata_of(conn, name)?.ok_or_else(|| {
         Failure::failed(format!(
             "vm '{name}' was not created by boxvirt; no login user or host key is known"
@@ -319,6 +319,7 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
         authorized_keys: keys,
         user_data,
         fail_after: std::env::var("BOXVIRT_INJECT_FAILURE").ok(),
+        ..Default::default()
     };
     let conn = ctx.libvirt()?;
     let created = create::create(&conn, &ctx.catalog, &ctx.out, &req)?;
@@ -390,9 +391,23 @@ struct ListJson<'a> {
     ip: Option<String>,
 }
 
-fn list(ctx: &Ctx) -> Result<Exit> {
+fn list(ctx: &Ctx, env: Option<&str>) -> Result<Exit> {
+    if let Some(e) = env {
+        names::validate("environment", e)?;
+    }
     let conn = ctx.libvirt()?;
-    let doms = conn.list_domains()?;
+    let mut doms = conn.list_domains()?;
+    if let Some(e) = env {
+        // `--env`: only the VMs whose metadata carries that environment's mark.
+        let member = |name: &str| {
+            metadata_of(&conn, name)
+                .ok()
+                .flatten()
+                .and_then(|m| m.env)
+                .is_some_and(|m| m.env == e)
+        };
+        doms.retain(|d| member(&d.name));
+    }
     // Addresses only for running VMs, from libvirt's DHCP leases: one call
     // each, none for VMs that are off.
     let ips: Vec<Option<String>> = doms
@@ -464,8 +479,23 @@ fn stop(ctx: &Ctx, name: &str, force: bool, timeout_s: u64) -> Result<Exit> {
 
 fn delete(ctx: &Ctx, name: &str) -> Result<Exit> {
     let conn = open_for(ctx, name)?;
-    let meta = conn.domain_metadata(name)?.map(|m| VmMetadata::parse(&m));
+    // Read (and fail on a missing VM) before asking.
+    conn.domain_metadata(name)?;
     confirm(ctx.settings.yes, &format!("delete vm '{name}'"))?;
+    let line = remove(&conn, &ctx.settings, name)?;
+    ctx.out.note(line);
+    Ok(Exit::Ok)
+}
+
+/// Deletes VM `name` and what boxvirt made for it (volumes, reservation,
+/// ssh config); `vm delete` and `env destroy` share it. Returns the line
+/// that says what went.
+pub(crate) fn remove(
+    conn: &Libvirt,
+    settings: &crate::settings::Settings,
+    name: &str,
+) -> Result<String> {
+    let meta = conn.domain_metadata(name)?.map(|m| VmMetadata::parse(&m));
     // The domain (and its metadata, the record of what boxvirt made) goes
     // last: if anything fails or is interrupted on the way, running
     // `vm delete` again finishes the job instead of orphaning volumes.
@@ -501,7 +531,7 @@ fn delete(ctx: &Ctx, name: &str) -> Result<Exit> {
         ));
     }
     // The ssh config `vm ssh` wrote for it, if any.
-    let _ = std::fs::remove_file(ctx.settings.ssh_dir().join(format!("vm-{name}.conf")));
+    let _ = std::fs::remove_file(settings.ssh_dir().join(format!("vm-{name}.conf")));
     let mut line = format!("deleted vm '{name}'");
     if !removed.is_empty() {
         line.push_str(&format!(" and {}", removed.join(", ")));
@@ -509,6 +539,5 @@ fn delete(ctx: &Ctx, name: &str) -> Result<Exit> {
     if meta.is_none() {
         line.push_str(" (not made by boxvirt: its disks were kept)");
     }
-    ctx.out.note(line);
-    Ok(Exit::Ok)
+    Ok(line)
 }

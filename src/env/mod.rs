@@ -1,18 +1,26 @@
 //! Environments: a whole lab from one file (`boxvirt.yaml`). This module
 //! reads and checks the file ([`file`], [`validate`], [`expand`]), learns
 //! what each host has ([`observe`]) and computes what `env apply` would do
-//! ([`plan`], [`placement`]); nothing here changes a host.
+//! ([`plan`], [`placement`]); those change nothing. [`apply`] and
+//! [`destroy`] carry a plan out (in parallel, see [`pool`], [`progress`]).
 
+pub mod apply;
+pub mod destroy;
 pub mod expand;
 pub mod file;
 pub mod hosts;
 pub mod listing;
 pub mod locate;
 pub mod mark;
+pub mod netdef;
 pub mod observe;
 pub mod observed;
+pub mod outcome;
 pub mod placement;
 pub mod plan;
+pub mod pool;
+pub mod progress;
+pub mod refuse;
 pub mod render;
 mod unique_map;
 pub mod validate;

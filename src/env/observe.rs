@@ -43,19 +43,7 @@ pub fn observe(target: &Target) -> HostState {
 }
 
 fn read(target: &Target) -> Result<Observed> {
-    let next_step = match &target.instance {
-        Some(s) => {
-            // A socket path too deep for a unix address goes through a link.
-            crate::nested::socket_link::ensure(s)?;
-            format!(
-                "run 'boxvirt up --instance {} --data-dir {}' or check the host's entry in the file",
-                s.instance,
-                crate::quote::shell_path(&s.data_dir)
-            )
-        }
-        None => "check the host's uri in the file and that libvirtd runs there".to_string(),
-    };
-    let conn = Libvirt::open(&target.uri, &next_step)?;
+    let conn = connect(target)?;
     let memory = conn.node_memory()?;
     let domains = domains(&conn)?;
     Ok(Observed {
@@ -68,6 +56,23 @@ fn read(target: &Target) -> Result<Observed> {
     })
 }
 
+/// A connection to the host, with a next step in its error.
+pub fn connect(target: &Target) -> Result<Libvirt> {
+    let next_step = match &target.instance {
+        Some(s) => {
+            // A socket path too deep for a unix address goes through a link.
+            crate::nested::socket_link::ensure(s)?;
+            format!(
+                "run 'boxvirt up --instance {} --data-dir {}' or check the host's entry in the file",
+                s.instance,
+                crate::quote::shell_path(&s.data_dir)
+            )
+        }
+        None => "check the host's uri in the file and that libvirtd runs there".to_string(),
+    };
+    Libvirt::open(&target.uri, &next_step)
+}
+
 /// Every domain with its environment mark, when it has one.
 pub fn domains(conn: &Libvirt) -> Result<Vec<ObservedDomain>> {
     let mut out = Vec::new();
@@ -76,6 +81,9 @@ pub fn domains(conn: &Libvirt) -> Result<Vec<ObservedDomain>> {
             Ok(meta) => meta.as_deref().and_then(EnvMark::parse),
             // Undefined by someone else since the listing.
             Err(f) if f.exit == crate::error::Exit::NotFound => continue,
+            // A transient domain has no persistent config to hold metadata;
+            // no environment made it.
+            Err(_) if !d.persistent => None,
             Err(f) => return Err(f),
         };
         out.push(ObservedDomain {

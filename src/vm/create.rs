@@ -68,6 +68,21 @@ pub struct Request {
     pub user_data: Option<String>,
     /// Test hook (CLI: `BOXVIRT_INJECT_FAILURE=[signal:]<step>`), a [`STEPS`] name.
     pub fail_after: Option<String>,
+    /// The environment that makes this VM (`env apply`), kept in its metadata.
+    pub env_mark: Option<crate::env::mark::EnvMark>,
+    /// Told each step as it finishes (`env apply` shows it per VM).
+    pub on_step: Option<OnStep>,
+}
+
+/// A callback for finished steps (a [`STEPS`] name); shared with the
+/// progress display of another thread.
+#[derive(Clone)]
+pub struct OnStep(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for OnStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnStep")
+    }
 }
 
 /// Where the instance's SSH key lives and whom it belongs to.
@@ -106,6 +121,9 @@ pub struct Created {
 /// and the caller rolls back what it made. The hook `<step>` fails right
 /// after that step; `signal:<step>` sends this process a real SIGINT there.
 fn after_step(req: &Request, step: &str) -> Result<()> {
+    if let Some(on_step) = &req.on_step {
+        (on_step.0)(step);
+    }
     match req.fail_after.as_deref() {
         Some(s) if s == step => {
             return Err(Failure::failed(format!(
@@ -386,6 +404,7 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
     let mut rollback = Rollback::new();
     let mut meta = VmMetadata {
         template: template.name.clone(),
+        env: req.env_mark.clone(),
         ..Default::default()
     };
     let result = (|| -> Result<()> {

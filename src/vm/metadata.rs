@@ -2,6 +2,7 @@
 //! came from, what it made (only those volumes and reservations are removed
 //! with the VM; an address slot is freed by the domain's undefine) and how to reach it (login user, pinned host key).
 
+use crate::env::mark::EnvMark;
 use crate::xml;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,8 @@ pub struct VmMetadata {
     pub user: Option<String>,
     /// The guest's sshd public key (from the seed), pinned on connect.
     pub host_key: Option<String>,
+    /// Set when `env apply` made the VM: its environment's mark.
+    pub env: Option<EnvMark>,
 }
 
 impl VmMetadata {
@@ -62,6 +65,9 @@ impl VmMetadata {
                 if r.slot { " kind='slot'" } else { "" }
             ));
         }
+        if let Some(m) = &self.env {
+            s.push_str(&m.to_xml());
+        }
         s.push_str("</vm>");
         s
     }
@@ -71,6 +77,7 @@ impl VmMetadata {
             template: xml::root_attr(text, "template").unwrap_or_default(),
             user: xml::root_attr(text, "user"),
             host_key: xml::root_attr(text, "hostkey"),
+            env: EnvMark::parse(text),
             volumes: xml::find_all(text, &["vm", "volume"])
                 .into_iter()
                 .filter_map(|v| {
@@ -118,6 +125,11 @@ mod tests {
             }),
             user: Some("boxvirt".into()),
             host_key: Some("ssh-ed25519 AAAA x'y".into()),
+            env: Some(EnvMark {
+                env: "lab".into(),
+                digest: "ab".into(),
+                config: [("memory".to_string(), "256".to_string())].into(),
+            }),
         };
         assert_eq!(VmMetadata::parse(&m.to_xml()), m);
         let libvirt_form = "<boxvirt:vm xmlns:boxvirt=\"urn:boxvirt:vm:1\" template=\"rocky9\"><boxvirt:volume pool=\"p\" name=\"v\"/></boxvirt:vm>";

@@ -1,0 +1,59 @@
+//! What `env apply` refuses before it touches any host: VMs on several
+//! networks (not yet supported), network changes, and changed or dropped
+//! VMs without `--replace` (nothing is destroyed silently).
+
+use super::plan::{Object, Plan, Verb};
+use super::Desired;
+use crate::error::{Failure, Result};
+
+/// Every VM on several networks is refused for now (exit 2): one NIC per
+/// network comes with the address work of the speed issue.
+pub fn check_one_network(desired: &Desired) -> Result<()> {
+    match desired.vms.iter().find(|vm| vm.networks.len() > 1) {
+        None => Ok(()),
+        Some(vm) => Err(Failure::usage(format!(
+            "{}: vm '{}' is on {} networks ({}); several networks per VM are not yet supported by 'env apply': give it one",
+            desired.file,
+            vm.name,
+            vm.networks.len(),
+            vm.networks.join(", ")
+        ))),
+    }
+}
+
+/// Changes of networks are refused; changed VMs and deletions only with
+/// `--replace`. Nothing is destroyed silently.
+pub fn refusals(plan: &Plan, replace: bool) -> Result<()> {
+    let actions = || {
+        plan.hosts
+            .iter()
+            .flat_map(|h| h.actions.iter().map(move |a| (h, a)))
+    };
+    if let Some((h, a)) =
+        actions().find(|(_, a)| a.object == Object::Network && a.action == Verb::Change)
+    {
+        return Err(Failure::conflict(format!(
+            "network '{}' on host '{}' differs from {}: {}; change the file or delete the network (its VMs first)",
+            a.name, h.host, plan.file, a.detail
+        )));
+    }
+    let destructive: Vec<String> = actions()
+        .filter(|(_, a)| a.object == Object::Vm && matches!(a.action, Verb::Change | Verb::Delete))
+        .map(|(h, a)| format!("{} on host '{}' ({})", a.name, h.host, a.detail))
+        .collect();
+    if !replace && !destructive.is_empty() {
+        return Err(Failure::conflict(format!(
+            "needs replace: {}; pass --replace to delete and re-create them, nothing was changed",
+            destructive.join("; ")
+        )));
+    }
+    // An adopted VM that differs cannot be taken over as it is either.
+    if let Some((h, a)) = actions().find(|(_, a)| a.action == Verb::Adopt && !a.changes.is_empty())
+    {
+        return Err(Failure::conflict(format!(
+            "vm '{}' on host '{}' cannot be adopted as it is: {}",
+            a.name, h.host, a.detail
+        )));
+    }
+    Ok(())
+}
