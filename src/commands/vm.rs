@@ -482,7 +482,7 @@ fn delete(ctx: &Ctx, name: &str) -> Result<Exit> {
     // Read (and fail on a missing VM) before asking.
     conn.domain_metadata(name)?;
     confirm(ctx.settings.yes, &format!("delete vm '{name}'"))?;
-    let line = remove(&conn, &ctx.settings, name)?;
+    let line = remove(&conn, &ctx.settings, &ctx.out, name)?;
     ctx.out.note(line);
     Ok(Exit::Ok)
 }
@@ -493,6 +493,7 @@ fn delete(ctx: &Ctx, name: &str) -> Result<Exit> {
 pub(crate) fn remove(
     conn: &Libvirt,
     settings: &crate::settings::Settings,
+    out: &crate::output::Output,
     name: &str,
 ) -> Result<String> {
     let meta = conn.domain_metadata(name)?.map(|m| VmMetadata::parse(&m));
@@ -512,7 +513,7 @@ pub(crate) fn remove(
     if let Some(r) = reservation.filter(|r| !r.slot) {
         // A live reservation (a network without slots).
         // The network may be gone already; the reservation went with it.
-        ctx.out.detail(format!(
+        out.detail(format!(
             "network '{}' has no block of address slots: releasing {} with a live DHCP update",
             r.network, r.ip
         ));

@@ -420,7 +420,7 @@ fn work(
         job.work == Work::Replace && conn.domain_summary(&job.name)?.state.is_active();
     if job.work != Work::Create {
         board.stage(&job.name, "deleting the old vm");
-        crate::commands::vm::remove(conn, settings, &job.name)?;
+        crate::commands::vm::remove(conn, settings, &ctx.out, &job.name)?;
         row.state = "deleted".into();
     }
     let Some(req) = &job.request else {

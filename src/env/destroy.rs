@@ -94,7 +94,7 @@ pub fn destroy(
             let settings = targets[*h].instance.as_ref().unwrap_or(&ctx.settings);
             let r = c
                 .get(*h)
-                .and_then(|conn| crate::commands::vm::remove(conn, settings, name));
+                .and_then(|conn| crate::commands::vm::remove(conn, settings, &ctx.out, name));
             match &r {
                 Ok(line) => board.finish(name, line),
                 Err(e) => board.finish(name, &format!("failed: {}", e.message)),

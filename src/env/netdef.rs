@@ -48,7 +48,12 @@ pub fn definition(catalog: &Catalog, env: &str, name: &str, spec: &NetworkSpec) 
         "<metadata><boxvirt:env xmlns:boxvirt='{NS}' name='{}'/></metadata>",
         quick_xml::escape::escape(env)
     );
-    render::append_child(&template.label(), &xml, &["network"], &mark)
+    let xml = render::append_child(&template.label(), &xml, &["network"], &mark)?;
+    // The same address slots as `net ensure` gives its networks: one way
+    // of handing out addresses, not two.
+    Ok(crate::vm::slots::with_block(name, &xml, None)?
+        .map(|(with, _)| with)
+        .unwrap_or(xml))
 }
 
 /// `bv` + 8 hex digits of the (environment, network) pair: unique per
