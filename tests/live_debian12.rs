@@ -9,33 +9,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::Run;
 
 const URI: &str = "qemu:///system";
 
-fn netns() -> String {
-    std::env::var("BOXVIRT_LIVE_NETNS").unwrap_or_else(|_| "boxvirt-live".to_string())
-}
-
-/// boxvirt inside the namespace, against the live daemon's socket.
 fn in_ns(cwd: &Path, args: &[&str]) -> Run {
-    let out = Command::new("ip")
-        .args(["netns", "exec", &netns()])
-        .arg(common::bin())
-        .args(["-c", URI])
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("LIBVIRT_DEFAULT_URI")
-        .env("BOXVIRT_CACHE_DIR", common::build_cache())
-        .output()
-        .expect("ip netns exec");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    common::in_live_ns(cwd, args)
 }
 
 /// A command in the guest over `vm ssh` (pinned host key, strict checking).

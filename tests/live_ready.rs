@@ -10,26 +10,8 @@ use std::process::Command;
 
 use common::{row_named, Run};
 
-fn netns() -> String {
-    std::env::var("BOXVIRT_LIVE_NETNS").unwrap_or_else(|_| "boxvirt-live".to_string())
-}
-
-/// boxvirt inside the namespace, against the live daemon's socket.
 fn in_ns(cwd: &Path, args: &[&str]) -> Run {
-    let out = Command::new("ip")
-        .args(["netns", "exec", &netns()])
-        .arg(common::bin())
-        .args(["-c", "qemu:///system"])
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("LIBVIRT_DEFAULT_URI")
-        .output()
-        .expect("ip netns exec");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    common::in_live_ns(cwd, args)
 }
 
 #[test]

@@ -325,6 +325,26 @@ impl Drop for VmGuard {
     }
 }
 
+/// The network namespace the live libvirtd runs in: its guests' addresses
+/// are reachable only from inside it.
+pub fn live_netns() -> String {
+    std::env::var("BOXVIRT_LIVE_NETNS").unwrap_or_else(|_| "boxvirt-live".to_string())
+}
+
+/// boxvirt inside the live daemon's namespace against its socket, with the
+/// suite's build cache; any exit code (the caller checks [`Run::code`]).
+pub fn in_live_ns(cwd: &Path, args: &[&str]) -> Run {
+    let ns = live_netns();
+    let cache = build_cache();
+    Boxvirt::new(cwd)
+        .wrapped_in(["ip", "netns", "exec", ns.as_str()])
+        .uri(&live_uri())
+        .env("BOXVIRT_CACHE_DIR", cache.to_str().unwrap_or_default())
+        .args(args.iter().copied())
+        .any_status()
+        .run()
+}
+
 /// The live libvirtd the harness starts (tests/harness/live-libvirtd.sh).
 pub fn live_uri() -> String {
     std::env::var("BOXVIRT_LIVE_URI").unwrap_or_else(|_| "qemu:///system".to_string())
