@@ -2,7 +2,7 @@
 //! debian12` takes: cold (in a cache of this run's own, so the tests' cache
 //! is never rebuilt or replaced) and cached.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use crate::process;
 use crate::Config;
@@ -65,7 +65,7 @@ pub fn measure(cfg: &Config) -> Result<BuildTimes, String> {
 }
 
 // The cache lives in the run's directory, removed with it.
-fn cold_build(cfg: &Config, cache: &PathBuf) -> Result<f64, String> {
+fn cold_build(cfg: &Config, cache: &Path) -> Result<f64, String> {
     eprintln!("guest: cold build: image build debian12 --rebuild --no-upload (several minutes)");
     let mut cmd = cfg.boxvirt_cmd(cache, false);
     cmd.args(["image", "build", "debian12", "--rebuild", "--no-upload"]);
@@ -79,7 +79,7 @@ fn cold_build(cfg: &Config, cache: &PathBuf) -> Result<f64, String> {
     }
 }
 
-fn repeat(cfg: &Config, cache: &PathBuf, extra: &[&str]) -> Result<Vec<f64>, String> {
+fn repeat(cfg: &Config, cache: &Path, extra: &[&str]) -> Result<Vec<f64>, String> {
     let mut walls = Vec::new();
     for _ in 0..CACHED_ROUNDS {
         crate::check_stop()?;

@@ -60,4 +60,4 @@ while :; do
   esac
   sleep 1
 done
-mark done
+mark ready
