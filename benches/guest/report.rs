@@ -131,6 +131,25 @@ fn range(v: &[f64]) -> String {
     }
 }
 
+/// Seconds to the millisecond (cached builds take a few of them).
+fn fine(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.3}")
+    } else {
+        "-".into()
+    }
+}
+
+fn fine_range(v: &[f64]) -> String {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if v.is_empty() {
+        "-".into()
+    } else {
+        format!("{min:.3}–{max:.3}")
+    }
+}
+
 /// Median wall of the runs that succeeded, its range and the started part.
 struct Stats {
     ok: usize,
@@ -270,14 +289,14 @@ fn image_build(r: &Results, line: &mut impl FnMut(String)) {
     line(format!(
         "| cached: `--no-upload` (median of {}, {}) | {} |",
         b.cached.len(),
-        range(&b.cached),
-        secs(median(&b.cached))
+        fine_range(&b.cached),
+        fine(median(&b.cached))
     ));
     line(format!(
         "| cached and already in the pool: no flags (median of {}, {}) | {} |",
         b.cached_in_pool.len(),
-        range(&b.cached_in_pool),
-        secs(median(&b.cached_in_pool))
+        fine_range(&b.cached_in_pool),
+        fine(median(&b.cached_in_pool))
     ));
     line(String::new());
 }
