@@ -30,8 +30,8 @@ cloud-localds "$seed" "$DIR/$NAME.user-data" "$DIR/$NAME.meta-data"
 
 # The same machine as boxvirt's debian12 template: q35, UEFI without
 # secure boot, 1 vCPU, TCG; osinfo-db here knows no debian12 yet. The seed
-# is a virtio disk, as cloud-localds's own usage shows (the image's cloud
-# kernel finds no SATA CD-ROM).
+# is a virtio disk, as cloud-localds's own usage shows (as a SATA CD-ROM it
+# was not picked up in a trial here).
 virt-install --connect "$URI" --import --noautoconsole --name "$NAME" \
   --memory "$MEMORY" --vcpus 1 --virt-type qemu --machine q35 \
   --boot uefi,firmware.feature0.name=secure-boot,firmware.feature0.enabled=no,firmware.feature1.name=enrolled-keys,firmware.feature1.enabled=no \
