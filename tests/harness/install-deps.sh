@@ -23,6 +23,7 @@ PACKAGES=(
   virtinst xmlstarlet libxml2-utils
   cpio busybox-static dropbear-bin debootstrap mtools dosfstools python3-yaml
   ovmf
+  cloud-image-utils   # cloud-localds: the seed of the guest bench's virt-install contender
   docker.io shellcheck hyperfine procps curl
 )
 
