@@ -308,14 +308,14 @@ impl Drop for Made<'_> {
 }
 
 /// Domains left by an earlier run that was killed (bench-* names are this
-/// bench's alone).
+/// bench's, except bench-guest-*, which belong to benches/guest).
 fn sweep_stale(conn: &Connect, cfg: &Config) {
     let Ok(doms) = conn.list_all_domains(0) else {
         return;
     };
     for dom in doms {
         if let Ok(name) = dom.name() {
-            if name.starts_with(PREFIX) {
+            if name.starts_with(PREFIX) && !name.starts_with("bench-guest-") {
                 eprintln!("lifecycle: removing '{name}' left by an earlier run");
                 let by_boxvirt = name.starts_with(&format!("{PREFIX}bx"));
                 remove_any(conn, cfg, &name, by_boxvirt);
