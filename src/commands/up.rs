@@ -226,6 +226,11 @@ fn wait_ready(
     let uri = settings.socket_uri();
     let socket = settings.socket_connect_path();
 
+    // One sshd probe beside the libvirt wait: when the instance is already
+    // up, the two answers cost the time of one.
+    let port = settings.ssh_port;
+    let early_sshd = std::thread::spawn(move || status::ssh_banner(port).is_some());
+
     progress.stage(format!(
         "waiting for libvirt on {}",
         settings.socket_path().display()
@@ -262,11 +267,13 @@ fn wait_ready(
         "waiting for sshd on 127.0.0.1:{}",
         settings.ssh_port
     ));
+    let mut answered = early_sshd.join().unwrap_or(false);
     loop {
         let key = ssh_keys::host_public_key(&settings.ssh_dir());
-        if key.is_some() && status::ssh_banner(settings.ssh_port).is_some() {
+        if key.is_some() && (answered || status::ssh_banner(settings.ssh_port).is_some()) {
             break;
         }
+        answered = false;
         if Instant::now() > deadline {
             progress.finish();
             let what = if key.is_none() {
