@@ -131,7 +131,7 @@ impl Bench {
     }
 
     fn round(&self, i: usize, samples: &mut Samples) -> Result<(), String> {
-        let pairs_first = i % 2 == 0;
+        let pairs_first = i.is_multiple_of(2);
         if pairs_first {
             samples.push(Row::Stop, timed(self.docker("stop"))?);
             samples.push(Row::Floor, self.floor()?);
