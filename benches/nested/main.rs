@@ -8,6 +8,7 @@
 //!   down      `boxvirt down` (stop and remove)
 //!   stop      `docker stop` of the same container
 //!   already   `boxvirt up` when the instance is already up
+//!   version   `boxvirt --version`: the process start alone, for reference
 //! Each round is one of two sequences, alternating, so neither pair always
 //! runs first: A = stop, floor, already, down, up; B = down, up, already,
 //! stop, floor. Every contender is a separate process (the floor: the docker
@@ -35,9 +36,20 @@ pub enum Row {
     Down,
     Stop,
     Already,
+    /// `boxvirt --version`: what starting the binary costs (dynamic
+    /// linking of libvirt and its libraries), the part of `Already` that is
+    /// not its work.
+    Version,
 }
 
-pub const ROWS: [Row; 5] = [Row::Up, Row::Floor, Row::Down, Row::Stop, Row::Already];
+pub const ROWS: [Row; 6] = [
+    Row::Up,
+    Row::Floor,
+    Row::Down,
+    Row::Stop,
+    Row::Already,
+    Row::Version,
+];
 
 impl Row {
     pub fn label(self) -> &'static str {
@@ -47,6 +59,7 @@ impl Row {
             Row::Down => "`boxvirt down`",
             Row::Stop => "`docker stop`",
             Row::Already => "`boxvirt up`, already up",
+            Row::Version => "`boxvirt --version` (process start)",
         }
     }
 }
@@ -137,6 +150,9 @@ impl Bench {
             samples.push(Row::Floor, self.floor()?);
         }
         samples.push(Row::Already, self.up()?);
+        let mut version = Command::new(&self.boxvirt);
+        version.arg("--version").stdout(Stdio::null());
+        samples.push(Row::Version, timed(version)?);
         samples.push(Row::Down, self.down()?);
         samples.push(Row::Up, self.up()?);
         if !pairs_first {

@@ -129,8 +129,9 @@ pub fn markdown(m: &Machine, rounds: usize, s: &Samples) -> String {
         ratio(down, stop),
         verdict(ratio(down, stop) <= AIM_DOWN_VS_STOP)
     ));
+    let version = ms(median(&s.of(Row::Version)));
     line(format!(
-        "- `up` when already up at most {AIM_ALREADY_UP_MS:.0} ms: {already:.1} ms: {}",
+        "- `up` when already up at most {AIM_ALREADY_UP_MS:.0} ms: {already:.1} ms: {} (of which starting the binary, `--version`: {version:.1} ms)",
         verdict(already <= AIM_ALREADY_UP_MS)
     ));
     out
