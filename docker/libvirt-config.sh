@@ -7,6 +7,7 @@
 #       pristine copies of /etc/libvirt and /var/lib/libvirt/qemu into
 #       /usr/share/boxvirt/seed/ (the entrypoint seeds empty or half-filled
 #       bind mounts from them).
+#       Also removes the node-device driver module (see drop_nodedev_driver).
 #   libvirt-config.sh runtime GROUP
 #       At container start (entrypoint): re-assert the same keys on the
 #       bind-mounted /etc/libvirt (it may come from an older image or be hand
@@ -80,6 +81,24 @@ apply_edits() {
   set_key "$LIBVIRT_ETC/libvirtd.conf" listen_tls 0
 }
 
+# The node-device driver has nothing to offer in a container (no udevd, no
+# devices to pass through) and its udev thread can hold libvirtd's shutdown:
+# a `docker stop` within seconds of a start hung for the full stop timeout
+# (10 s, then SIGKILL) in about one stop in three, with libvirtd's
+# daemon-shutdown thread waiting on the udev-event thread. Without the
+# module libvirtd starts and stops promptly; `virsh nodedev-*` says the
+# driver is missing.
+drop_nodedev_driver() {
+  local so
+  for so in /usr/lib*/libvirt/connection-driver/libvirt_driver_nodedev.so \
+    /usr/lib/*/libvirt/connection-driver/libvirt_driver_nodedev.so; do
+    if [ -e "$so" ]; then
+      rm -f "$so"
+      log "removed $so (node devices: not in a container)"
+    fi
+  done
+}
+
 snapshot_seed() {
   mkdir -p "$SEED_DIR"
   rm -rf "$SEED_DIR/etc-libvirt" "$SEED_DIR/var-lib-libvirt-qemu"
@@ -94,6 +113,7 @@ case "${1:-}" in
     # "libvirt" exists on both distributions (created by the libvirt
     # packages); the entrypoint replaces it with the host GID's group.
     apply_edits libvirt
+    drop_nodedev_driver
     snapshot_seed
     ;;
   runtime)

@@ -13,13 +13,12 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         None
     };
     let name = ctx.settings.container_name();
-    if engine.container(&name)?.is_none() {
+    if !engine.stop_and_remove_existing(&name)? {
         return Err(Failure::not_found(format!(
             "instance '{}' is not running (no container {name})",
             ctx.settings.instance
         )));
     }
-    engine.stop_and_remove(&name)?;
     ctx.out.note(format!(
         "instance '{}' is down (container {name} removed; data kept in {})",
         ctx.settings.instance,

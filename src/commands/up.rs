@@ -226,12 +226,23 @@ fn wait_ready(
     let uri = settings.socket_uri();
     let socket = settings.socket_connect_path();
 
+    // One sshd probe beside the libvirt wait: when the instance is already
+    // up, the two answers cost the time of one.
+    let port = settings.ssh_port;
+    let early_sshd = std::thread::spawn(move || status::ssh_banner(port).is_some());
+
     progress.stage(format!(
         "waiting for libvirt on {}",
         settings.socket_path().display()
     ));
+    // The caller has just seen the container running (or started it).
+    let mut alive = AliveCheck {
+        last: Some(Instant::now()),
+    };
     let versions = loop {
-        check_alive(engine, &name).inspect_err(|_| progress.finish())?;
+        alive
+            .check(engine, &name)
+            .inspect_err(|_| progress.finish())?;
         let seen = if std::fs::metadata(&socket).is_ok() {
             match Libvirt::open(&uri, "").and_then(|l| l.versions()) {
                 Ok(v) => break v,
@@ -244,7 +255,7 @@ fn wait_ready(
             progress.finish();
             return Err(libvirt_timed_out(engine, settings, timeout, seen));
         }
-        std::thread::sleep(Duration::from_millis(700));
+        std::thread::sleep(POLL);
     };
     ctx.out.detail(format!(
         "libvirt {} answers on {}",
@@ -256,11 +267,13 @@ fn wait_ready(
         "waiting for sshd on 127.0.0.1:{}",
         settings.ssh_port
     ));
+    let mut answered = early_sshd.join().unwrap_or(false);
     loop {
         let key = ssh_keys::host_public_key(&settings.ssh_dir());
-        if key.is_some() && status::ssh_banner(settings.ssh_port).is_some() {
+        if key.is_some() && (answered || status::ssh_banner(settings.ssh_port).is_some()) {
             break;
         }
+        answered = false;
         if Instant::now() > deadline {
             progress.finish();
             let what = if key.is_none() {
@@ -274,11 +287,38 @@ fn wait_ready(
                 settings.ssh_port
             )));
         }
-        check_alive(engine, &name).inspect_err(|_| progress.finish())?;
-        std::thread::sleep(Duration::from_millis(500));
+        alive
+            .check(engine, &name)
+            .inspect_err(|_| progress.finish())?;
+        std::thread::sleep(POLL);
     }
     progress.finish();
     Ok(versions)
+}
+
+/// How often the wait looks at the socket and sshd. Both checks are local
+/// and cheap (a missing file, a refused connect), and every poll interval
+/// is paid on average half over by `up`: short.
+const POLL: Duration = Duration::from_millis(25);
+
+/// `check_alive` asks the Docker engine (an inspect); once per 500 ms is
+/// enough to fail early, more would only load the engine during the wait.
+#[derive(Default)]
+struct AliveCheck {
+    last: Option<Instant>,
+}
+
+impl AliveCheck {
+    fn check(&mut self, engine: &Engine, name: &str) -> Result<()> {
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(500))
+        {
+            return Ok(());
+        }
+        self.last = Some(Instant::now());
+        check_alive(engine, name)
+    }
 }
 
 /// Fails early when the container stopped or restart-loops during the wait,

@@ -41,12 +41,17 @@ pub const CAPABILITIES: &[&str] = &[
 pub const DEVICES: &[&str] = &["/dev/kvm", "/dev/net/tun", "/dev/vhost-net"];
 
 /// Host dir (under the data dir) -> container path.
+/// `libvirt-cache` keeps QEMU's probed capabilities over `down`/`up`: a new
+/// container would otherwise probe every emulator again (seconds) before
+/// libvirtd answers. libvirt re-probes by itself when QEMU, libvirt, the
+/// kernel or /dev/kvm changed, so a cache from an older image is harmless.
 pub const BINDS: &[(&str, &str)] = &[
     ("libvirt-run", "/run/libvirt"),
     ("images", "/var/lib/libvirt/images"),
     ("ssh", "/data/ssh"),
     ("libvirt-etc", "/etc/libvirt"),
     ("libvirt-qemu", "/var/lib/libvirt/qemu"),
+    ("libvirt-cache", "/var/cache/libvirt"),
 ];
 
 /// Everything that decides how the container is created. Its hash is stored
@@ -267,10 +272,16 @@ impl Engine {
 
     /// Stops (libvirtd gets 30 s to shut down cleanly) and removes.
     pub fn stop_and_remove(&self, name: &str) -> Result<()> {
+        self.stop_and_remove_existing(name).map(|_| ())
+    }
+
+    /// `stop_and_remove`; false when there was no such container (one call
+    /// fewer than inspecting first).
+    pub fn stop_and_remove_existing(&self, name: &str) -> Result<bool> {
         let opts = StopContainerOptionsBuilder::default().t(30).build();
         match self.block_on(self.docker.stop_container(name, Some(opts))) {
             Ok(()) => {}
-            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(e) if is_not_found(&e) => return Ok(false),
             // 304: already stopped.
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 304, ..
@@ -282,8 +293,8 @@ impl Engine {
             .v(true)
             .build();
         match self.block_on(self.docker.remove_container(name, Some(opts))) {
-            Ok(()) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
+            Ok(()) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(true),
             Err(e) => Err(api_failure(format!("cannot remove container {name}"), e)),
         }
     }
@@ -538,6 +549,7 @@ mod tests {
                 "/home/u/p/data/ssh:/data/ssh",
                 "/home/u/p/data/libvirt-etc:/etc/libvirt",
                 "/home/u/p/data/libvirt-qemu:/var/lib/libvirt/qemu",
+                "/home/u/p/data/libvirt-cache:/var/cache/libvirt",
             ]
         );
         let ports = host.port_bindings.unwrap();

@@ -246,8 +246,12 @@ pub fn problems(r: &Report) -> Vec<String> {
         }
         for prog in &r.programs {
             // net-default is a one-shot: EXITED is its normal end.
-            let fine =
-                prog.state == "RUNNING" || (prog.name == "net-default" && prog.state == "EXITED");
+            // STARTING is supervisord's first `startsecs` (1-2 s) of a
+            // program: `up` returns before they pass, as soon as libvirt and
+            // sshd answer. A program that fails to start goes BACKOFF or
+            // FATAL, and libvirtd and sshd are judged by their answers below.
+            let fine = matches!(prog.state.as_str(), "RUNNING" | "STARTING")
+                || (prog.name == "net-default" && prog.state == "EXITED");
             if !fine {
                 p.push(format!("program {} is {}", prog.name, prog.state));
             }
