@@ -277,10 +277,10 @@ EOF
 
 # --- 4. network "default" (run by supervisord after libvirtd) ---------------
 net_default() {
-  local i up=0 state
+  local up=0 state
   # A connection waits while libvirtd initializes; the loop only covers the
   # time before libvirtd has made its socket.
-  for i in $(seq 1 600); do
+  for _ in $(seq 1 600); do
     if virsh -q -c "$LIBVIRT_URI" version >/dev/null 2>&1; then up=1; break; fi
     sleep 0.2
   done
