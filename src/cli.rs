@@ -120,6 +120,8 @@ pub enum Command {
     UnlinkSsh,
     /// Remove instance data, images or containers
     Clean(CleanArgs),
+    /// List boxvirt-made objects that belong to no domain (left by a killed create or delete); --yes removes them
+    Gc,
     /// Print the URIs for virsh, virt-manager and qemu+ssh of this instance
     Uri,
     /// Check KVM, devices, libvirt, networks and pools; exit 0 only if nothing fails
