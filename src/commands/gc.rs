@@ -1,10 +1,12 @@
 //! `boxvirt gc [--yes]`: boxvirt-made objects that belong to no domain
 //! (volumes named like a VM's disk or seed, live DHCP reservations with a
 //! VM's derived MAC), left by a create or delete that was killed. Lists
-//! them; `--yes` removes them.
+//! them; `--yes` removes them. A create in flight has volumes before its
+//! domain, so gc is for when no create runs (or name the VMs).
 
 use tabled::Tabled;
 
+use crate::cli::GcArgs;
 use crate::context::Ctx;
 use crate::error::{Exit, Result};
 use crate::vm::leftovers::{self, Leftover};
@@ -30,9 +32,15 @@ fn row(l: &Leftover) -> Row {
     }
 }
 
-pub fn run(ctx: &Ctx) -> Result<Exit> {
+pub fn run(ctx: &Ctx, args: &GcArgs) -> Result<Exit> {
+    for vm in &args.vms {
+        crate::names::validate("vm", vm)?;
+    }
     let conn = ctx.libvirt()?;
-    let found = leftovers::find(&conn, None)?;
+    let found: Vec<Leftover> = leftovers::find(&conn, None)?
+        .into_iter()
+        .filter(|l| args.vms.is_empty() || args.vms.contains(&l.vm))
+        .collect();
     let rows: Vec<Row> = found.iter().map(row).collect();
     if !ctx.settings.yes {
         ctx.out

@@ -47,7 +47,7 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<Exit> {
         Command::LinkSsh => link_ssh::link(ctx)?,
         Command::UnlinkSsh => link_ssh::unlink(ctx)?,
         Command::Clean(a) => clean::run(ctx, &a)?,
-        Command::Gc => gc::run(ctx)?,
+        Command::Gc(a) => gc::run(ctx, &a)?,
         Command::Uri => uri::run(ctx)?,
         Command::Completions { shell } => completions(shell)?,
     })

@@ -14,8 +14,8 @@ use crate::libvirt::{DomainState, Libvirt};
 use crate::names;
 use crate::template::parse_sets;
 use crate::vm::create::{self, Request};
-use crate::vm::metadata::VmMetadata;
 use crate::vm::leftovers;
+use crate::vm::metadata::VmMetadata;
 use crate::vm::ssh_config as vm_ssh;
 use crate::vm::{reach, ready};
 
@@ -523,7 +523,10 @@ pub(crate) fn remove(
     // What a killed create or delete left, found by boxvirt's names; not
     // for a domain boxvirt did not make (its disks are kept).
     if !foreign {
-        removed.extend(leftovers::remove(conn, &leftovers::find(conn, Some(name))?)?);
+        removed.extend(leftovers::remove(
+            conn,
+            &leftovers::find(conn, Some(name))?,
+        )?);
     }
     // The ssh config `vm ssh` wrote for it, if any.
     let ssh_gone = std::fs::remove_file(ssh_config_path(settings, name)).is_ok();
@@ -533,10 +536,16 @@ pub(crate) fn remove(
     let mut line = if exists {
         format!("deleted vm '{name}'")
     } else {
-        format!("vm '{name}' had no domain (an interrupted create or delete); deleted its leftovers")
+        format!(
+            "vm '{name}' had no domain (an interrupted create or delete); deleted its leftovers"
+        )
     };
     if !removed.is_empty() {
-        line.push_str(&format!(" {} {}", if exists { "and" } else { ":" }, removed.join(", ")));
+        line.push_str(&format!(
+            " {} {}",
+            if exists { "and" } else { ":" },
+            removed.join(", ")
+        ));
     }
     if foreign {
         line.push_str(" (not made by boxvirt: its disks were kept)");

@@ -307,7 +307,9 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
     // domain, volumes or a reservation: they are ours, so clear them.
     if unfinished {
         super::leftovers::drop_unfinished(conn, &name)?;
-        out.note(format!("removed vm '{name}', left unfinished by an interrupted create"));
+        out.note(format!(
+            "removed vm '{name}', left unfinished by an interrupted create"
+        ));
     }
     let cleared = super::leftovers::remove(conn, &super::leftovers::find(conn, Some(&name))?)?;
     if !cleared.is_empty() {

@@ -114,7 +114,11 @@ pub fn find(conn: &Libvirt, only: Option<&str>) -> Result<Vec<Leftover>> {
 /// (name, path) of the pool's volumes that may be leftovers: all of them,
 /// or just `NAME.qcow2` and `NAME-seed.img`.
 fn candidate_volumes(conn: &Libvirt, only: Option<&str>) -> Result<Vec<(String, String)>> {
-    if !conn.list_pools()?.iter().any(|p| p.name == POOL && p.active) {
+    if !conn
+        .list_pools()?
+        .iter()
+        .any(|p| p.name == POOL && p.active)
+    {
         return Ok(Vec::new());
     }
     let Some(vm) = only else {
@@ -148,6 +152,25 @@ pub fn remove(conn: &Libvirt, leftovers: &[Leftover]) -> Result<Vec<String>> {
     Ok(removed)
 }
 
+/// A domain that a killed create defined but never finished: its boxvirt
+/// metadata is still the template's element (with the `seed`, `image` or
+/// `kernel` attributes that the final metadata, written as the last
+/// step, never has).
+pub fn is_unfinished(conn: &Libvirt, name: &str) -> Result<bool> {
+    Ok(conn.domain_metadata(name)?.is_some_and(|raw| {
+        ["seed", "image", "kernel"]
+            .iter()
+            .any(|a| crate::xml::root_attr(&raw, a).is_some())
+    }))
+}
+
+/// Powers off and undefines an unfinished domain (its volumes become
+/// leftovers, found by [`find`]).
+pub fn drop_unfinished(conn: &Libvirt, name: &str) -> Result<()> {
+    conn.destroy_domain(name)?;
+    conn.undefine_domain(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,23 +190,4 @@ mod tests {
         let k = image::kernel::volume_name("tiny", &"b".repeat(64), image::kernel::Part::Kernel);
         assert_eq!(vm_of_volume(&k), None, "{k}");
     }
-}
-
-/// A domain that a killed create defined but never finished: its boxvirt
-/// metadata is still the template's element (with the `seed`, `image` or
-/// `kernel` attributes that the final metadata, written as the last
-/// step, never has).
-pub fn is_unfinished(conn: &Libvirt, name: &str) -> Result<bool> {
-    Ok(conn.domain_metadata(name)?.is_some_and(|raw| {
-        ["seed", "image", "kernel"]
-            .iter()
-            .any(|a| crate::xml::root_attr(&raw, a).is_some())
-    }))
-}
-
-/// Powers off and undefines an unfinished domain (its volumes become
-/// leftovers, found by [`find`]).
-pub fn drop_unfinished(conn: &Libvirt, name: &str) -> Result<()> {
-    conn.destroy_domain(name)?;
-    conn.undefine_domain(name)
 }
