@@ -541,11 +541,8 @@ pub(crate) fn remove(
         )
     };
     if !removed.is_empty() {
-        line.push_str(&format!(
-            " {} {}",
-            if exists { "and" } else { ":" },
-            removed.join(", ")
-        ));
+        let joint = if exists { " and " } else { ": " };
+        line.push_str(&format!("{joint}{}", removed.join(", ")));
     }
     if foreign {
         line.push_str(" (not made by boxvirt: its disks were kept)");
