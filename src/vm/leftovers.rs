@@ -157,11 +157,16 @@ pub fn remove(conn: &Libvirt, leftovers: &[Leftover]) -> Result<Vec<String>> {
 /// `kernel` attributes that the final metadata, written as the last
 /// step, never has).
 pub fn is_unfinished(conn: &Libvirt, name: &str) -> Result<bool> {
-    Ok(conn.domain_metadata(name)?.is_some_and(|raw| {
-        ["seed", "image", "kernel"]
-            .iter()
-            .any(|a| crate::xml::root_attr(&raw, a).is_some())
-    }))
+    Ok(conn
+        .domain_metadata(name)?
+        .is_some_and(|raw| is_template_metadata(&raw)))
+}
+
+/// boxvirt metadata that is still the template's element.
+pub fn is_template_metadata(raw: &str) -> bool {
+    ["seed", "image", "kernel"]
+        .iter()
+        .any(|a| crate::xml::root_attr(raw, a).is_some())
 }
 
 /// Powers off and undefines an unfinished domain (its volumes become
