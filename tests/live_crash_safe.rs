@@ -207,3 +207,59 @@ fn gc_lists_then_removes_what_a_killed_create_left() {
     live(&net.dir, &["gc", "--yes", &vm]).ok();
     assert_nothing_left(&net, &vm, "gc --yes");
 }
+
+/// `env apply` killed after each step of its one VM's create: the next
+/// apply finishes it, and `env destroy` then leaves nothing.
+#[test]
+fn an_env_apply_killed_after_any_step_is_finished_by_applying_again() {
+    let d = tempfile::tempdir().unwrap();
+    let uri = live_uri();
+    upload_tiny(&uri);
+    let pid = std::process::id();
+    let env = format!("crashenv{pid}");
+    let vm = format!("{env}-vm");
+    let x = pid % 250 + 2;
+    std::fs::write(
+        d.path().join("boxvirt.yaml"),
+        format!(
+            "name: {env}\nnetworks:\n  {env}-net: {{template: isolated, cidr: 10.86.{x}.0/24}}\ndefaults: {{template: tiny, memory: 256}}\nvms:\n  - {{name: {vm}, networks: [{env}-net]}}\n"
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str], env_vars: &[(&str, &str)]| {
+        let mut all = vec!["-c", uri.as_str()];
+        all.extend_from_slice(args);
+        boxvirt_env(d.path(), &all, env_vars)
+    };
+    struct Destroy<'a>(&'a dyn Fn());
+    impl Drop for Destroy<'_> {
+        fn drop(&mut self) {
+            (self.0)()
+        }
+    }
+    let destroy = || {
+        let _ = run(&["-y", "env", "destroy"], &[]);
+    };
+    let _guard = Destroy(&destroy);
+    // tiny has no disk volume step.
+    for step in unfinished_steps().iter().filter(|s| **s != "volume") {
+        let hook = format!("abort:{step}");
+        let killed = run(
+            &["env", "apply", "--start"],
+            &[("BOXVIRT_INJECT_FAILURE", &hook)],
+        );
+        assert_eq!(killed.code, -1, "killed after '{step}': {}", killed.stderr);
+        let again = run(&["env", "apply", "--start"], &[]);
+        assert_eq!(again.code, 0, "apply after '{step}': {}", again.stderr);
+        assert!(conn().domain_exists(&vm).unwrap(), "after '{step}'");
+        run(&["-y", "env", "destroy"], &[]).ok();
+        let c = conn();
+        assert!(!c.domain_exists(&vm).unwrap(), "after '{step}'");
+        let vols = volume_names(&c);
+        assert!(
+            !vols.iter().any(|v| v.starts_with(&vm)),
+            "after '{step}': {vols:?}"
+        );
+        assert!(c.network_summary(&format!("{env}-net")).unwrap().is_none());
+    }
+}
