@@ -120,6 +120,8 @@ pub enum Command {
     UnlinkSsh,
     /// Remove instance data, images or containers
     Clean(CleanArgs),
+    /// List boxvirt-made objects that belong to no domain (left by a killed create or delete); --yes removes them
+    Gc(GcArgs),
     /// Print the URIs for virsh, virt-manager and qemu+ssh of this instance
     Uri,
     /// Check KVM, devices, libvirt, networks and pools; exit 0 only if nothing fails
@@ -193,6 +195,12 @@ pub struct SshArgs {
     /// Command to run instead of a shell
     #[arg(last = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GcArgs {
+    /// Only the objects of these VMs (default: all)
+    pub vms: Vec<String>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -12,6 +12,7 @@ pub mod vm;
 pub mod build;
 pub mod clean;
 pub mod down;
+pub mod gc;
 pub mod link_ssh;
 pub mod logs;
 pub mod ssh;
@@ -46,6 +47,7 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<Exit> {
         Command::LinkSsh => link_ssh::link(ctx)?,
         Command::UnlinkSsh => link_ssh::unlink(ctx)?,
         Command::Clean(a) => clean::run(ctx, &a)?,
+        Command::Gc(a) => gc::run(ctx, &a)?,
         Command::Uri => uri::run(ctx)?,
         Command::Completions { shell } => completions(shell)?,
     })

@@ -14,6 +14,7 @@ use crate::libvirt::{DomainState, Libvirt};
 use crate::names;
 use crate::template::parse_sets;
 use crate::vm::create::{self, Request};
+use crate::vm::leftovers;
 use crate::vm::metadata::VmMetadata;
 use crate::vm::ssh_config as vm_ssh;
 use crate::vm::{reach, ready};
@@ -479,23 +480,83 @@ fn stop(ctx: &Ctx, name: &str, force: bool, timeout_s: u64) -> Result<Exit> {
 
 fn delete(ctx: &Ctx, name: &str) -> Result<Exit> {
     let conn = open_for(ctx, name)?;
-    // Read (and fail on a missing VM) before asking.
-    conn.domain_metadata(name)?;
+    // Read (and fail when nothing of the VM exists) before asking.
+    if !conn.domain_exists(name)?
+        && leftovers::find(&conn, Some(name))?.is_empty()
+        && !ssh_config_path(&ctx.settings, name).exists()
+    {
+        return Err(nothing_of(&conn, name));
+    }
     confirm(ctx.settings.yes, &format!("delete vm '{name}'"))?;
     let line = remove(&conn, &ctx.settings, &ctx.out, name)?;
     ctx.out.note(line);
     Ok(Exit::Ok)
 }
 
+fn nothing_of(conn: &Libvirt, name: &str) -> Failure {
+    Failure::not_found(format!(
+        "vm '{name}' not found at {} (no domain, volume or reservation of it); see 'boxvirt vm list'",
+        conn.uri()
+    ))
+}
+
+fn ssh_config_path(settings: &crate::settings::Settings, name: &str) -> std::path::PathBuf {
+    settings.ssh_dir().join(format!("vm-{name}.conf"))
+}
+
 /// Deletes VM `name` and what boxvirt made for it (volumes, reservation,
-/// ssh config); `vm delete` and `env destroy` share it. Returns the line
-/// that says what went.
+/// ssh config), also when a killed create never defined the domain (the
+/// leftovers are found by name); `vm delete` and `env destroy` share it.
+/// Returns the line that says what went.
 pub(crate) fn remove(
     conn: &Libvirt,
     settings: &crate::settings::Settings,
     out: &crate::output::Output,
     name: &str,
 ) -> Result<String> {
+    let exists = conn.domain_exists(name)?;
+    let (mut removed, foreign) = if exists {
+        remove_domain(conn, out, name)?
+    } else {
+        (Vec::new(), false)
+    };
+    // What a killed create or delete left, found by boxvirt's names; not
+    // for a domain boxvirt did not make (its disks are kept).
+    if !foreign {
+        removed.extend(leftovers::remove(
+            conn,
+            &leftovers::find(conn, Some(name))?,
+        )?);
+    }
+    // The ssh config `vm ssh` wrote for it, if any.
+    let ssh_gone = std::fs::remove_file(ssh_config_path(settings, name)).is_ok();
+    if !exists && removed.is_empty() && !ssh_gone {
+        return Err(nothing_of(conn, name));
+    }
+    let mut line = if exists {
+        format!("deleted vm '{name}'")
+    } else {
+        format!(
+            "vm '{name}' had no domain (an interrupted create or delete); deleted its leftovers"
+        )
+    };
+    if !removed.is_empty() {
+        let joint = if exists { " and " } else { ": " };
+        line.push_str(&format!("{joint}{}", removed.join(", ")));
+    }
+    if foreign {
+        line.push_str(" (not made by boxvirt: its disks were kept)");
+    }
+    Ok(line)
+}
+
+/// The domain and what its metadata records; returns what went and
+/// whether the domain was not boxvirt's (no metadata).
+fn remove_domain(
+    conn: &Libvirt,
+    out: &crate::output::Output,
+    name: &str,
+) -> Result<(Vec<String>, bool)> {
     let meta = conn.domain_metadata(name)?.map(|m| VmMetadata::parse(&m));
     // The domain (and its metadata, the record of what boxvirt made) goes
     // last: if anything fails or is interrupted on the way, running
@@ -531,14 +592,5 @@ pub(crate) fn remove(
             r.ip, r.network
         ));
     }
-    // The ssh config `vm ssh` wrote for it, if any.
-    let _ = std::fs::remove_file(settings.ssh_dir().join(format!("vm-{name}.conf")));
-    let mut line = format!("deleted vm '{name}'");
-    if !removed.is_empty() {
-        line.push_str(&format!(" and {}", removed.join(", ")));
-    }
-    if meta.is_none() {
-        line.push_str(" (not made by boxvirt: its disks were kept)");
-    }
-    Ok(line)
+    Ok((removed, meta.is_none()))
 }

@@ -78,6 +78,9 @@ pub fn domains(conn: &Libvirt) -> Result<Vec<ObservedDomain>> {
     let mut out = Vec::new();
     for d in conn.list_domains()? {
         let mark = match conn.domain_metadata(&d.name) {
+            // Left unfinished by a killed create: absent to the plan, and
+            // the create clears it (vm/leftovers.rs).
+            Ok(Some(raw)) if crate::vm::leftovers::is_template_metadata(&raw) => continue,
             Ok(meta) => meta.as_deref().and_then(EnvMark::parse),
             // Undefined by someone else since the listing.
             Err(f) if f.exit == crate::error::Exit::NotFound => continue,

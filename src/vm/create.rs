@@ -1,6 +1,6 @@
 //! `vm create`: check everything first, then make the objects in order
 //! (disk volume, cloud-init seed, address (a live DHCP reservation on a
-//! network without slots), domain (which claims a slot), metadata, start), undoing this run's objects, newest first, if a later step fails.
+//! network without slots), domain (which claims a slot), start, metadata (last: it marks the VM finished)), undoing this run's objects, newest first, if a later step fails.
 //! The shape follows virter's: base image -> overlay -> seed -> reserved IP.
 
 use serde::Serialize;
@@ -33,8 +33,8 @@ pub const STEPS: &[&str] = &[
     "seed",
     "reservation",
     "define",
-    "metadata",
     "start",
+    "metadata",
 ];
 
 #[derive(Debug, Clone, Default)]
@@ -66,7 +66,7 @@ pub struct Request {
     pub authorized_keys: Vec<String>,
     /// Contents of `--user-data FILE`.
     pub user_data: Option<String>,
-    /// Test hook (CLI: `BOXVIRT_INJECT_FAILURE=[signal:]<step>`), a [`STEPS`] name.
+    /// Test hook (CLI: `BOXVIRT_INJECT_FAILURE=[signal:|abort:]<step>`), a [`STEPS`] name.
     pub fail_after: Option<String>,
     /// The environment that makes this VM (`env apply`), kept in its metadata.
     pub env_mark: Option<crate::env::mark::EnvMark>,
@@ -119,7 +119,8 @@ pub struct Created {
 
 /// Between two steps: a deferred Ctrl-C (or the test hook) ends the run,
 /// and the caller rolls back what it made. The hook `<step>` fails right
-/// after that step; `signal:<step>` sends this process a real SIGINT there.
+/// after that step; `signal:<step>` sends this process a real SIGINT there;
+/// `abort:<step>` kills it with SIGKILL there (no rollback at all).
 fn after_step(req: &Request, step: &str) -> Result<()> {
     if let Some(on_step) = &req.on_step {
         (on_step.0)(step);
@@ -129,6 +130,12 @@ fn after_step(req: &Request, step: &str) -> Result<()> {
             return Err(Failure::failed(format!(
                 "injected failure after step '{step}'"
             )))
+        }
+        Some(s) if s.strip_prefix("abort:") == Some(step) => {
+            // SAFETY: SIGKILL to ourselves: no rollback runs, as after a kill -9.
+            unsafe {
+                libc::raise(libc::SIGKILL);
+            }
         }
         Some(s) if s.strip_prefix("signal:") == Some(step) => {
             // SAFETY: raising SIGINT; the deferring handler is installed.
@@ -289,12 +296,29 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
             "no SSH public key for the VM's login user; pass --ssh-key FILE",
         ));
     }
-    if conn.domain_exists(&name)? {
+    let unfinished = conn.domain_exists(&name)? && super::leftovers::is_unfinished(conn, &name)?;
+    if !unfinished && conn.domain_exists(&name)? {
         return Err(Failure::conflict(format!(
             "vm '{name}' already exists at {}; pick another --name or run 'boxvirt vm delete {name}'",
             conn.uri()
         )));
     }
+    // A killed earlier create of this name may have left an unfinished
+    // domain, volumes or a reservation: they are ours, so clear them.
+    if unfinished {
+        super::leftovers::drop_unfinished(conn, &name)?;
+        out.note(format!(
+            "removed vm '{name}', left unfinished by an interrupted create"
+        ));
+    }
+    let cleared = super::leftovers::remove(conn, &super::leftovers::find(conn, Some(&name))?)?;
+    if !cleared.is_empty() {
+        out.note(format!(
+            "removed leftovers of an earlier, interrupted create of vm '{name}': {}",
+            cleared.join(", ")
+        ));
+    }
+
     let network = if need.nic {
         req.network.clone().or(need.nic_network.clone())
     } else {
@@ -398,6 +422,8 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
         None => None,
     };
 
+    // A killed earlier create of this name (no domain, checked above) may
+    // have left its volumes or reservation: they are ours, so clear them.
     // 2. Make things, newest undone first on failure.
     // Ctrl-C from here on rolls back instead of leaving objects behind.
     let _signals = interrupt::Deferred::new();
@@ -532,12 +558,14 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
             });
         }
         after_step(req, "define")?;
-        conn.set_domain_metadata(&name, &meta.to_xml())?;
-        after_step(req, "metadata")?;
         if req.start {
             conn.start_domain(&name)?;
             after_step(req, "start")?;
         }
+        // Last: the final metadata marks the create finished (until then a
+        // re-run treats the domain as an interrupted create's).
+        conn.set_domain_metadata(&name, &meta.to_xml())?;
+        after_step(req, "metadata")?;
         Ok(())
     })();
     match result {

@@ -7,6 +7,7 @@ pub mod cloud_init_result;
 pub mod console;
 pub mod create;
 pub mod identity;
+pub mod leftovers;
 pub mod metadata;
 pub mod reach;
 pub mod ready;
