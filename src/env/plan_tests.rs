@@ -1,4 +1,5 @@
-//! Plan diffs on hand-made host states: no libvirt needed.
+//! Unit tests of plan.rs, compiled only under #[cfg(test)] (see its `mod tests`):
+//! plan diffs on hand-made host states, no libvirt needed.
 
 use std::path::PathBuf;
 
