@@ -135,7 +135,7 @@ pub enum Command {
     /// Virtual machines
     #[command(subcommand)]
     Vm(VmCommand),
-    /// Cloud images: download (verified, cached) and upload into the libvirt pool
+    /// Cloud images: download (verified), build offline or import; cached, and uploaded into the libvirt pool
     #[command(subcommand)]
     Image(ImageCommand),
     /// Environments: a whole lab (networks, VMs, hosts) from one file
