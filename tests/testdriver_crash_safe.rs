@@ -11,7 +11,8 @@ fn uri() -> String {
     test_uri("leftovers.xml")
 }
 
-const GHOST: [&str; 3] = ["ghost.qcow2", "ghost-seed.img", "192.168.122.50"];
+/// In gc's order: by VM, volumes (by name) before reservations.
+const GHOST: [&str; 3] = ["ghost-seed.img", "ghost.qcow2", "192.168.122.50"];
 
 #[test]
 fn gc_lists_only_leftovers_and_removes_them_with_yes() {

@@ -108,6 +108,11 @@ pub fn find(conn: &Libvirt, only: Option<&str>) -> Result<Vec<Leftover>> {
             }
         }
     }
+    // A stable order whatever order libvirt lists in: by VM, volumes
+    // before reservations, then by name.
+    found.sort_by(|a, b| {
+        (&a.vm, a.kind != "volume", &a.object).cmp(&(&b.vm, b.kind != "volume", &b.object))
+    });
     Ok(found)
 }
 
