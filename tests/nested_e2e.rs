@@ -312,7 +312,10 @@ fn nested_host_end_to_end() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|p| p["name"] == prog && p["state"] == "RUNNING"),
+                // `up` returns once libvirt and sshd answer, which can be
+                // before supervisord's startsecs turn STARTING into RUNNING.
+                .any(|p| p["name"] == prog
+                    && (p["state"] == "RUNNING" || p["state"] == "STARTING")),
             "{prog}: {st:#}"
         );
     }
