@@ -19,8 +19,9 @@ pub struct Output {
     pub verbose: u8,
 }
 
-/// Table width when stdout is not a terminal and $COLUMNS is not set.
-const DEFAULT_WIDTH: usize = 100;
+/// Table width when stdout is not a terminal and $COLUMNS is not set: no
+/// wrapping, so `boxvirt image list | grep NAME` finds whole names.
+const UNLIMITED_WIDTH: usize = usize::MAX;
 /// Narrower than this, wrapped tables stop being readable.
 const MIN_WIDTH: usize = 40;
 
@@ -102,7 +103,7 @@ pub fn render<R: Tabled>(rows: &[R], width: usize) -> String {
 }
 
 /// The width tables must fit: the terminal's when stdout is one, else
-/// $COLUMNS, else 100.
+/// $COLUMNS, else unlimited (piped output is never wrapped).
 fn table_width() -> usize {
     width_from(terminal_columns(), std::env::var("COLUMNS").ok().as_deref())
 }
@@ -111,7 +112,7 @@ fn width_from(terminal: Option<usize>, columns: Option<&str>) -> usize {
     terminal
         .or_else(|| columns.and_then(|c| c.trim().parse().ok()))
         .filter(|w| *w > 0)
-        .unwrap_or(DEFAULT_WIDTH)
+        .unwrap_or(UNLIMITED_WIDTH)
         .max(MIN_WIDTH)
 }
 
@@ -246,12 +247,12 @@ mod tests {
     }
 
     #[test]
-    fn width_is_the_terminals_else_columns_else_100() {
+    fn width_is_the_terminals_else_columns_else_unlimited() {
         assert_eq!(width_from(Some(132), Some("80")), 132);
         assert_eq!(width_from(None, Some("80")), 80);
-        assert_eq!(width_from(None, Some("wide")), 100);
-        assert_eq!(width_from(None, Some("0")), 100);
-        assert_eq!(width_from(None, None), 100);
+        assert_eq!(width_from(None, Some("wide")), UNLIMITED_WIDTH);
+        assert_eq!(width_from(None, Some("0")), UNLIMITED_WIDTH);
+        assert_eq!(width_from(None, None), UNLIMITED_WIDTH);
         assert_eq!(width_from(Some(12), None), MIN_WIDTH);
     }
 }
