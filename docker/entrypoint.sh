@@ -278,6 +278,12 @@ EOF
 # --- 4. network "default" (run by supervisord after libvirtd) ---------------
 net_default() {
   local up=0 state
+  # boxvirt's `up` defines it natively, with boxvirt's block of address
+  # slots; defining it here too would race with that.
+  if [ "${BOXVIRT_NET_DEFAULT:-}" = client ]; then
+    echo "net-default: left to boxvirt up (BOXVIRT_NET_DEFAULT=client)"
+    return 0
+  fi
   # A connection waits while libvirtd initializes; the loop only covers the
   # time before libvirtd has made its socket.
   for _ in $(seq 1 600); do

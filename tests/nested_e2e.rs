@@ -214,6 +214,18 @@ fn docker_out(args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+fn container_id(name: &str) -> String {
+    docker_out(&["container", "inspect", "-f", "{{.Id}}", name])
+        .trim()
+        .to_string()
+}
+
+fn container_state(name: &str) -> String {
+    docker_out(&["container", "inspect", "-f", "{{.State.Status}}", name])
+        .trim()
+        .to_string()
+}
+
 /// A free TCP port on 127.0.0.1 at or after `from`.
 fn free_port(from: u16) -> u16 {
     (from..from + 500)
@@ -493,14 +505,16 @@ fn nested_host_end_to_end() {
     .unwrap();
     a.sh(r#"virsh -c "qemu+unix:///system?socket=$(pwd)/data/libvirt-run/libvirt-sock" define persist.xml"#);
 
-    // down keeps the data; down again is "not found"; status says what is wrong.
+    // down stops the container and keeps it and the data; down again says
+    // so; status says what is wrong.
+    let id_before = container_id(&a.container());
     a.ok(&["down"]);
-    assert!(!docker(&["container", "inspect", &a.container()]));
+    assert_eq!(container_state(&a.container()), "exited");
     let down = a.run(&["down"]);
-    assert_eq!(down.code, 3, "{down:?}");
+    assert_eq!(down.code, 0, "{down:?}");
     assert!(
         down.stderr
-            .contains("instance 'e2e-a' is not running (no container boxman-libvirt-e2e-a)"),
+            .contains("instance 'e2e-a' is already down (boxman-libvirt-e2e-a is stopped)"),
         "{down:?}"
     );
     let (code, st) = a.status_json();
@@ -510,8 +524,14 @@ fn nested_host_end_to_end() {
         "{st:#}"
     );
 
-    // up after down: same client key and pinned host key (the data dir kept them).
-    a.ok(&["up"]);
+    // up after down starts the same container again (same config); same
+    // client key and pinned host key (the data dir kept them).
+    let again = a.ok(&["up"]);
+    assert!(
+        again.stderr.contains("starting boxman-libvirt-e2e-a again"),
+        "{again:?}"
+    );
+    assert_eq!(container_id(&a.container()), id_before);
     assert_eq!(
         std::fs::read_to_string(a.data().join("ssh/id_ed25519")).unwrap(),
         key

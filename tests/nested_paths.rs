@@ -165,6 +165,14 @@ impl Inst {
     fn exists(&self) -> bool {
         docker(&["container", "inspect", &self.container()])
     }
+
+    fn running(&self) -> bool {
+        Command::new("docker")
+            .args(["container", "inspect", "-f", "{{.State.Running}}"])
+            .arg(self.container())
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "true")
+    }
 }
 
 impl Drop for Inst {
@@ -321,9 +329,15 @@ fn every_way_in(i: &Inst) {
         i.program_ok("sh", &["-c", &line]);
     }
     i.ok(&["down"]);
-    assert!(!i.exists());
-    i.ok(&["clean", "data", "--yes"]);
+    assert!(!i.running());
+    let clean = i.ok(&["clean", "data", "--yes"]);
     assert!(!i.data().exists());
+    // The stopped container binds the data dir: it goes with it.
+    assert!(!i.exists(), "{clean:?}");
+    assert!(
+        clean.stderr.contains("removed stopped container"),
+        "{clean:?}"
+    );
     // No link is left behind in the runtime dir (the deep case made one).
     let links = std::fs::read_dir(i.dir().join("run/boxvirt"))
         .map(|d| d.count())
@@ -448,7 +462,7 @@ fn nested_paths_concurrent_commands_on_one_instance() {
         )),
         "{down:?}"
     );
-    assert!(!i.exists(), "down must stop what the up started");
+    assert!(!i.running(), "down must stop what the up started");
 
     // A lock held by a SIGKILLed boxvirt does not block the next one.
     let mut killed = i.spawn(&["up", "--auto-ports", "--no-link-ssh"]);

@@ -2,10 +2,10 @@
 //!
 //! Side by side, in one run, on one instance of its own (a container, a data
 //! dir under /tmp), N rounds:
-//!   up        `boxvirt up` after `boxvirt down` (a new container, warm data dir)
+//!   up        `boxvirt up` after `boxvirt down` (the same, stopped container)
 //!   floor     `docker start` of the same, stopped container, then polling
 //!             until libvirt answers on the socket (virt crate, as boxvirt)
-//!   down      `boxvirt down` (stop and remove)
+//!   down      `boxvirt down` (stop; the container is kept)
 //!   stop      `docker stop` of the same container
 //!   already   `boxvirt up` when the instance is already up
 //!   version   `boxvirt --version`: the process start alone, for reference
@@ -231,6 +231,9 @@ fn run() -> Result<(), String> {
     // The instance goes away whatever happened; its data dir stays for the
     // next run (delete it to measure a first `up`).
     let _ = bench.down();
+    let _ = bench
+        .boxvirt(&["-q", "clean", "containers", "--yes"])
+        .status();
     result?;
     let text = report::markdown(&machine, rounds, &samples);
     println!("{text}");

@@ -178,15 +178,22 @@ fn data(ctx: &Ctx, engine: &Engine) -> Result<()> {
         return Ok(());
     }
     check_looks_like_data_dir(dir)?;
-    if engine
-        .container(&s.container_name())?
-        .is_some_and(|c| c.running)
-    {
-        return Err(Failure::conflict(format!(
-            "instance '{}' is up and uses {}; run 'boxvirt down' first",
-            s.instance,
-            dir.display()
-        )));
+    let name = s.container_name();
+    match engine.container(&name)? {
+        Some(c) if c.running => {
+            return Err(Failure::conflict(format!(
+                "instance '{}' is up and uses {}; run 'boxvirt down' first",
+                s.instance,
+                dir.display()
+            )))
+        }
+        // Stopped by `down`: it binds these dirs and could not start
+        // without them, so it goes with them.
+        Some(_) => {
+            engine.remove(&name)?;
+            ctx.out.note(format!("removed stopped container {name}"));
+        }
+        None => {}
     }
     if let Err(e) = std::fs::remove_dir_all(dir) {
         // Files created by root inside the container: remove them as root

@@ -94,25 +94,38 @@ fn give_slots(
     Ok(Some(size))
 }
 
+/// Makes network `name` exist (from its template, with boxvirt's block of
+/// address slots), run and autostart; gives a slotless one its block when
+/// no VM uses it. Returns what changed and the block's size.
+pub fn ensure(
+    ctx: &Ctx,
+    conn: &Libvirt,
+    name: &str,
+    slots: Option<u32>,
+) -> Result<(Vec<NetworkChange>, Option<u32>)> {
+    let mut size = None;
+    let mut changes = conn.ensure_network(name, || {
+        let xml = definition(ctx, conn, name)?;
+        Ok(match slots::with_block(name, &xml, slots)? {
+            Some((with, n)) => {
+                size = Some(n);
+                with
+            }
+            None => xml,
+        })
+    })?;
+    if !changes.contains(&NetworkChange::Defined) {
+        size = give_slots(ctx, conn, name, slots, &mut changes)?;
+    }
+    Ok((changes, size))
+}
+
 pub fn run(ctx: &Ctx, cmd: NetCommand) -> Result<Exit> {
     match cmd {
         NetCommand::Ensure { name, slots } => {
             names::validate("network", &name)?;
             let conn = ctx.libvirt()?;
-            let mut size = None;
-            let mut changes = conn.ensure_network(&name, || {
-                let xml = definition(ctx, &conn, &name)?;
-                Ok(match slots::with_block(&name, &xml, slots)? {
-                    Some((with, n)) => {
-                        size = Some(n);
-                        with
-                    }
-                    None => xml,
-                })
-            })?;
-            if !changes.contains(&NetworkChange::Defined) {
-                size = give_slots(ctx, &conn, &name, slots, &mut changes)?;
-            }
+            let (changes, size) = ensure(ctx, &conn, &name, slots)?;
             if ctx.out.is_json() {
                 ctx.out.json(&Ensured {
                     name: &name,

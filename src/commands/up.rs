@@ -41,14 +41,15 @@ fn prepare(ctx: &Ctx) -> Result<lock::InstanceLock> {
     lock::acquire(&ctx.settings, &ctx.out)
 }
 
-/// `down` (when there is a container), then `up`.
+/// `down` (when the container runs), then `up`: the same container starts
+/// again unless its configuration changed.
 pub fn restart(ctx: &Ctx, a: &UpArgs) -> Result<Exit> {
     let _lock = prepare(ctx)?;
     let engine = Engine::connect()?;
     let name = ctx.settings.container_name();
-    if engine.container(&name)?.is_some() {
+    if engine.container(&name)?.is_some_and(|c| c.running) {
         ctx.out.note(format!("stopping {name}"));
-        engine.stop_and_remove(&name)?;
+        engine.stop(&name)?;
     }
     up(ctx, &engine, a)
 }
@@ -74,6 +75,20 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
                 ctx.out
                     .note(format!("instance '{}' is already up", settings.instance));
                 return Ok(Exit::Ok);
+            }
+            if let Some(port) = restartable(&settings, c, &tag, &img.id, a) {
+                // Stopped by `down` with the same config: starting it is
+                // what `docker start` costs, without a new container.
+                settings.ssh_port = port;
+                let spec = Spec::new(&settings, &tag, &img.id, a.privileged);
+                prepare_host_side(&settings, &spec)?;
+                ctx.out
+                    .note(format!("starting {name} again (ssh on 127.0.0.1:{port})"));
+                if engine.start(&name).is_ok() {
+                    return finish_up(ctx, engine, &settings, a, started);
+                }
+                // Docker refused (e.g. a bind source was removed): make a
+                // new container below instead.
             }
         }
     }
@@ -147,10 +162,62 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
         }
     })?;
 
-    let versions = wait_ready(ctx, engine, &settings, a.timeout)?;
-    write_ssh_files(ctx, &settings, a.no_link_ssh)?;
-    summary(ctx, &settings, &versions, started.elapsed())?;
+    finish_up(ctx, engine, &settings, a, started)
+}
+
+/// After the container started: wait until it answers, write the ssh files,
+/// print the summary.
+fn finish_up(
+    ctx: &Ctx,
+    engine: &Engine,
+    settings: &Settings,
+    a: &UpArgs,
+    started: Instant,
+) -> Result<Exit> {
+    let versions = wait_ready(ctx, engine, settings, a.timeout)?;
+    ensure_default_network(ctx, settings)?;
+    write_ssh_files(ctx, settings, a.no_link_ssh)?;
+    summary(ctx, settings, &versions, started.elapsed())?;
     Ok(Exit::Ok)
+}
+
+/// The instance's network `default`, made by boxvirt (not by the
+/// container's entrypoint, see BOXVIRT_NET_DEFAULT) so that it has boxvirt's
+/// block of address slots from the start: creates and deletes on it never
+/// touch the network. A lookup when it exists (every `up` after the first).
+fn ensure_default_network(ctx: &Ctx, settings: &Settings) -> Result<()> {
+    let conn = Libvirt::open(&settings.socket_uri(), "run 'boxvirt doctor'")?;
+    let (changes, size) = crate::commands::net::ensure(ctx, &conn, "default", None)?;
+    if !changes.is_empty() {
+        let said: Vec<&str> = changes.iter().map(|c| c.describe()).collect();
+        let block = size
+            .map(|n| format!(" ({n} address slots)"))
+            .unwrap_or_default();
+        ctx.out
+            .detail(format!("network 'default': {}{block}", said.join(", ")));
+    }
+    Ok(())
+}
+
+/// The port to start a stopped container on, when it was made from what we
+/// would create now and its port is free (else it is replaced).
+fn restartable(
+    settings: &Settings,
+    c: &ContainerInfo,
+    tag: &str,
+    image_id: &str,
+    a: &UpArgs,
+) -> Option<u16> {
+    if c.running {
+        return None;
+    }
+    let port = c.configured_ssh_port?;
+    let s = Settings {
+        ssh_port: port,
+        ..settings.clone()
+    };
+    let same = port == settings.ssh_port || a.auto_ports;
+    (same && same_config(&s, c, tag, image_id, a) && ports::is_free(port)).then_some(port)
 }
 
 /// Whether the running container was made from what we would create now

@@ -83,6 +83,8 @@ impl Spec {
                 format!("HOST_GID={}", settings.host_gid),
                 format!("BOXMAN_INSTANCE_NAME={}", settings.instance),
                 format!("BOXMAN_SSH_PORT={}", settings.ssh_port),
+                // `up` defines network `default` itself, with its slots.
+                "BOXVIRT_NET_DEFAULT=client".to_string(),
             ],
             privileged,
             devices: DEVICES
@@ -208,6 +210,17 @@ pub struct ContainerInfo {
     /// Host port published for 22/tcp (and on which address).
     pub ssh_port: Option<u16>,
     pub ssh_host_ip: Option<String>,
+    /// The host port 22/tcp was created with: published again when a
+    /// stopped container starts (`ssh_port` is only set while it runs).
+    pub configured_ssh_port: Option<u16>,
+}
+
+/// What [`Engine::stop`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    Now,
+    Already,
+    NoContainer,
 }
 
 impl ContainerInfo {
@@ -225,6 +238,13 @@ impl Engine {
         };
         let state = c.state.unwrap_or_default();
         let config = c.config.unwrap_or_default();
+        let configured_ssh_port = c
+            .host_config
+            .and_then(|h| h.port_bindings)
+            .and_then(|p| p.get("22/tcp").cloned().flatten())
+            .and_then(|b| b.into_iter().next())
+            .and_then(|b| b.host_port)
+            .and_then(|p| p.parse().ok());
         let binding = c
             .network_settings
             .and_then(|n| n.ports)
@@ -249,6 +269,7 @@ impl Engine {
                 .and_then(|b| b.host_port.as_deref())
                 .and_then(|p| p.parse().ok()),
             ssh_host_ip: binding.and_then(|b| b.host_ip),
+            configured_ssh_port,
         }))
     }
 
@@ -272,29 +293,36 @@ impl Engine {
 
     /// Stops (libvirtd gets 30 s to shut down cleanly) and removes.
     pub fn stop_and_remove(&self, name: &str) -> Result<()> {
-        self.stop_and_remove_existing(name).map(|_| ())
+        if self.stop(name)? != Stopped::NoContainer {
+            self.remove(name)?;
+        }
+        Ok(())
     }
 
-    /// `stop_and_remove`; false when there was no such container (one call
-    /// fewer than inspecting first).
-    pub fn stop_and_remove_existing(&self, name: &str) -> Result<bool> {
+    /// Stops the container, keeping it for the next start (one call, no
+    /// inspect first). libvirtd gets 30 s to shut down cleanly.
+    pub fn stop(&self, name: &str) -> Result<Stopped> {
         let opts = StopContainerOptionsBuilder::default().t(30).build();
         match self.block_on(self.docker.stop_container(name, Some(opts))) {
-            Ok(()) => {}
-            Err(e) if is_not_found(&e) => return Ok(false),
-            // 304: already stopped.
+            Ok(()) => Ok(Stopped::Now),
+            Err(e) if is_not_found(&e) => Ok(Stopped::NoContainer),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 304, ..
-            }) => {}
-            Err(e) => return Err(api_failure(format!("cannot stop container {name}"), e)),
+            }) => Ok(Stopped::Already),
+            Err(e) => Err(api_failure(format!("cannot stop container {name}"), e)),
         }
+    }
+
+    /// Removes a stopped (or any) container and its anonymous volumes; gone
+    /// already is fine.
+    pub fn remove(&self, name: &str) -> Result<()> {
         let opts = RemoveContainerOptionsBuilder::default()
             .force(true)
             .v(true)
             .build();
         match self.block_on(self.docker.remove_container(name, Some(opts))) {
-            Ok(()) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(true),
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(api_failure(format!("cannot remove container {name}"), e)),
         }
     }

@@ -24,7 +24,7 @@ pub mod ssh_config;
 pub mod ssh_keys;
 pub mod status;
 
-pub use container::{ContainerInfo, Spec};
+pub use container::{ContainerInfo, Spec, Stopped};
 pub use docker::Engine;
 
 /// Container label: the instance the container belongs to.
