@@ -16,7 +16,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 const BIN: &str = env!("CARGO_BIN_EXE_boxvirt");
-const IMAGE: &str = "boxvirt/nested-host:debian";
+/// The nested-host image this boxvirt builds (its tag carries the assets'
+/// hash).
+fn image_tag() -> String {
+    boxvirt::nested::build_context::image_tag(boxvirt::cli::Base::Debian)
+}
 const BASE_IMAGE: &str = "debian:bookworm-slim";
 
 #[derive(Debug)]
@@ -233,8 +237,9 @@ fn require_engine_and_base_image() {
         "no Docker engine answers on /var/run/docker.sock: run tests/harness/start-dockerd.sh first"
     );
     assert!(
-        docker(&["image", "inspect", BASE_IMAGE]) || docker(&["image", "inspect", IMAGE]),
-        "neither {BASE_IMAGE} nor {IMAGE} is present: run tests/harness/base-image.sh first"
+        docker(&["image", "inspect", BASE_IMAGE]) || docker(&["image", "inspect", &image_tag()]),
+        "neither {BASE_IMAGE} nor {} is present: run tests/harness/base-image.sh first",
+        image_tag()
     );
     ensure_image();
 }
@@ -244,7 +249,7 @@ fn require_engine_and_base_image() {
 fn ensure_image() {
     static BUILT: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if docker(&["image", "inspect", IMAGE]) {
+    if docker(&["image", "inspect", &image_tag()]) {
         return;
     }
     let mut cmd = Command::new(BIN);

@@ -16,7 +16,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
-use crate::cli::{Base, CleanArgs, CleanTarget};
+use crate::cli::{CleanArgs, CleanTarget};
 use crate::context::Ctx;
 use crate::error::{Exit, Failure, Result};
 use crate::nested::container::BINDS;
@@ -27,10 +27,10 @@ pub fn run(ctx: &Ctx, a: &CleanArgs) -> Result<Exit> {
     let what = match a.what {
         CleanTarget::Data => format!("the data dir {}", s.data_dir.display()),
         CleanTarget::Volumes => format!("the Docker volumes of instance '{}'", s.instance),
-        CleanTarget::Images => format!("the {}:debian and :rocky9 images", build_context::IMAGE_REPO),
+        CleanTarget::Images => format!("the {}:debian* and :rocky9* images", build_context::IMAGE_REPO),
         CleanTarget::Containers => format!("the container {}", s.container_name()),
         CleanTarget::All => format!(
-            "instance '{}' entirely (container, volumes, {}:debian/:rocky9 images, data dir {}, ssh link)",
+            "instance '{}' entirely (container, volumes, {}:debian*/:rocky9* images, data dir {}, ssh link)",
             s.instance,
             build_context::IMAGE_REPO,
             s.data_dir.display()
@@ -136,15 +136,12 @@ fn volumes(ctx: &Ctx, engine: &Engine) -> Result<()> {
 }
 
 fn images(ctx: &Ctx, engine: &Engine) -> Result<()> {
-    // Only the tags boxvirt (and the compose file) build, not hand-made ones.
-    let ours: Vec<String> = [Base::Debian, Base::Rocky9]
-        .into_iter()
-        .map(build_context::image_tag)
-        .collect();
+    // Only the tags boxvirt (any version) and the compose file build, not
+    // hand-made ones.
     let images: Vec<(String, String)> = engine
         .nested_images()?
         .into_iter()
-        .filter(|(tag, _)| ours.contains(tag))
+        .filter(|(tag, _)| build_context::is_boxvirt_tag(tag))
         .collect();
     if images.is_empty() {
         ctx.out

@@ -63,9 +63,33 @@ fn filter(all: Vec<Asset>) -> Vec<Asset> {
     kept
 }
 
-/// Image tag and Dockerfile of a base.
+/// The tag this boxvirt builds and runs for a base: `debian-<assets>`, the
+/// first 12 hex digits of its embedded assets' hash. Two boxvirt versions
+/// (an upgrade, two checkouts) each keep their own image instead of
+/// rebuilding one shared tag back and forth.
 pub fn image_tag(base: Base) -> String {
-    format!("{}:{}", IMAGE_REPO, base_name(base))
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let hash = HASH.get_or_init(|| assets_hash(&context()));
+    format!("{}:{}-{}", IMAGE_REPO, base_name(base), &hash[..12])
+}
+
+/// Whether `tag` is one boxvirt (any version) or the compose file builds:
+/// `repo:debian`, `repo:debian-<assets>` (and rocky9 alike).
+pub fn is_boxvirt_tag(tag: &str) -> bool {
+    let Some(rest) = tag
+        .strip_prefix(IMAGE_REPO)
+        .and_then(|t| t.strip_prefix(':'))
+    else {
+        return false;
+    };
+    [Base::Debian, Base::Rocky9].into_iter().any(|b| {
+        let name = base_name(b);
+        rest == name
+            || rest
+                .strip_prefix(name)
+                .and_then(|v| v.strip_prefix('-'))
+                .is_some_and(|v| v.len() == 12 && v.bytes().all(|c| c.is_ascii_hexdigit()))
+    })
 }
 pub const IMAGE_REPO: &str = "boxvirt/nested-host";
 
@@ -197,6 +221,21 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn boxvirt_tags_are_the_base_alone_or_with_an_assets_hash() {
+        let current = image_tag(Base::Debian);
+        assert!(
+            current.starts_with("boxvirt/nested-host:debian-"),
+            "{current}"
+        );
+        assert!(is_boxvirt_tag(&current));
+        assert!(is_boxvirt_tag("boxvirt/nested-host:debian"));
+        assert!(is_boxvirt_tag("boxvirt/nested-host:rocky9-0123456789ab"));
+        assert!(!is_boxvirt_tag("boxvirt/nested-host:debian-mine"));
+        assert!(!is_boxvirt_tag("boxvirt/nested-host:latest"));
+        assert!(!is_boxvirt_tag("other/nested-host:debian"));
+    }
     use super::*;
 
     fn asset(path: &str, data: &str) -> Asset {
