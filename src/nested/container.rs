@@ -299,9 +299,15 @@ impl Engine {
         Ok(())
     }
 
-    /// Stops the container, keeping it for the next start (one call, no
-    /// inspect first). libvirtd gets 30 s to shut down cleanly.
+    /// Stops the container, keeping it for the next start. libvirtd gets
+    /// 30 s to shut down cleanly. The inspect first (a few ms) tells "already
+    /// stopped" apart: the stop call answers both the same way.
     pub fn stop(&self, name: &str) -> Result<Stopped> {
+        match self.container(name)? {
+            None => return Ok(Stopped::NoContainer),
+            Some(c) if !c.running => return Ok(Stopped::Already),
+            Some(_) => {}
+        }
         let opts = StopContainerOptionsBuilder::default().t(30).build();
         match self.block_on(self.docker.stop_container(name, Some(opts))) {
             Ok(()) => Ok(Stopped::Now),
