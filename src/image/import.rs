@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest as _, Sha256};
 
 use super::base::{self, BaseVolume};
-use super::cache::{Cache, CachedImage};
+use super::cache::Cache;
 use super::checksum::{Algo, Digests, Expected};
 use super::detect;
 use super::pull::Pulled;
@@ -116,21 +116,6 @@ fn check_name(cache: &Cache, name: &str, sha256: &str) -> Result<()> {
     }
 }
 
-fn pulled(name: &str, image: &CachedImage, copied: bool) -> Pulled {
-    let meta = image.meta.as_ref();
-    Pulled {
-        name: name.to_string(),
-        sha256: image.sha256.clone(),
-        format: image.format().to_string(),
-        virtual_size: meta.map(|m| m.virtual_size).unwrap_or(image.size),
-        size: image.size,
-        cache_path: image.path.display().to_string(),
-        url: meta.and_then(|m| m.url.clone()),
-        downloaded: copied,
-        login_user: None,
-    }
-}
-
 /// Hashes the file and copies it into the cache unless its digest is
 /// there already. The copy is hashed again, so a file that changed
 /// meanwhile is refused rather than cached under the wrong digest.
@@ -154,13 +139,13 @@ pub fn to_cache(out: &Output, checked: &Checked) -> Result<Pulled> {
                 &sha256[..12]
             )));
         }
-        return Ok(pulled(&checked.name, &hit, false));
+        return Ok(Pulled::new(&checked.name, &hit, None, false, None));
     }
     let _lock = cache.lock(&expected, || {
         out.note("waiting for another boxvirt that is caching the same image")
     })?;
     if let Some(hit) = cache.get_sha256(&sha256)? {
-        return Ok(pulled(&checked.name, &hit, false));
+        return Ok(Pulled::new(&checked.name, &hit, None, false, None));
     }
     let part = cache.part_path(&expected);
     let result = copy_and_store(out, &cache, checked, &part, &sha256);
@@ -201,7 +186,7 @@ fn copy_and_store(
         sha512: None,
     };
     let image = cache.store(part, &digests, &info, Some(&checked.name), &url)?;
-    Ok(pulled(&checked.name, &image, true))
+    Ok(Pulled::new(&checked.name, &image, None, true, None))
 }
 
 /// Removes the cache entry this run made (after a failed upload).

@@ -41,7 +41,8 @@ pub struct Pulled {
 }
 
 impl Pulled {
-    fn new(
+    /// What a pull or an import (`url` None: the cache's record) reports.
+    pub(crate) fn new(
         name: &str,
         image: &CachedImage,
         url: Option<&str>,
