@@ -234,8 +234,9 @@ pub struct ContainerInfo {
     /// Host port published for 22/tcp (and on which address).
     pub ssh_port: Option<u16>,
     pub ssh_host_ip: Option<String>,
-    /// Host port published for libvirt's TLS port (`up --tls`).
+    /// Host port (and address) published for libvirt's TLS port (`up --tls`).
     pub tls_port: Option<u16>,
+    pub tls_host_ip: Option<String>,
 }
 
 impl ContainerInfo {
@@ -267,8 +268,10 @@ impl Engine {
                 .and_then(|b| b.into_iter().next())
         };
         let binding = bound("22/tcp");
-        let tls_port = bound(TLS_PORT)
-            .and_then(|b| b.host_port)
+        let tls_binding = bound(TLS_PORT);
+        let tls_port = tls_binding
+            .as_ref()
+            .and_then(|b| b.host_port.as_deref())
             .and_then(|p| p.parse().ok());
         Ok(Some(ContainerInfo {
             id: c.id.unwrap_or_default(),
@@ -290,6 +293,7 @@ impl Engine {
                 .and_then(|p| p.parse().ok()),
             ssh_host_ip: binding.and_then(|b| b.host_ip),
             tls_port,
+            tls_host_ip: tls_binding.and_then(|b| b.host_ip),
         }))
     }
 
