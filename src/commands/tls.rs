@@ -153,11 +153,12 @@ fn rotate(ctx: &Ctx) -> Result<Exit> {
     let s = &ctx.settings;
     let pki = Pki::of(s);
     pki.check(&tls::owners(s))?;
+    let ca = pki.ca(s)?;
     let engine = Engine::connect()?;
     let _lock = lock::acquire(s, &ctx.out)?;
     let name = s.container_name();
     let running = engine.container(&name)?.filter(|c| c.running && c.tls());
-    let client_dn = pki.rotate(s)?;
+    let client_dn = pki.rotate(s, &ca)?;
     let mut tls_uri = None;
     if let Some(c) = &running {
         tls::reload(&engine, &name)?;

@@ -286,7 +286,16 @@ impl Pki {
     /// New server and client certificates from the kept CA (the server's
     /// names as before); the client gets a new DN, so the old client
     /// certificate is no longer let in. Returns the new DN.
-    pub fn rotate(&self, s: &Settings) -> Result<String> {
+    pub fn rotate(&self, s: &Settings, ca: &Ca) -> Result<String> {
+        let sans = self
+            .read(&self.sans_file())
+            .unwrap_or_else(|| sans_text(&server_sans(s)));
+        self.issue_server(s, ca, &sans)?;
+        self.issue_client(s, ca)
+    }
+
+    /// The CA made by the first `up --tls` (not found before it).
+    pub fn ca(&self, s: &Settings) -> Result<Ca> {
         let (Some(key), Some(cert)) = (self.read(&self.ca_key()), self.read(&self.ca_cert()))
         else {
             return Err(Failure::not_found(format!(
@@ -295,12 +304,7 @@ impl Pki {
                 self.root.display()
             )));
         };
-        let ca = Ca::load(&key, &cert)?;
-        let sans = self
-            .read(&self.sans_file())
-            .unwrap_or_else(|| sans_text(&server_sans(s)));
-        self.issue_server(s, &ca, &sans)?;
-        self.issue_client(s, &ca)
+        Ca::load(&key, &cert)
     }
 
     /// The DN libvirtd lets in (what the last client certificate carries).
@@ -473,7 +477,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let s = settings(tmp.path());
         let pki = Pki::of(&s);
-        let e = pki.rotate(&s).unwrap_err();
+        let e = pki.ca(&s).err().unwrap();
         assert_eq!(e.exit, crate::error::Exit::NotFound);
         pki.ensure(&s).unwrap();
         let (ca, dn) = (fs::read(pki.ca_cert()).unwrap(), pki.client_dn().unwrap());
@@ -481,7 +485,7 @@ mod tests {
             fs::read(pki.server_cert()).unwrap(),
             fs::read(pki.client_cert()).unwrap(),
         );
-        let new_dn = pki.rotate(&s).unwrap();
+        let new_dn = pki.rotate(&s, &pki.ca(&s).unwrap()).unwrap();
         assert_ne!(new_dn, dn);
         assert_eq!(pki.client_dn().unwrap(), new_dn);
         assert_eq!(fs::read(pki.ca_cert()).unwrap(), ca);
