@@ -16,7 +16,7 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -87,7 +87,22 @@ fn docker_out(args: &[&str]) -> String {
 
 /// `virsh -c URI list --all`: (succeeded, stdout + stderr).
 fn virsh_list(uri: &str) -> (bool, String) {
-    let out = Command::new("virsh")
+    virsh_list_as(uri, None)
+}
+
+/// The same, as another user (uid = gid, no other groups) when given.
+fn virsh_list_as(uri: &str, uid: Option<u32>) -> (bool, String) {
+    let mut cmd = match uid {
+        None => Command::new("virsh"),
+        Some(id) => {
+            let mut c = Command::new("setpriv");
+            let id = id.to_string();
+            c.args(["--reuid", &id, "--regid", &id, "--clear-groups", "virsh"]);
+            c.env("HOME", "/nonexistent");
+            c
+        }
+    };
+    let out = cmd
         .args(["-c", uri, "list", "--all"])
         .env_remove("LIBVIRT_DEFAULT_URI")
         .stdin(Stdio::null())
@@ -330,12 +345,31 @@ fn libvirt_over_tls_end_to_end() {
     let printed = inst.boxvirt(["-o", "json", "uri"]).run().json();
     assert!(printed.get("tls_uri").is_none(), "{printed:#}");
 
-    // And back on: the same CA, and the listener answers again.
-    let up = up_tls(&inst).json();
+    // And back on, for a host user who is not root (as under sudo): the
+    // same CA, every PKI file handed to that user, who connects with virsh.
+    const USER: u32 = 4242;
+    fs::set_permissions(inst.work.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let id = USER.to_string();
+    let up = inst
+        .boxvirt(["-o", "json", "--host-uid", &id, "--host-gid", &id])
+        .args(["up", "--tls", "--auto-ports", "--no-link-ssh"])
+        .run()
+        .json();
     let uri = up["tls_uri"].as_str().unwrap().to_string();
     assert_eq!(fs::read_to_string(pki.join("cacert.pem")).unwrap(), ca_pem);
-    let (ok, text) = virsh_list(&uri);
-    assert!(ok, "virsh over TLS after switching back: {text}");
+    for f in [
+        "clientkey.pem",
+        "clientcert.pem",
+        "ca/cakey.pem",
+        "server/libvirt/private/serverkey.pem",
+    ] {
+        assert_eq!(fs::metadata(pki.join(f)).unwrap().uid(), USER, "{f}");
+    }
+    let (ok, text) = virsh_list_as(&uri, Some(USER));
+    assert!(
+        ok,
+        "virsh over TLS as uid {USER} after switching back: {text}"
+    );
 
     inst.boxvirt(["down"]).run();
 }

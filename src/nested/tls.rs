@@ -280,6 +280,12 @@ impl Pki {
             self.issue_client(s, &ca)?;
             changed = true;
         }
+        // Under sudo (or another --host-uid), the files are the host user's,
+        // as every file boxvirt makes in the data dir.
+        let dirs = self.dirs().into_iter().map(|(d, _)| d);
+        for path in dirs.chain(self.files().into_iter().map(|(f, _)| f)) {
+            give(&path, s);
+        }
         Ok(changed)
     }
 
@@ -339,7 +345,7 @@ impl Pki {
     fn write(&self, s: &Settings, path: &Path, text: &str, mode: u32) -> Result<()> {
         write_whole(path, text.as_bytes(), mode)
             .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
-        super::ssh_keys::hand_over(path, s.host_uid, s.host_gid);
+        give(path, s);
         Ok(())
     }
 
@@ -351,10 +357,19 @@ impl Pki {
             if !dir.is_dir() {
                 fs::create_dir_all(&dir).map_err(fail)?;
                 fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).map_err(fail)?;
-                super::ssh_keys::hand_over(&dir, s.host_uid, s.host_gid);
+                give(&dir, s);
             }
         }
         Ok(())
+    }
+}
+
+/// Hands a PKI file or directory to the host user when running as root
+/// (as `ssh_keys::hand_over`, but never through a symbolic link).
+fn give(path: &Path, s: &Settings) {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let _ = std::os::unix::fs::lchown(path, Some(s.host_uid), Some(s.host_gid));
     }
 }
 
