@@ -63,6 +63,12 @@ pub fn prepare_up(
         ));
     }
     let changed = pki.ensure(s)?;
+    if let Some(days) = pki.client_ending() {
+        ctx.out.warn(format!(
+            "the TLS client certificate {} expires in {days} days; run 'boxvirt tls rotate'",
+            pki.client_cert().display()
+        ));
+    }
     if changed {
         ctx.out.note(format!(
             "TLS certificates written to {} (client DN {})",

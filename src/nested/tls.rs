@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use bollard::models::{Mount, MountType};
 use serde::Serialize;
 
-use super::tls_certs::{client_dn, parse_san, Ca, Issued, San};
+use super::tls_certs::{client_dn, expires, parse_san, Ca, Issued, San};
 use super::Engine;
 use crate::atomic_file::write_whole;
 use crate::error::{Failure, Result};
@@ -32,6 +32,9 @@ use crate::settings::Settings;
 pub const LABEL_TLS: &str = "boxvirt.tls";
 /// The port libvirtd listens on inside the container (libvirt-tls.sh).
 pub const CONTAINER_PORT: &str = "16514/tcp";
+/// Certificates are renewed (server) or flagged (client) this many days
+/// before they expire.
+pub const RENEW_DAYS: i64 = 30;
 /// The script in the image that sets up (and reloads) the listener.
 const SCRIPT: &str = "/usr/local/libexec/boxvirt/libvirt-tls.sh";
 
@@ -269,7 +272,13 @@ impl Pki {
         let server_missing = [self.server_cert(), self.server_key()]
             .iter()
             .any(|p| self.read(p).is_none());
-        if new_ca || server_missing || self.read(&self.sans_file()) != Some(sans.clone()) {
+        // Nobody holds a copy of the server certificate: renew it in time.
+        let server_ending = self.days_left(&self.server_cert()) < RENEW_DAYS;
+        if new_ca
+            || server_missing
+            || server_ending
+            || self.read(&self.sans_file()) != Some(sans.clone())
+        {
             self.issue_server(s, &ca, &sans)?;
             changed = true;
         }
@@ -311,6 +320,22 @@ impl Pki {
             )));
         };
         Ca::load(&key, &cert)
+    }
+
+    /// Whole days until the certificate at `path` expires (0 when it does
+    /// not parse or has expired).
+    fn days_left(&self, path: &Path) -> i64 {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        self.read(path)
+            .and_then(|pem| expires(&pem))
+            .map_or(0, |end| ((end - now) / 86400).max(0))
+    }
+
+    /// The client certificate expires within [`RENEW_DAYS`]: Some(days left).
+    /// (Renewing it changes what clients hold: `tls rotate` does that.)
+    pub fn client_ending(&self) -> Option<i64> {
+        let days = self.days_left(&self.client_cert());
+        (self.client_cert().exists() && days < RENEW_DAYS).then_some(days)
     }
 
     /// The DN libvirtd lets in (what the last client certificate carries).
@@ -485,6 +510,13 @@ mod tests {
         assert_eq!(pki.client_dn().unwrap(), dn);
         let sans = fs::read_to_string(pki.sans_file()).unwrap();
         assert!(sans.ends_with("second.example.org\n"), "{sans}");
+        // A server certificate that cannot be read (or ends soon) is renewed.
+        fs::write(pki.server_cert(), "junk").unwrap();
+        assert!(pki.ensure(&other).unwrap());
+        assert!(fs::read_to_string(pki.server_cert())
+            .unwrap()
+            .starts_with("-----BEGIN"));
+        assert_eq!(pki.client_ending(), None);
     }
 
     #[test]

@@ -13,9 +13,10 @@ use std::net::IpAddr;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType,
 };
 use time::{Duration, OffsetDateTime};
+use x509_parser::pem::parse_x509_pem;
 
 use crate::error::{Failure, Result};
 
@@ -127,13 +128,16 @@ impl Ca {
     /// The CA stored earlier (its key and certificate, PEM).
     pub fn load(key_pem: &str, cert_pem: &str) -> Result<Ca> {
         let key = KeyPair::from_pem(key_pem).map_err(|e| fail("CA from its stored key", e))?;
-        // A certificate that does not parse fails now, not at the first issue.
-        let ca = Ca {
+        // A swapped key would sign certificates nobody accepts: say so now.
+        if public_key(cert_pem).as_deref() != Some(key.subject_public_key_info().as_slice()) {
+            return Err(Failure::failed(
+                "the stored CA key does not belong to the stored CA certificate",
+            ));
+        }
+        Ok(Ca {
             key,
             cert_pem: cert_pem.to_string(),
-        };
-        ca.issuer()?;
-        Ok(ca)
+        })
     }
 
     pub fn key_pem(&self) -> String {
@@ -180,6 +184,21 @@ impl Ca {
             "client",
         )
     }
+}
+
+/// The subject public key (DER) of a PEM certificate.
+fn public_key(cert_pem: &str) -> Option<Vec<u8>> {
+    let (_, pem) = parse_x509_pem(cert_pem.as_bytes()).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    Some(cert.public_key().raw.to_vec())
+}
+
+/// When a PEM certificate stops being valid (seconds since the epoch);
+/// None when it does not parse.
+pub fn expires(cert_pem: &str) -> Option<i64> {
+    let (_, pem) = parse_x509_pem(cert_pem.as_bytes()).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    Some(cert.validity().not_after.timestamp())
 }
 
 /// The DN of a client certificate made by [`Ca::issue_client`], as libvirtd
@@ -307,5 +326,16 @@ mod tests {
         cert.verify_signature(Some(ca_cert.public_key())).unwrap();
         assert!(Ca::load(&ca.key_pem(), "not a certificate").is_err());
         assert!(Ca::load("not a key", &ca.cert_pem).is_err());
+        let other = Ca::generate().unwrap();
+        let e = Ca::load(&other.key_pem(), &ca.cert_pem).err().unwrap();
+        assert!(e.message.contains("does not belong"), "{}", e.message);
+        // Three years for a leaf, give or take the hour back.
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let left = expires(&client.cert_pem).unwrap() - now;
+        assert!(
+            (365 * 3 * 86400 - 60..=365 * 3 * 86400 + 60).contains(&left),
+            "{left}"
+        );
+        assert_eq!(expires("junk"), None);
     }
 }
