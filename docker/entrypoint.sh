@@ -13,6 +13,9 @@
 #                                    record, owner of generated client keys)
 #          BOXMAN_INSTANCE_NAME      instance name (ssh config host alias)
 #          BOXMAN_SSH_PORT           host-side port of container port 22
+#          BOXVIRT_TLS=1             optional: libvirtd also listens with TLS
+#                                    (libvirt-tls.sh; certificates mounted
+#                                    read-only under /etc/pki by boxvirt)
 #          BOXMAN_HOST_DATA_DIR      optional, absolute host path of DATA:
 #                                    when set, write DATA/ssh/boxman.conf and
 #                                    DATA/ssh/known_hosts if missing
@@ -330,6 +333,15 @@ main() {
   setup_devices
   setup_libvirt
   setup_ssh
+  # supervisord.conf expands it (it must exist); --listen only for TLS.
+  export BOXVIRT_LIBVIRTD_ARGS=""
+  if [ "${BOXVIRT_TLS:-}" = 1 ]; then
+    if "$LIBEXEC/libvirt-tls.sh" setup; then
+      BOXVIRT_LIBVIRTD_ARGS=--listen
+    else
+      warn "TLS setup failed: libvirtd serves the unix socket only"
+    fi
+  fi
   mkdir -p /var/log/supervisor
   log "libvirt socket: /run/libvirt/libvirt-sock (group '$SOCK_GROUP', 0770); exec supervisord"
   local conf=/etc/supervisord.conf

@@ -14,6 +14,8 @@
 #       edited) and set the socket group to GROUP (the group with the host
 #       user's GID). Only these keys are touched; a key already at its value
 #       leaves the file untouched.
+#   libvirt-config.sh set-key FILE KEY VALUE
+#       One key, the same way (libvirt-tls.sh sets the TLS listener with it).
 #
 # The edits, and why:
 #   qemu.conf    cgroup_controllers = [ ]   the container's cgroup fs is
@@ -120,8 +122,12 @@ case "${1:-}" in
     [ -n "${2:-}" ] || { log "usage: $0 runtime GROUP"; exit 2; }
     apply_edits "$2"
     ;;
+  set-key)
+    [ $# -eq 4 ] || { log "usage: $0 set-key FILE KEY VALUE"; exit 2; }
+    set_key "$2" "$3" "$4"
+    ;;
   *)
-    log "usage: $0 build | runtime GROUP"
+    log "usage: $0 build | runtime GROUP | set-key FILE KEY VALUE"
     exit 2
     ;;
 esac

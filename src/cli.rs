@@ -122,8 +122,11 @@ pub enum Command {
     Clean(CleanArgs),
     /// List boxvirt-made objects that belong to no domain (left by a killed create or delete); --yes removes them
     Gc(GcArgs),
-    /// Print the URIs for virsh, virt-manager and qemu+ssh of this instance
+    /// Print the URIs for virsh, virt-manager and qemu+ssh (and qemu+tls after 'up --tls') of this instance
     Uri,
+    /// libvirt over TLS: certificates of the instance (see 'up --tls')
+    #[command(subcommand)]
+    Tls(TlsCommand),
     /// Check KVM, devices, libvirt, networks and pools; exit 0 only if nothing fails
     Doctor,
     /// Virtual networks
@@ -168,6 +171,21 @@ pub struct UpArgs {
     /// Seconds to wait for libvirt to answer
     #[arg(long, default_value_t = 180)]
     pub timeout: u64,
+    /// Also serve libvirt over TLS on BOXMAN_LIBVIRT_TLS_PORT (CA, server and client certificates in DATA/pki) [env: BOXVIRT_TLS]
+    #[arg(long)]
+    pub tls: bool,
+    /// Extra DNS name or IP address in the TLS server certificate (repeatable)
+    #[arg(long = "tls-san", value_name = "NAME|IP")]
+    pub tls_san: Vec<String>,
+    /// Publish the TLS port on this address instead of 127.0.0.1 (reachable from other machines)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::IpAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// Issue new server and client certificates from the kept CA; the old client certificate is no longer let in
+    Rotate,
 }
 
 #[derive(Debug, Args, Clone, Default)]

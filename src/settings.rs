@@ -3,6 +3,7 @@
 //! libvirt URIs from here, so the precedence rule lives in one place.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{GlobalArgs, OutputFormat, Via};
@@ -37,6 +38,13 @@ pub struct Settings {
     pub libvirt_tls_port: u16,
     pub host_uid: u32,
     pub host_gid: u32,
+    /// libvirt over TLS (`up --tls`, `BOXVIRT_TLS=1`); read it through
+    /// `nested::tls::wanted`.
+    pub tls: bool,
+    /// Extra names in the server certificate (`up --tls-san`).
+    pub tls_sans: Vec<String>,
+    /// Where the TLS port is published (`up --listen`); None: 127.0.0.1.
+    pub listen: Option<IpAddr>,
     /// Where short links to deep sockets live (see [`Settings::socket_link`]):
     /// `$XDG_RUNTIME_DIR/boxvirt`, else `/run/user/UID/boxvirt`, else
     /// `/tmp/boxvirt-UID`.
@@ -155,6 +163,16 @@ fn parse_port(key: &str, value: &str) -> Result<u16> {
     }
 }
 
+fn parse_bool(key: &str, value: &str) -> Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(Failure::usage(format!(
+            "{key}={value:?} is not a yes/no value; use 1 or 0"
+        ))),
+    }
+}
+
 fn parse_id(key: &str, value: &str) -> Result<u32> {
     value.parse::<u32>().map_err(|_| {
         Failure::usage(format!(
@@ -235,6 +253,13 @@ impl Settings {
                 "HOST_GID",
                 src.invoking_id("SUDO_GID", src.gid),
             )?,
+            tls: src
+                .get("BOXVIRT_TLS")
+                .map(|v| parse_bool("BOXVIRT_TLS", v))
+                .transpose()?
+                .unwrap_or(false),
+            tls_sans: Vec::new(),
+            listen: None,
             link_dir: src.link_dir(),
         })
     }
@@ -297,6 +322,21 @@ impl Settings {
             .path_param("keyfile", &self.ssh_key_path())
             .path_param("known_hosts", &self.known_hosts_path())
             .param("sshauth", "privkey")
+            .to_string()
+    }
+
+    /// The instance's PKI for libvirt over TLS; also the clients' `pkipath`
+    /// (cacert.pem, clientcert.pem, clientkey.pem).
+    pub fn pki_dir(&self) -> PathBuf {
+        self.data_dir.join("pki")
+    }
+
+    /// libvirt over TLS on the published port, with the instance's client
+    /// certificate (`up --tls`).
+    pub fn tls_uri(&self) -> String {
+        Uri::new("qemu+tls", "127.0.0.1", "/system")
+            .port(self.libvirt_tls_port)
+            .path_param("pkipath", &self.pki_dir())
             .to_string()
     }
 
@@ -379,6 +419,14 @@ mod tests {
         assert_eq!(
             crate::uri::param_path(&s.socket_uri(), "socket").unwrap(),
             s.socket_path()
+        );
+        assert_eq!(
+            s.tls_uri(),
+            format!("qemu+tls://127.0.0.1:16514/system?pkipath={enc}/pki")
+        );
+        assert_eq!(
+            crate::uri::param_path(&s.tls_uri(), "pkipath").unwrap(),
+            s.pki_dir()
         );
         assert_eq!(
             s.ssh_command(),
@@ -483,6 +531,20 @@ mod tests {
         };
         let s = Settings::resolve(&flags, &src).unwrap();
         assert_eq!((s.instance.as_str(), s.ssh_port), ("flag", 2500));
+    }
+
+    #[test]
+    fn tls_comes_from_boxvirt_tls() {
+        let s = Settings::resolve(&GlobalArgs::default(), &sources(&[], "")).unwrap();
+        assert!(!s.tls);
+        let s = Settings::resolve(&GlobalArgs::default(), &sources(&[], "BOXVIRT_TLS=1")).unwrap();
+        assert!(s.tls);
+        let err = Settings::resolve(
+            &GlobalArgs::default(),
+            &sources(&[("BOXVIRT_TLS", "maybe")], ""),
+        )
+        .unwrap_err();
+        assert!(err.message.contains("BOXVIRT_TLS"), "{}", err.message);
     }
 
     #[test]

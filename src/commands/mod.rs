@@ -17,6 +17,7 @@ pub mod link_ssh;
 pub mod logs;
 pub mod ssh;
 pub mod status;
+pub mod tls;
 pub mod up;
 pub mod uri;
 pub mod virsh;
@@ -35,9 +36,9 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<Exit> {
         Command::Vm(c) => vm::run(ctx, c)?,
         Command::Image(c) => image::run(ctx, c)?,
         Command::Env(c) => env::run(ctx, c)?,
-        Command::Up(a) => up::run(ctx, &a)?,
+        Command::Up(a) => up::run(&tls::with_up_flags(ctx, &a)?, &a)?,
         Command::Down => down::run(ctx)?,
-        Command::Restart(a) => up::restart(ctx, &a)?,
+        Command::Restart(a) => up::restart(&tls::with_up_flags(ctx, &a)?, &a)?,
         Command::Build(a) => build::run(ctx, &a, false)?,
         Command::Rebuild(a) => build::run(ctx, &a, true)?,
         Command::Logs(a) => logs::run(ctx, &a)?,
@@ -49,6 +50,7 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<Exit> {
         Command::Clean(a) => clean::run(ctx, &a)?,
         Command::Gc(a) => gc::run(ctx, &a)?,
         Command::Uri => uri::run(ctx)?,
+        Command::Tls(c) => tls::run(ctx, c)?,
         Command::Completions { shell } => completions(shell)?,
     })
 }

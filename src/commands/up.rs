@@ -63,8 +63,10 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
     let assets_hash = build_context::assets_hash(&build_context::context());
     let image = engine.image(&tag)?;
     let existing = engine.container(&name)?;
+    let new_certificates =
+        super::tls::prepare_up(ctx, &mut settings, existing.as_ref(), a.auto_ports)?;
 
-    if !a.rebuild && !needs_build(image.as_ref(), &assets_hash) {
+    if !a.rebuild && !new_certificates && !needs_build(image.as_ref(), &assets_hash) {
         if let (Some(c), Some(img)) = (&existing, &image) {
             if c.running && same_config(&settings, c, &tag, &img.id, a) {
                 // Nothing to create; still finish what an interrupted or
@@ -359,6 +361,7 @@ fn wait_ready(
             .inspect_err(|_| progress.finish())?;
         std::thread::sleep(POLL);
     }
+    super::tls::wait_answer(&progress, settings, deadline).inspect_err(|_| progress.finish())?;
     progress.finish();
     Ok(versions)
 }
@@ -479,6 +482,9 @@ struct Summary {
     ssh_config: String,
     ssh_command: String,
     virsh_command: String,
+    /// With `--tls`: libvirt over TLS with the instance's client certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_uri: Option<String>,
     libvirt_version: String,
     hypervisor_version: String,
     seconds: u64,
@@ -494,6 +500,7 @@ fn summary(ctx: &Ctx, s: &Settings, versions: &(String, String), elapsed: Durati
         ssh_config: s.ssh_config_path().display().to_string(),
         ssh_command: s.ssh_command(),
         virsh_command: super::uri::virsh_list(&s.socket_uri()),
+        tls_uri: crate::nested::tls::wanted(s).then(|| s.tls_uri()),
         libvirt_version: versions.0.clone(),
         hypervisor_version: versions.1.clone(),
         seconds: elapsed.as_secs(),
@@ -515,6 +522,9 @@ fn summary(ctx: &Ctx, s: &Settings, versions: &(String, String), elapsed: Durati
     crate::outln!("  ssh:     {}", sum.ssh_command);
     crate::outln!("  virsh:   {}", sum.virsh_command);
     crate::outln!("  over ssh: {}", sum.ssh_uri);
+    if let Some(uri) = &sum.tls_uri {
+        crate::outln!("  tls:     {uri}");
+    }
     if s.ssh_port != ctx.settings.ssh_port {
         crate::outln!(
             "  note: sshd is on port {}; pass --ssh-port {} (or set BOXMAN_SSH_PORT) to other commands",

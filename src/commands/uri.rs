@@ -1,10 +1,14 @@
-//! `boxvirt uri`: how to reach this instance's libvirt from other tools.
+//! `boxvirt uri`: how to reach this instance's libvirt from other tools
+//! (over TLS too when the instance serves it: `up --tls`).
 
 use serde::Serialize;
 
 use crate::context::Ctx;
 use crate::error::{Exit, Result};
+use crate::nested::tls::{self, Pki};
+use crate::nested::Engine;
 use crate::quote;
+use crate::settings::Settings;
 
 #[derive(Serialize)]
 struct Uris {
@@ -15,6 +19,11 @@ struct Uris {
     virsh_socket: String,
     virsh_ssh: String,
     virt_manager: String,
+    /// `qemu+tls://127.0.0.1:PORT/system?pkipath=DATA/pki` after `up --tls`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    virsh_tls: Option<String>,
 }
 
 /// The virsh command that lists every domain at `uri`.
@@ -22,8 +31,31 @@ pub fn virsh_list(uri: &str) -> String {
     format!("virsh -c {} list --all", quote::shell(uri))
 }
 
+/// The TLS URI when the instance serves TLS: its container says so (and
+/// which port it publishes); without Docker, BOXVIRT_TLS=1 and a client
+/// certificate in the data dir do.
+fn tls_uri(s: &Settings) -> Option<String> {
+    let container = Engine::connect()
+        .ok()
+        .and_then(|e| e.container(&s.container_name()).ok());
+    let port = match container {
+        Some(Some(c)) if c.tls() => c.tls_port.unwrap_or(s.libvirt_tls_port),
+        Some(Some(_)) => return None,
+        _ if tls::wanted(s) && Pki::of(s).client_cert().exists() => s.libvirt_tls_port,
+        _ => return None,
+    };
+    Some(
+        Settings {
+            libvirt_tls_port: port,
+            ..s.clone()
+        }
+        .tls_uri(),
+    )
+}
+
 pub fn run(ctx: &Ctx) -> Result<Exit> {
     let s = &ctx.settings;
+    let tls_uri = tls_uri(s);
     let u = Uris {
         socket_uri: s.socket_uri(),
         ssh_uri: s.ssh_uri(),
@@ -32,15 +64,23 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         virsh_socket: virsh_list(&s.socket_uri()),
         virsh_ssh: virsh_list(&s.ssh_uri()),
         virt_manager: format!("virt-manager --connect {}", quote::shell(&s.ssh_uri())),
+        virsh_tls: tls_uri.as_deref().map(virsh_list),
+        tls_uri,
     };
     if ctx.out.is_json() {
         return ctx.out.json(&u).map(|_| Exit::Ok);
     }
     crate::outln!("socket:       {}", u.socket_uri);
     crate::outln!("over ssh:     {}", u.ssh_uri);
+    if let Some(uri) = &u.tls_uri {
+        crate::outln!("over tls:     {uri}");
+    }
     crate::outln!();
     crate::outln!("{}", u.virsh_socket);
     crate::outln!("{}", u.virsh_ssh);
+    if let Some(line) = &u.virsh_tls {
+        crate::outln!("{line}");
+    }
     crate::outln!("{}", u.virt_manager);
     crate::outln!("{}", u.ssh_command);
     Ok(Exit::Ok)

@@ -19,6 +19,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::docker::{api_failure, is_not_found, Engine};
+use super::tls::{TlsSpec, CONTAINER_PORT as TLS_PORT, LABEL_TLS};
 use super::{LABEL_CONFIG, LABEL_DATA_DIR, LABEL_INSTANCE};
 use crate::error::{Failure, Result};
 use crate::settings::Settings;
@@ -67,10 +68,26 @@ pub struct Spec {
     pub env: Vec<String>,
     pub privileged: bool,
     pub devices: Vec<String>,
+    /// libvirt over TLS (`up --tls`); left out when off, so the
+    /// fingerprints of instances without TLS stay as they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
 }
 
 impl Spec {
     pub fn new(settings: &Settings, image: &str, image_id: &str, privileged: bool) -> Spec {
+        let tls = TlsSpec::of(settings);
+        let mut env = vec![
+            format!("HOST_UID={}", settings.host_uid),
+            format!("HOST_GID={}", settings.host_gid),
+            format!("BOXMAN_INSTANCE_NAME={}", settings.instance),
+            format!("BOXMAN_SSH_PORT={}", settings.ssh_port),
+            // `up` defines network `default` itself, with its slots.
+            "BOXVIRT_NET_DEFAULT=client".to_string(),
+        ];
+        if tls.is_some() {
+            env.push("BOXVIRT_TLS=1".into());
+        }
         Spec {
             name: settings.container_name(),
             instance: settings.instance.clone(),
@@ -78,20 +95,14 @@ impl Spec {
             image_id: image_id.to_string(),
             data_dir: settings.data_dir.clone(),
             ssh_port: settings.ssh_port,
-            env: vec![
-                format!("HOST_UID={}", settings.host_uid),
-                format!("HOST_GID={}", settings.host_gid),
-                format!("BOXMAN_INSTANCE_NAME={}", settings.instance),
-                format!("BOXMAN_SSH_PORT={}", settings.ssh_port),
-                // `up` defines network `default` itself, with its slots.
-                "BOXVIRT_NET_DEFAULT=client".to_string(),
-            ],
+            env,
             privileged,
             devices: DEVICES
                 .iter()
                 .filter(|d| Path::new(d).exists())
                 .map(|d| d.to_string())
                 .collect(),
+            tls,
         }
     }
 
@@ -116,7 +127,7 @@ impl Spec {
     }
 
     pub fn body(&self) -> ContainerCreateBody {
-        let labels: HashMap<String, String> = [
+        let mut labels: HashMap<String, String> = [
             (LABEL_INSTANCE, self.instance.clone()),
             (LABEL_CONFIG, self.fingerprint()),
             (LABEL_DATA_DIR, self.data_dir.display().to_string()),
@@ -133,8 +144,23 @@ impl Spec {
                 host_port: Some(self.ssh_port.to_string()),
             }]),
         );
+        let mut mounts = bind_mounts(self.binds());
+        let mut exposed = vec!["22/tcp".to_string()];
+        if let Some(tls) = &self.tls {
+            // libvirt's TLS port, on 127.0.0.1 unless `--listen` says otherwise.
+            ports.insert(
+                TLS_PORT.to_string(),
+                Some(vec![PortBinding {
+                    host_ip: Some(tls.address.clone()),
+                    host_port: Some(tls.port.to_string()),
+                }]),
+            );
+            exposed.push(TLS_PORT.to_string());
+            mounts.extend(tls.mounts());
+            labels.insert(LABEL_TLS.to_string(), "1".to_string());
+        }
         let mut host = HostConfig {
-            mounts: Some(bind_mounts(self.binds())),
+            mounts: Some(mounts),
             port_bindings: Some(ports),
             restart_policy: Some(RestartPolicy {
                 name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
@@ -171,7 +197,7 @@ impl Spec {
             hostname: Some(format!("boxman-{}", self.instance)),
             env: Some(self.env.clone()),
             labels: Some(labels),
-            exposed_ports: Some(vec!["22/tcp".into()]),
+            exposed_ports: Some(exposed),
             host_config: Some(host),
             ..Default::default()
         }
@@ -213,6 +239,9 @@ pub struct ContainerInfo {
     /// The host port 22/tcp was created with: published again when a
     /// stopped container starts (`ssh_port` is only set while it runs).
     pub configured_ssh_port: Option<u16>,
+    /// Host port (and address) published for libvirt's TLS port (`up --tls`).
+    pub tls_port: Option<u16>,
+    pub tls_host_ip: Option<String>,
 }
 
 /// What [`Engine::stop`] found.
@@ -226,6 +255,11 @@ pub enum Stopped {
 impl ContainerInfo {
     pub fn fingerprint(&self) -> Option<&str> {
         self.labels.get(LABEL_CONFIG).map(String::as_str)
+    }
+
+    /// Made with `up --tls` (libvirt over TLS on `tls_port`).
+    pub fn tls(&self) -> bool {
+        self.labels.get(LABEL_TLS).map(String::as_str) == Some("1")
     }
 }
 
@@ -245,11 +279,20 @@ impl Engine {
             .and_then(|b| b.into_iter().next())
             .and_then(|b| b.host_port)
             .and_then(|p| p.parse().ok());
-        let binding = c
-            .network_settings
-            .and_then(|n| n.ports)
-            .and_then(|p| p.get("22/tcp").cloned().flatten())
-            .and_then(|b| b.into_iter().next());
+        let ports = c.network_settings.and_then(|n| n.ports).unwrap_or_default();
+        let bound = |port: &str| {
+            ports
+                .get(port)
+                .cloned()
+                .flatten()
+                .and_then(|b| b.into_iter().next())
+        };
+        let binding = bound("22/tcp");
+        let tls_binding = bound(TLS_PORT);
+        let tls_port = tls_binding
+            .as_ref()
+            .and_then(|b| b.host_port.as_deref())
+            .and_then(|p| p.parse().ok());
         Ok(Some(ContainerInfo {
             id: c.id.unwrap_or_default(),
             name: name.to_string(),
@@ -270,6 +313,8 @@ impl Engine {
                 .and_then(|p| p.parse().ok()),
             ssh_host_ip: binding.and_then(|b| b.host_ip),
             configured_ssh_port,
+            tls_port,
+            tls_host_ip: tls_binding.and_then(|b| b.host_ip),
         }))
     }
 
@@ -614,6 +659,51 @@ mod tests {
             host.restart_policy.unwrap().name,
             Some(RestartPolicyNameEnum::UNLESS_STOPPED)
         );
+    }
+
+    #[test]
+    fn tls_publishes_its_port_mounts_the_pki_and_changes_the_fingerprint() {
+        let plain = spec(false);
+        let src = Sources {
+            cwd: "/home/u/p".into(),
+            uid: 1000,
+            gid: 1000,
+            ..Default::default()
+        };
+        let flags = GlobalArgs {
+            instance: Some("dev02".into()),
+            ssh_port: Some(2223),
+            libvirt_tls_port: Some(16600),
+            ..Default::default()
+        };
+        let mut s = Settings::resolve(&flags, &src).unwrap();
+        s.tls = true;
+        let tls = Spec::new(&s, "boxvirt/nested-host:debian", "sha256:1", false);
+        assert_ne!(tls.fingerprint(), plain.fingerprint());
+        // Without TLS the fingerprint has no trace of it (no recreate on upgrade).
+        assert!(!serde_json::to_string(&plain).unwrap().contains("tls"));
+        let body = tls.body();
+        assert!(body.env.unwrap().contains(&"BOXVIRT_TLS=1".to_string()));
+        assert_eq!(body.labels.unwrap()[LABEL_TLS], "1");
+        let host = body.host_config.unwrap();
+        let b = host.port_bindings.unwrap()["16514/tcp"].clone().unwrap();
+        assert_eq!(
+            (b[0].host_ip.as_deref(), b[0].host_port.as_deref()),
+            (Some("127.0.0.1"), Some("16600"))
+        );
+        let mounts = host.mounts.unwrap();
+        let pki = mounts
+            .iter()
+            .find(|m| m.target.as_deref() == Some("/etc/pki/libvirt"))
+            .unwrap();
+        assert_eq!(
+            pki.source.as_deref(),
+            Some("/home/u/p/data/pki/server/libvirt")
+        );
+        assert_eq!(pki.read_only, Some(true));
+        s.listen = Some("0.0.0.0".parse().unwrap());
+        let open = Spec::new(&s, "boxvirt/nested-host:debian", "sha256:1", false);
+        assert_ne!(open.fingerprint(), tls.fingerprint());
     }
 
     #[test]

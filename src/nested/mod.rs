@@ -9,6 +9,7 @@
 //! - `ports`: is the SSH port free, and who holds it
 //! - `socket_link`: the short link to a socket path too long for a unix address
 //! - `status`: the `status` report
+//! - `tls`, `tls_certs`: libvirt over TLS: the PKI in the data dir, its certificates
 //! - `cleanup`: volumes, pruning, emptying a data dir through a container
 
 pub mod build_context;
@@ -23,6 +24,8 @@ pub mod socket_link;
 pub mod ssh_config;
 pub mod ssh_keys;
 pub mod status;
+pub mod tls;
+pub mod tls_certs;
 
 pub use container::{ContainerInfo, Spec, Stopped};
 pub use docker::Engine;

@@ -147,11 +147,15 @@ pub fn gather(
             published: false,
             address: None,
         },
+        // Published only by `up --tls`.
         Port {
             name: "libvirt-tls".into(),
-            port: settings.libvirt_tls_port,
-            published: false,
-            address: None,
+            port: info
+                .as_ref()
+                .and_then(|c| c.tls_port)
+                .unwrap_or(settings.libvirt_tls_port),
+            published: info.as_ref().is_some_and(|c| c.tls_port.is_some()),
+            address: info.as_ref().and_then(|c| c.tls_host_ip.clone()),
         },
     ];
 
@@ -335,9 +339,14 @@ pub fn rows(r: &Report) -> Vec<Row> {
             (
                 "published",
                 format!(
-                    "{}:{} -> 22/tcp",
+                    "{}:{} -> {}",
                     port.address.as_deref().unwrap_or("?"),
-                    port.port
+                    port.port,
+                    if port.name == "ssh" {
+                        "22/tcp"
+                    } else {
+                        super::tls::CONTAINER_PORT
+                    }
                 ),
             )
         } else if port.name == "ssh" {
