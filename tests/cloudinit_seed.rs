@@ -31,6 +31,7 @@ fn spec(name: &str, mac: &str) -> SeedSpec {
         authorized_keys: vec![client_key()],
         host_key: cloudinit::generate_host_key(name).unwrap(),
         mac: mac.to_string(),
+        more_macs: Vec::new(),
         extra_user_data: None,
     }
 }

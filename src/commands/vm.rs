@@ -307,7 +307,7 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
         memory_mib: args.memory,
         vcpus: args.vcpus,
         disk_gib: args.disk_size,
-        network: args.network,
+        networks: args.networks,
         accel: args.accel,
         sets: parse_sets(&args.set)?,
         start: args.start || args.wait,
@@ -570,8 +570,8 @@ fn remove_domain(
             }
         }
     }
-    let reservation = meta.as_ref().and_then(|m| m.reservation.as_ref());
-    if let Some(r) = reservation.filter(|r| !r.slot) {
+    let reservations = meta.as_ref().map_or(&[][..], |m| m.reservations.as_slice());
+    for r in reservations.iter().filter(|r| !r.slot) {
         // A live reservation (a network without slots).
         // The network may be gone already; the reservation went with it.
         out.detail(format!(
@@ -586,7 +586,7 @@ fn remove_domain(
     }
     conn.undefine_domain(name)?;
     // A slot is free once no domain holds its MAC: the undefine freed it.
-    if let Some(r) = reservation.filter(|r| r.slot) {
+    for r in reservations.iter().filter(|r| r.slot) {
         removed.push(format!(
             "address slot {} on {} (free again)",
             r.ip, r.network

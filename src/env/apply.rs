@@ -191,7 +191,7 @@ fn request(
         memory_mib: Some(spec.memory_mib),
         vcpus: spec.vcpus,
         disk_gib: spec.disk_size_gib,
-        network: spec.networks.first().cloned(),
+        networks: spec.networks.clone(),
         image: spec.image.clone(),
         start: opts.start || opts.wait.is_some(),
         no_seed: opts.no_seed,
@@ -319,7 +319,7 @@ fn adopt_and_keep(
                 host: h.host.clone(),
                 action,
                 state: if active { "running" } else { "defined" }.into(),
-                ip: meta.and_then(|m| m.reservation).map(|r| r.ip),
+                ip: meta.and_then(|m| m.reservation().map(|r| r.ip.clone())),
                 seconds: 0.0,
                 error: None,
             });

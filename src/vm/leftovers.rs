@@ -2,8 +2,8 @@
 //! killed before its define, SIGKILL included, skips every rollback).
 //! They are found by boxvirt's naming scheme alone, so no state file is
 //! needed: disk `NAME.qcow2` and seed `NAME-seed.img` in the pool, and a
-//! live DHCP reservation named NAME with NAME's derived MAC
-//! (identity::mac_for). Base and kernel image volumes are never leftovers,
+//! live DHCP reservation named NAME with a MAC derived from NAME
+//! (identity::nic_mac). Base and kernel image volumes are never leftovers,
 //! and neither is a volume some domain's XML uses.
 
 use serde::Serialize;
@@ -96,8 +96,11 @@ pub fn find(conn: &Libvirt, only: Option<&str>) -> Result<Vec<Leftover>> {
             else {
                 continue;
             };
-            // Only reservations boxvirt made: the MAC derived from the name.
-            if wanted(vm) && mac.eq_ignore_ascii_case(&identity::mac_for(vm)) {
+            // Only reservations boxvirt made: the MAC derived from the name
+            // (the primary NIC's) or from the name and network (a further NIC's).
+            let ours = mac.eq_ignore_ascii_case(&identity::mac_for(vm))
+                || mac.eq_ignore_ascii_case(&identity::nic_mac(vm, &net.name, 1));
+            if wanted(vm) && ours {
                 found.push(Leftover {
                     vm: vm.to_string(),
                     kind: "reservation",

@@ -9,6 +9,8 @@ pub mod create;
 pub mod identity;
 pub mod leftovers;
 pub mod metadata;
+pub mod nic_addresses;
+pub mod nics;
 pub mod reach;
 pub mod ready;
 pub mod rollback;

@@ -37,7 +37,7 @@ pub fn discover(
     meta: Option<&VmMetadata>,
     running: bool,
 ) -> Result<Option<Address>> {
-    if let Some(r) = meta.and_then(|m| m.reservation.as_ref()) {
+    if let Some(r) = meta.and_then(|m| m.reservation()) {
         let still_reserved = conn
             .network_xml(&r.network)
             .map(|x| {
