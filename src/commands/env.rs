@@ -23,7 +23,6 @@ pub fn run(ctx: &Ctx, command: EnvCommand) -> Result<Exit> {
 
 fn apply_cmd(ctx: &Ctx, args: &EnvApplyArgs) -> Result<Exit> {
     let desired = env::load(&args.file.file, &ctx.catalog)?;
-    refuse::check_one_network(&desired)?;
     let targets = hosts::targets(&desired, &ctx.settings);
     let states = observe::observe_all(&targets);
     let plan = plan::plan(&desired, &states, plan::Options { adopt: args.adopt })?;

@@ -16,6 +16,7 @@ use crate::template::parse_sets;
 use crate::vm::create::{self, Request};
 use crate::vm::leftovers;
 use crate::vm::metadata::VmMetadata;
+use crate::vm::nic_addresses::{self, NicAddress};
 use crate::vm::ssh_config as vm_ssh;
 use crate::vm::{reach, ready};
 
@@ -67,9 +68,16 @@ pub fn run(ctx: &Ctx, cmd: VmCommand) -> Result<Exit> {
         }
         VmCommand::Delete { name } => delete(ctx, &name),
         VmCommand::Info { name } => {
-            let details = open_for(ctx, &name)?.domain_details(&name)?;
+            let conn = open_for(ctx, &name)?;
+            let details = conn.domain_details(&name)?;
+            let parsed = details.boxvirt_metadata.as_deref().map(VmMetadata::parse);
+            let running = details.summary.state.is_active();
+            let addresses = nic_addresses::list(&conn, &name, parsed.as_ref(), running)?;
             if ctx.out.is_json() {
-                ctx.out.json(&details)?;
+                ctx.out.json(&InfoJson {
+                    details: &details,
+                    addresses: &addresses,
+                })?;
             } else {
                 let s = &details.summary;
                 let meta = details.boxvirt_metadata.as_deref().map(VmMetadata::parse);
@@ -88,6 +96,7 @@ pub fn run(ctx: &Ctx, cmd: VmCommand) -> Result<Exit> {
                     ("vCPUs", s.vcpus.to_string()),
                     ("Memory", format!("{} MiB", s.memory_mib)),
                     ("CPU time", format!("{:.1} s", details.cpu_time_s)),
+                    ("Addresses", addresses_line(&addresses)),
                     ("Autostart", if s.autostart { "yes" } else { "no" }.into()),
                     ("Persistent", if s.persistent { "yes" } else { "no" }.into()),
                     (
@@ -152,8 +161,33 @@ pub fn run(ctx: &Ctx, cmd: VmCommand) -> Result<Exit> {
 #[derive(Serialize)]
 struct IpJson<'a> {
     name: &'a str,
+    /// The primary NIC's address (where SSH goes).
     ip: Option<&'a str>,
     source: Option<&'a str>,
+    /// Every NIC's, the primary first.
+    addresses: &'a [NicAddress],
+}
+
+/// `vm info -o json`: the domain's details and every NIC's address.
+#[derive(Serialize)]
+struct InfoJson<'a> {
+    #[serde(flatten)]
+    details: &'a crate::libvirt::DomainDetails,
+    addresses: &'a [NicAddress],
+}
+
+/// `10.0.0.5 (mgmt), 10.1.0.5 (data)`: each NIC's address and network.
+fn addresses_line(all: &[NicAddress]) -> String {
+    all.iter()
+        .map(|a| {
+            format!(
+                "{} ({})",
+                a.ip.as_deref().unwrap_or("-"),
+                a.network.as_deref().unwrap_or("-")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn metadata_of(conn: &Libvirt, name: &str) -> Result<Option<VmMetadata>> {
@@ -165,18 +199,26 @@ fn ip(ctx: &Ctx, name: &str) -> Result<Exit> {
     let running = conn.domain_summary(name)?.state.is_active();
     let meta = metadata_of(&conn, name)?;
     let addr = reach::discover(&conn, name, meta.as_ref(), running)?;
+    let all = nic_addresses::list(&conn, name, meta.as_ref(), running)?;
     if ctx.out.is_json() {
         ctx.out.json(&IpJson {
             name,
             ip: addr.as_ref().map(|a| a.ip.as_str()),
             source: addr.as_ref().map(|a| a.source),
+            addresses: &all,
         })?;
         return Ok(Exit::Ok);
     }
     match addr {
         Some(a) => {
+            // One line per address, the primary's first (one NIC: one line).
             crate::outln!("{}", a.ip);
             ctx.out.detail(format!("source: {}", a.source));
+            for more in all.iter().skip(1) {
+                if let Some(ip) = more.ip.as_deref().filter(|ip| *ip != a.ip) {
+                    crate::outln!("{ip}");
+                }
+            }
             Ok(Exit::Ok)
         }
         None => {
@@ -330,6 +372,14 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
     );
     if let Some(net) = &created.network {
         line.push_str(&format!(", network {net}"));
+    }
+    // Further NICs: `, also on data (10.1.0.5)`.
+    for nic in created.nics.iter().skip(1) {
+        line.push_str(&format!(
+            ", also on {} ({})",
+            nic.network,
+            nic.ip.as_deref().unwrap_or(&nic.mac)
+        ));
     }
     if let Some(ip) = &created.ip {
         line.push_str(&format!(", ip {ip}"));
