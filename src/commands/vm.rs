@@ -373,6 +373,12 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
     if let Some(net) = &created.network {
         line.push_str(&format!(", network {net}"));
     }
+    if let Some(ip) = &created.ip {
+        line.push_str(&format!(", ip {ip}"));
+    }
+    if let Some(mac) = &created.mac {
+        line.push_str(&format!(", mac {mac}"));
+    }
     // Further NICs: `, also on data (10.1.0.5)`.
     for nic in created.nics.iter().skip(1) {
         line.push_str(&format!(
@@ -380,12 +386,6 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
             nic.network,
             nic.ip.as_deref().unwrap_or(&nic.mac)
         ));
-    }
-    if let Some(ip) = &created.ip {
-        line.push_str(&format!(", ip {ip}"));
-    }
-    if let Some(mac) = &created.mac {
-        line.push_str(&format!(", mac {mac}"));
     }
     line.push(')');
     if created.started {
@@ -550,6 +550,12 @@ fn nothing_of(conn: &Libvirt, name: &str) -> Failure {
     ))
 }
 
+/// Removes the ssh config `vm ssh` wrote for `name`, if any; true when
+/// there was one.
+pub(crate) fn forget_ssh_config(settings: &crate::settings::Settings, name: &str) -> bool {
+    std::fs::remove_file(ssh_config_path(settings, name)).is_ok()
+}
+
 fn ssh_config_path(settings: &crate::settings::Settings, name: &str) -> std::path::PathBuf {
     settings.ssh_dir().join(format!("vm-{name}.conf"))
 }
@@ -579,7 +585,7 @@ pub(crate) fn remove(
         )?);
     }
     // The ssh config `vm ssh` wrote for it, if any.
-    let ssh_gone = std::fs::remove_file(ssh_config_path(settings, name)).is_ok();
+    let ssh_gone = forget_ssh_config(settings, name);
     if !exists && removed.is_empty() && !ssh_gone {
         return Err(nothing_of(conn, name));
     }
@@ -629,7 +635,12 @@ fn remove_domain(
             r.network, r.ip
         ));
         if conn.network_summary(&r.network)?.is_some()
-            && conn.remove_dhcp_host(&r.network, &r.mac, name, &r.ip)?
+            && conn.remove_dhcp_host(
+                &r.network,
+                &r.mac,
+                r.host.as_deref().unwrap_or(name),
+                &r.ip,
+            )?
         {
             removed.push(format!("DHCP reservation {} on {}", r.ip, r.network));
         }

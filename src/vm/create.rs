@@ -41,6 +41,9 @@ pub const STEPS: &[&str] = &[
 pub struct Request {
     pub template: String,
     pub name: Option<String>,
+    /// The guest's hostname when it is not the VM's name (a VM made under
+    /// a temporary name to replace another, `env apply --replace`).
+    pub hostname: Option<String>,
     pub memory_mib: Option<u64>,
     pub vcpus: Option<u32>,
     pub disk_gib: Option<u64>,
@@ -125,7 +128,7 @@ pub struct Created {
 /// and the caller rolls back what it made. The hook `<step>` fails right
 /// after that step; `signal:<step>` sends this process a real SIGINT there;
 /// `abort:<step>` kills it with SIGKILL there (no rollback at all).
-fn after_step(req: &Request, step: &str) -> Result<()> {
+pub(crate) fn after_step(req: &Request, step: &str) -> Result<()> {
     if let Some(on_step) = &req.on_step {
         (on_step.0)(step);
     }
@@ -362,7 +365,7 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
     let mut seed_spec = if seed_wanted {
         let spec = SeedSpec {
             instance_id: cloudinit::new_instance_id(&name)?,
-            hostname: name.clone(),
+            hostname: req.hostname.clone().unwrap_or_else(|| name.clone()),
             user: LOGIN_USER.to_string(),
             authorized_keys: login_keys(req)?,
             host_key: cloudinit::generate_host_key(&format!("{name} host key"))?,
@@ -609,6 +612,7 @@ fn reservation(nic: &Nic) -> Option<Reservation> {
         mac: nic.mac.clone(),
         ip,
         slot,
+        host: None,
     })
 }
 

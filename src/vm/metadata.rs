@@ -22,6 +22,9 @@ pub struct Reservation {
     /// the domain. Otherwise a live DHCP host entry boxvirt added, removed
     /// on delete.
     pub slot: bool,
+    /// The name in the live DHCP host entry when it is not the VM's (a
+    /// VM renamed by `env apply --replace`); the entry is found by it.
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -59,11 +62,15 @@ impl VmMetadata {
         }
         for r in &self.reservations {
             s.push_str(&format!(
-                "<reservation network='{}' mac='{}' ip='{}'{}/>",
+                "<reservation network='{}' mac='{}' ip='{}'{}{}/>",
                 escape(r.network.as_str()),
                 escape(r.mac.as_str()),
                 escape(r.ip.as_str()),
-                if r.slot { " kind='slot'" } else { "" }
+                if r.slot { " kind='slot'" } else { "" },
+                r.host
+                    .as_deref()
+                    .map(|h| format!(" host='{}'", escape(h)))
+                    .unwrap_or_default()
             ));
         }
         if let Some(m) = &self.env {
@@ -97,6 +104,7 @@ impl VmMetadata {
                         mac: r.attr("mac")?.to_string(),
                         ip: r.attr("ip")?.to_string(),
                         slot: r.attr("kind") == Some("slot"),
+                        host: r.attr("host").map(str::to_string),
                     })
                 })
                 .collect(),
@@ -132,12 +140,14 @@ mod tests {
                     mac: "52:54:00:00:00:01".into(),
                     ip: "10.0.0.5".into(),
                     slot: true,
+                    host: None,
                 },
                 Reservation {
                     network: "data".into(),
                     mac: "52:54:00:00:00:02".into(),
                     ip: "10.1.0.5".into(),
                     slot: false,
+                    host: Some("old-name".into()),
                 },
             ],
             user: Some("boxvirt".into()),

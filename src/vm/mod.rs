@@ -13,6 +13,7 @@ pub mod nic_addresses;
 pub mod nics;
 pub mod reach;
 pub mod ready;
+pub mod rename;
 pub mod rollback;
 pub mod slot_claim;
 pub mod slots;
