@@ -87,6 +87,7 @@ pub fn find(conn: &Libvirt, only: Option<&str>) -> Result<Vec<Leftover>> {
             });
         }
     }
+    let mut reservations = Vec::new();
     for net in conn.list_networks()? {
         let Ok(xml) = conn.network_xml(&net.name) else {
             continue;
@@ -101,7 +102,7 @@ pub fn find(conn: &Libvirt, only: Option<&str>) -> Result<Vec<Leftover>> {
             let ours = mac.eq_ignore_ascii_case(&identity::mac_for(vm))
                 || mac.eq_ignore_ascii_case(&identity::nic_mac(vm, &net.name, 1));
             if wanted(vm) && ours {
-                found.push(Leftover {
+                reservations.push(Leftover {
                     vm: vm.to_string(),
                     kind: "reservation",
                     home: net.name.clone(),
@@ -110,6 +111,13 @@ pub fn find(conn: &Libvirt, only: Option<&str>) -> Result<Vec<Leftover>> {
                 });
             }
         }
+    }
+    if !reservations.is_empty() {
+        // One some domain's NIC holds is in use: a VM renamed by
+        // `env apply --replace` keeps the entry made under its first name.
+        let held = conn.interface_macs()?.0;
+        reservations.retain(|r| !held.contains(&r.mac.to_ascii_lowercase()));
+        found.extend(reservations);
     }
     // A stable order whatever order libvirt lists in: by VM, volumes
     // before reservations, then by name.

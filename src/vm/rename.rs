@@ -18,10 +18,11 @@ pub fn rename(conn: &Libvirt, from: &str, to: &str) -> Result<()> {
     let mut meta = VmMetadata::parse(&raw);
     let mut changed = false;
     for r in meta.reservations.iter_mut().filter(|r| !r.slot) {
-        if r.host.is_none() {
-            r.host = Some(from.to_string());
-            changed = true;
-        }
+        // The entry's name; none recorded when it is the VM's own.
+        let entry = r.host.clone().unwrap_or_else(|| from.to_string());
+        let host = (entry != to).then_some(entry);
+        changed |= host != r.host;
+        r.host = host;
     }
     if changed {
         conn.set_domain_metadata(to, &meta.to_xml())?;
