@@ -1,0 +1,269 @@
+//! Tier 3: a VM with two NICs on a REAL libvirtd (tests/harness/live-libvirtd.sh)
+//! with the tiny guest. Two networks boxvirt makes (each with its block of
+//! address slots) from templates in the test's own --template-dir; the
+//! guest's NICs carry the MACs and get the addresses boxvirt reported,
+//! checked inside the guest over ssh; delete frees both slots.
+//! The tiny guest's init runs DHCP on eth0 only, so the test runs the
+//! guest's own DHCP client on eth1 (as root) before it looks.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use boxvirt::libvirt::Libvirt;
+use boxvirt::vm::slots;
+use common::*;
+
+/// boxvirt in the live namespace with `tpl` as --template-dir (and cwd).
+fn live(tpl: &Path, args: &[&str]) -> Run {
+    let dir = tpl.to_str().unwrap().to_string();
+    let mut full = vec!["--template-dir", dir.as_str()];
+    full.extend_from_slice(args);
+    in_live_ns(tpl, &full)
+}
+
+/// An isolated network template `network/NAME.xml` (DHCP, no forwarding)
+/// on 10.OCTET.X.0/24, X from this process so parallel runs do not meet.
+fn network_template(tpl: &Path, name: &str, octet: u8) -> String {
+    let x = std::process::id() % 250 + 2;
+    std::fs::create_dir_all(tpl.join("network")).unwrap();
+    std::fs::write(
+        tpl.join(format!("network/{name}.xml")),
+        format!(
+            "<network>\n  <name>{name}</name>\n  <ip address='10.{octet}.{x}.1' netmask='255.255.255.0'>\n    <dhcp>\n      <range start='10.{octet}.{x}.2' end='10.{octet}.{x}.254'/>\n    </dhcp>\n  </ip>\n</network>\n"
+        ),
+    )
+    .unwrap();
+    format!("10.{octet}.{x}.")
+}
+
+/// Deletes the VM, then the networks, when dropped (also on a failed assert).
+struct Cleanup {
+    tpl: PathBuf,
+    vm: String,
+    networks: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = live(&self.tpl, &["vm", "delete", &self.vm, "--yes"]);
+        for n in &self.networks {
+            let _ = live(&self.tpl, &["net", "delete", n, "--yes", "--force"]);
+        }
+    }
+}
+
+/// A root shell command in the guest through the ssh config boxvirt
+/// writes (the tiny guest gives root every seed key); its stdout.
+fn as_root(cfg: &Path, vm: &str, command: &str) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &live_netns(), "ssh", "-F"])
+        .arg(cfg)
+        .args([
+            "-l",
+            "root",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=10",
+        ])
+        .args([vm, command])
+        .output()
+        .expect("ip netns exec ssh");
+    assert!(
+        out.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn two_nics_on_two_boxvirt_networks_get_their_addresses_and_delete_frees_both_slots() {
+    let d = tempfile::tempdir().unwrap();
+    let tpl = d.path().to_path_buf();
+    let pid = std::process::id();
+    let (net_a, net_b) = (format!("mnic-a-{pid}"), format!("mnic-b-{pid}"));
+    let vm = format!("mnic-{pid}");
+    let prefix_a = network_template(&tpl, &net_a, 93);
+    let prefix_b = network_template(&tpl, &net_b, 94);
+    let _cleanup = Cleanup {
+        tpl: tpl.clone(),
+        vm: vm.clone(),
+        networks: vec![net_a.clone(), net_b.clone()],
+    };
+    upload_tiny(&live_uri());
+    for n in [&net_a, &net_b] {
+        live(&tpl, &["net", "ensure", n, "--slots", "8"]).ok();
+    }
+    let conn = Libvirt::open(&live_uri(), "live").unwrap();
+    let blocks_before: Vec<String> = [&net_a, &net_b]
+        .iter()
+        .map(|n| conn.network_xml(n).unwrap())
+        .collect();
+
+    // Bad input first: nothing of the VM may be left by it.
+    let twice = live(
+        &tpl,
+        &[
+            "vm",
+            "create",
+            "--template",
+            "tiny",
+            "--name",
+            &vm,
+            "--network",
+            &net_a,
+            "--network",
+            &net_a,
+        ],
+    );
+    assert_eq!(twice.code, 2, "{}", twice.stderr);
+    assert!(twice
+        .one_line_error()
+        .contains(&format!("network '{net_a}' is given twice")));
+    let unknown = live(
+        &tpl,
+        &[
+            "vm",
+            "create",
+            "--template",
+            "tiny",
+            "--name",
+            &vm,
+            "--network",
+            &net_a,
+            "--network",
+            "mnic-nosuch",
+        ],
+    );
+    assert_eq!(unknown.code, 3, "{}", unknown.stderr);
+    assert!(unknown
+        .one_line_error()
+        .contains("network 'mnic-nosuch' not found"));
+    assert!(!conn.domain_exists(&vm).unwrap());
+    assert!(!volume_names(&conn).iter().any(|v| v.starts_with(&vm)));
+
+    let serial = format!("serial_log=/var/log/libvirt/qemu/{vm}.serial.log");
+    let created = live(
+        &tpl,
+        &[
+            "-o",
+            "json",
+            "vm",
+            "create",
+            "--template",
+            "tiny",
+            "--name",
+            &vm,
+            "--network",
+            &net_a,
+            "--network",
+            &net_b,
+            "--set",
+            &serial,
+            "--wait",
+            "--timeout",
+            "240",
+        ],
+    );
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let v: serde_json::Value = serde_json::from_str(&created.stdout).unwrap();
+    let nic = |i: usize, key: &str| v["nics"][i][key].as_str().unwrap().to_string();
+    let (ip_a, ip_b) = (nic(0, "ip"), nic(1, "ip"));
+    assert_eq!(
+        (nic(0, "network"), nic(1, "network")),
+        (net_a.clone(), net_b.clone())
+    );
+    assert!(
+        ip_a.starts_with(&prefix_a) && ip_b.starts_with(&prefix_b),
+        "{v}"
+    );
+    assert_eq!(
+        v["ip"].as_str(),
+        Some(ip_a.as_str()),
+        "the first NIC is the primary"
+    );
+    // Each NIC's MAC is a slot of its own network's block.
+    for (i, xml) in blocks_before.iter().enumerate() {
+        let block = slots::block(xml).unwrap();
+        let slot = block.slots.iter().find(|s| s.mac == nic(i, "mac"));
+        assert_eq!(slot.map(|s| s.ip.to_string()), Some(nic(i, "ip")), "{v}");
+    }
+
+    // Inside the guest: the NICs carry those MACs, the seed's
+    // network-config names both, and DHCP hands each NIC its address.
+    let cfg = tpl.join("vm.ssh");
+    std::fs::write(&cfg, live(&tpl, &["vm", "ssh-config", &vm]).ok().stdout).unwrap();
+    for (i, dev) in ["eth0", "eth1"].iter().enumerate() {
+        let mac = as_root(&cfg, &vm, &format!("cat /sys/class/net/{dev}/address"));
+        assert_eq!(mac.trim(), nic(i, "mac"), "{dev}");
+    }
+    let netcfg = as_root(&cfg, &vm, "cat /var/lib/cloud/seed/nocloud/network-config");
+    for i in 0..2 {
+        assert!(
+            netcfg.contains(&format!("macaddress: '{}'", nic(i, "mac"))),
+            "{netcfg}"
+        );
+    }
+    as_root(
+        &cfg,
+        &vm,
+        "ip link set eth1 up && udhcpc -i eth1 -n -q -t 10 -T 2 -s /usr/share/udhcpc/default.script >/dev/null",
+    );
+    let addrs = as_root(&cfg, &vm, "ip -4 -o addr show");
+    let on = |dev: &str, ip: &str| {
+        addrs
+            .lines()
+            .any(|l| l.contains(&format!(" {dev} ")) && l.contains(&format!(" {ip}/")))
+    };
+    assert!(
+        on("eth0", &ip_a) && on("eth1", &ip_b),
+        "want {ip_a} on eth0, {ip_b} on eth1:\n{addrs}"
+    );
+
+    // vm ip / vm info: every address, the primary's first; vm list: the primary.
+    let ipj = live(&tpl, &["-o", "json", "vm", "ip", &vm]).ok().json();
+    let listed: Vec<&str> = ipj["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["ip"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [ip_a.as_str(), ip_b.as_str()], "{ipj}");
+    let plain = live(&tpl, &["vm", "ip", &vm]).ok().stdout;
+    assert_eq!(plain, format!("{ip_a}\n{ip_b}\n"));
+    let info = live(&tpl, &["-o", "json", "vm", "info", &vm]).ok().json();
+    assert_eq!(
+        info["addresses"][1]["network"].as_str(),
+        Some(net_b.as_str()),
+        "{info}"
+    );
+    let list = live(&tpl, &["-o", "json", "vm", "list"]).ok();
+    assert_eq!(
+        row_named(&list.stdout, &vm)["ip"].as_str(),
+        Some(ip_a.as_str())
+    );
+
+    // Delete: both slots free again, no reservation or leftover anywhere.
+    let gone = live(&tpl, &["vm", "delete", &vm, "--yes"]).ok();
+    for (n, ip) in [(&net_a, &ip_a), (&net_b, &ip_b)] {
+        assert!(
+            gone.stderr
+                .contains(&format!("address slot {ip} on {n} (free again)")),
+            "{}",
+            gone.stderr
+        );
+    }
+    let held = conn.interface_macs().unwrap().0;
+    for (i, n) in [&net_a, &net_b].iter().enumerate() {
+        assert!(!held.contains(&nic(i, "mac")), "slot of {n} still held");
+        // No live entry was added beside the block, none is left.
+        assert_eq!(conn.network_xml(n).unwrap(), blocks_before[i], "{n}");
+    }
+    assert!(boxvirt::vm::leftovers::find(&conn, Some(&vm))
+        .unwrap()
+        .is_empty());
+    assert!(!conn.domain_exists(&vm).unwrap());
+}
