@@ -267,3 +267,105 @@ fn two_nics_on_two_boxvirt_networks_get_their_addresses_and_delete_frees_both_sl
         .is_empty());
     assert!(!conn.domain_exists(&vm).unwrap());
 }
+
+/// Names of the domains and pool volumes that start with `prefix`.
+fn made_with(conn: &Libvirt, prefix: &str) -> (Vec<String>, Vec<String>) {
+    let mut doms: Vec<String> = conn
+        .list_domains()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.name)
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    doms.sort();
+    let mut vols: Vec<String> = volume_names(conn)
+        .into_iter()
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    vols.sort();
+    (doms, vols)
+}
+
+/// Destroys the environment (its VMs and networks) when dropped.
+struct EnvCleanup(PathBuf);
+
+impl Drop for EnvCleanup {
+    fn drop(&mut self) {
+        let _ = in_live_ns(&self.0, &["-y", "env", "destroy"]);
+    }
+}
+
+#[test]
+fn env_replace_of_a_nic_list_keeps_the_old_vm_when_it_fails_then_swaps_in_two_nics() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().to_path_buf();
+    let pid = std::process::id();
+    let x = pid % 250 + 2;
+    let env = format!("mr{pid}");
+    let vm = format!("{env}-vm");
+    let file = |nets: &str| {
+        format!("name: {env}\nnetworks:\n  {env}-a: {{template: isolated, cidr: 10.95.{x}.0/24}}\n  {env}-b: {{template: isolated, cidr: 10.96.{x}.0/24}}\ndefaults: {{template: tiny, memory: 256}}\nvms:\n  - {{name: {vm}, networks: [{nets}]}}\n")
+    };
+    let _cleanup = EnvCleanup(dir.clone());
+    upload_tiny(&live_uri());
+    let conn = Libvirt::open(&live_uri(), "live").unwrap();
+    let ifaces = |conn: &Libvirt| {
+        boxvirt::vm::nic_addresses::interfaces(&conn.domain_xml(&vm, true).unwrap())
+            .into_iter()
+            .map(|(n, _)| n.unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    std::fs::write(dir.join("boxvirt.yaml"), file(&format!("{env}-a"))).unwrap();
+    in_live_ns(&dir, &["env", "apply", "--start"]).ok();
+    let old = (ifaces(&conn), made_with(&conn, &vm));
+    assert_eq!(old.0, [format!("{env}-a")]);
+
+    std::fs::write(dir.join("boxvirt.yaml"), file(&format!("{env}-a, {env}-b"))).unwrap();
+    let refused = in_live_ns(&dir, &["env", "apply"]);
+    assert_eq!(refused.code, 4, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("needs replace"),
+        "{}",
+        refused.stderr
+    );
+
+    // Failing right after the new VM took the name: the old one is back,
+    // running, with its one NIC; nothing of the new one is left.
+    let failed = Boxvirt::new(&dir)
+        .wrapped_in(["ip", "netns", "exec", live_netns().as_str()])
+        .uri(&live_uri())
+        .env("BOXVIRT_CACHE_DIR", build_cache().to_str().unwrap())
+        .env("BOXVIRT_INJECT_FAILURE", "swap")
+        .args(["env", "apply", "--replace"])
+        .status(1)
+        .error_has("injected failure after step 'swap'; the old vm was kept and runs again")
+        .run();
+    assert!(
+        failed.stdout.contains("failed (the old vm was kept)"),
+        "{}",
+        failed.stdout
+    );
+    assert_eq!((ifaces(&conn), made_with(&conn, &vm)), old);
+    assert!(conn.domain_summary(&vm).unwrap().state.is_active());
+
+    // The replace that works: two NICs, running again, no temporary name.
+    in_live_ns(&dir, &["env", "apply", "--replace"]).ok();
+    assert_eq!(ifaces(&conn), [format!("{env}-a"), format!("{env}-b")]);
+    assert!(conn.domain_summary(&vm).unwrap().state.is_active());
+    let (doms, _) = made_with(&conn, &vm);
+    assert_eq!(doms, [vm.clone()]);
+    in_live_ns(&dir, &["env", "plan"]).ok();
+    assert!(boxvirt::vm::leftovers::find(&conn, None)
+        .unwrap()
+        .iter()
+        .all(|l| !l.vm.starts_with(&vm)));
+
+    in_live_ns(&dir, &["-y", "env", "destroy"]).ok();
+    assert_eq!(made_with(&conn, &vm), (Vec::new(), Vec::new()));
+    for n in ["a", "b"] {
+        assert!(conn
+            .network_summary(&format!("{env}-{n}"))
+            .unwrap()
+            .is_none());
+    }
+}
