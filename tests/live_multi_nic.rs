@@ -353,7 +353,7 @@ fn env_replace_of_a_nic_list_keeps_the_old_vm_when_it_fails_then_swaps_in_two_ni
     assert_eq!(ifaces(&conn), [format!("{env}-a"), format!("{env}-b")]);
     assert!(conn.domain_summary(&vm).unwrap().state.is_active());
     let (doms, _) = made_with(&conn, &vm);
-    assert_eq!(doms, [vm.clone()]);
+    assert_eq!(doms, std::slice::from_ref(&vm));
     in_live_ns(&dir, &["env", "plan"]).ok();
     assert!(boxvirt::vm::leftovers::find(&conn, None)
         .unwrap()
