@@ -33,7 +33,7 @@ fn apply_cmd(ctx: &Ctx, args: &EnvApplyArgs) -> Result<Exit> {
         wait: apply::wait_options(args.wait, args.timeout),
         replace: args.replace,
         no_seed: args.no_seed,
-        inject: std::env::var("BOXVIRT_INJECT_FAILURE").ok(),
+        inject: ctx.settings.inject_failure.clone(),
     };
     let converged = plan.is_converged();
     let outcomes = apply::apply(ctx, &desired, &targets, &plan, &opts)?;

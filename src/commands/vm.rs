@@ -361,7 +361,7 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
         instance_key,
         authorized_keys: keys,
         user_data,
-        fail_after: std::env::var("BOXVIRT_INJECT_FAILURE").ok(),
+        fail_after: ctx.settings.inject_failure.clone(),
         ..Default::default()
     };
     let conn = ctx.libvirt()?;
