@@ -461,7 +461,9 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
             seed_path = Some(path);
             after_step(req, "seed")?;
         }
-        if reserve_live(conn, &name, &nics, &mut rollback)? {
+        reserve_live(conn, &name, &nics, &mut rollback)?;
+        // A slot is claimed by the define; the step is where an address is settled.
+        if nics.iter().any(|n| n.slot.is_some() || n.live_ip.is_some()) {
             after_step(req, "reservation")?;
         }
         let mut xml = render_domain(&template, &sets, &nics)?;
@@ -528,14 +530,13 @@ fn render_domain(template: &Template, sets: &[(String, String)], nics: &[Nic]) -
 }
 
 /// The live DHCP reservations of NICs on networks without slots, each
-/// with its rollback; true when there was any.
+/// with its rollback.
 fn reserve_live<'a>(
     conn: &'a Libvirt,
     name: &str,
     nics: &[Nic],
     rollback: &mut Rollback<'a>,
-) -> Result<bool> {
-    let mut any = false;
+) -> Result<()> {
     for nic in nics {
         let Some(ip) = nic.live_ip else { continue };
         let ip = ip.to_string();
@@ -549,9 +550,8 @@ fn reserve_live<'a>(
         rollback.push(format!("DHCP reservation {ip} on {n}"), move || {
             conn.remove_dhcp_host(&n, &m, &vm, &i).map(|_| ())
         });
-        any = true;
     }
-    Ok(any)
+    Ok(())
 }
 
 /// Right after the define: settles each slot NIC's claim, in order; a NIC
