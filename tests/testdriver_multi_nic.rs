@@ -216,3 +216,83 @@ fn two_nics_then_a_safe_replace_of_the_nic_list_then_destroy() {
     assert!(!domain_names(&conn).iter().any(|n| n.starts_with("mn-")));
     assert_eq!(hosts_of(&conn, "default"), default_before);
 }
+
+#[test]
+fn a_failure_after_each_step_rolls_back_every_nics_address() {
+    use boxvirt::output::Output;
+    use boxvirt::template::Catalog;
+    use boxvirt::vm::create::{create, Request, STEPS};
+    use boxvirt::vm::slots;
+
+    // A host of its own: node.xml's 'default' (no block: live
+    // reservations) and a network with a block of 4 slots.
+    let conn = Libvirt::open(&common::test_uri("node.xml"), "test").unwrap();
+    conn.ensure_network("fx-slots", || {
+        let xml = Catalog::default()
+            .get(Kind::Network, "isolated")?
+            .render(&[("name".into(), "fx-slots".into())])?;
+        Ok(slots::with_block("fx-slots", &xml, Some(4))?.unwrap().0)
+    })
+    .unwrap();
+    let quiet = Output {
+        format: boxvirt::cli::OutputFormat::Table,
+        quiet: true,
+        verbose: 0,
+    };
+    let state = |conn: &Libvirt| {
+        (
+            domain_names(conn),
+            common::volume_names(conn),
+            hosts_of(conn, "default"),
+            hosts_of(conn, "fx-slots"),
+            conn.interface_macs().unwrap().0,
+        )
+    };
+    let before = state(&conn);
+    // "seed" needs upload streams: covered on the live daemon.
+    for step in STEPS.iter().filter(|s| **s != "seed") {
+        let req = Request {
+            template: "rocky9".into(),
+            name: Some("fx-duo".into()),
+            networks: vec!["fx-slots".into(), "default".into()],
+            start: true,
+            blank_disk: true,
+            no_seed: true,
+            fail_after: Some(step.to_string()),
+            ..Default::default()
+        };
+        let err = create(&conn, &Catalog::default(), &quiet, &req).unwrap_err();
+        assert!(
+            err.message.contains("rolled back"),
+            "{step}: {}",
+            err.message
+        );
+        assert!(
+            !err.message.contains("could NOT"),
+            "{step}: {}",
+            err.message
+        );
+        assert_eq!(state(&conn), before, "after failing at {step}");
+    }
+    // And without a failure: two interfaces, two addresses, in order.
+    let req = Request {
+        template: "rocky9".into(),
+        name: Some("fx-duo".into()),
+        networks: vec!["fx-slots".into(), "default".into()],
+        blank_disk: true,
+        no_seed: true,
+        ..Default::default()
+    };
+    let made = create(&conn, &Catalog::default(), &quiet, &req).unwrap();
+    let got = nics(&conn, "fx-duo");
+    assert_eq!(
+        got,
+        made.nics
+            .iter()
+            .map(|n| (Some(n.network.clone()), n.mac.clone()))
+            .collect::<Vec<_>>()
+    );
+    assert!(made.nics[0].mac.starts_with(slots::OUI), "{made:?}");
+    let live = &made.nics[1];
+    assert!(hosts_of(&conn, "default").contains(&(live.mac.clone(), live.ip.clone().unwrap())));
+}
