@@ -1,6 +1,8 @@
 //! `vm create`: check everything first, then make the objects in order
-//! (disk volume, cloud-init seed, address (a live DHCP reservation on a
-//! network without slots), domain (which claims a slot), start, metadata (last: it marks the VM finished)), undoing this run's objects, newest first, if a later step fails.
+//! (disk volume, cloud-init seed, addresses (one per NIC: a live DHCP
+//! reservation on a network without slots), domain (which claims the
+//! slots), start, metadata (last: it marks the VM finished)), undoing this
+//! run's objects, newest first, if a later step fails. NICs: vm/nics.rs.
 //! The shape follows virter's: base image -> overlay -> seed -> reserved IP.
 
 use serde::Serialize;
