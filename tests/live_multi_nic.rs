@@ -348,12 +348,33 @@ fn env_replace_of_a_nic_list_keeps_the_old_vm_when_it_fails_then_swaps_in_two_ni
     assert_eq!((ifaces(&conn), made_with(&conn, &vm)), old);
     assert!(conn.domain_summary(&vm).unwrap().state.is_active());
 
+    // A replace killed (SIGKILL, no rollback) while it made the new VM:
+    // the old one never stopped; the next replace clears what was left.
+    let killed = Boxvirt::new(&dir)
+        .wrapped_in(["ip", "netns", "exec", live_netns().as_str()])
+        .uri(&live_uri())
+        .env("BOXVIRT_CACHE_DIR", build_cache().to_str().unwrap())
+        .env("BOXVIRT_INJECT_FAILURE", "abort:define")
+        .args(["env", "apply", "--replace"])
+        .any_status()
+        .run();
+    assert_eq!(killed.code, -1, "{}", killed.stderr);
+    assert_eq!(ifaces(&conn), old.0);
+    assert!(conn.domain_summary(&vm).unwrap().state.is_active());
+    assert_eq!(
+        made_with(&conn, &vm).0.len(),
+        2,
+        "the killed replace's new vm"
+    );
+
     // The replace that works: two NICs, running again, no temporary name.
     in_live_ns(&dir, &["env", "apply", "--replace"]).ok();
     assert_eq!(ifaces(&conn), [format!("{env}-a"), format!("{env}-b")]);
     assert!(conn.domain_summary(&vm).unwrap().state.is_active());
-    let (doms, _) = made_with(&conn, &vm);
+    let (doms, vols) = made_with(&conn, &vm);
     assert_eq!(doms, std::slice::from_ref(&vm));
+    // The new VM's seed (named when it was made) and nothing else.
+    assert_eq!(vols.len(), 1, "{vols:?}");
     in_live_ns(&dir, &["env", "plan"]).ok();
     assert!(boxvirt::vm::leftovers::find(&conn, None)
         .unwrap()

@@ -13,7 +13,8 @@ use crate::output::Output;
 use crate::settings::Settings;
 use crate::template::Catalog;
 use crate::vm::create::{self, Created, Request};
-use crate::vm::rename::{aside_name, rename};
+use crate::vm::leftovers;
+use crate::vm::rename::{aside_name, aside_prefix, rename};
 
 /// The test hook's step (`BOXVIRT_INJECT_FAILURE=swap[@vm]`): fails right
 /// after the new VM took the name, before the old one is deleted.
@@ -31,6 +32,7 @@ pub struct Replace<'a> {
 impl Replace<'_> {
     /// Replaces the VM by one made from `req`; `row` follows the stages.
     pub fn run(&self, req: &Request, row: &mut Outcome) -> Result<Created> {
+        self.clear_interrupted()?;
         let start = req.start || self.was_running;
         let new = aside_name(self.name, "new");
         let mut made = req.clone();
@@ -55,6 +57,20 @@ impl Replace<'_> {
             })?;
         crate::commands::vm::forget_ssh_config(self.settings, self.name);
         Ok(created)
+    }
+
+    /// What a replace of this VM killed while it made the new one left: an
+    /// unfinished `NAME.new-*` domain and its volumes (a finished one
+    /// carries the environment's mark, so the plan deletes it).
+    fn clear_interrupted(&self) -> Result<()> {
+        let prefix = aside_prefix(self.name, "new");
+        for d in self.conn.list_domains()? {
+            if d.name.starts_with(&prefix) && leftovers::is_unfinished(self.conn, &d.name)? {
+                leftovers::drop_unfinished(self.conn, &d.name)?;
+                leftovers::remove(self.conn, &leftovers::find(self.conn, Some(&d.name))?)?;
+            }
+        }
+        Ok(())
     }
 
     /// Old aside (shut off), new in its place (started when wanted).

@@ -39,8 +39,20 @@ pub fn aside_name(vm: &str, tag: &str) -> String {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     let digest = Sha256::digest(format!("{vm}/{tag}/{}/{noise}", std::process::id()).as_bytes());
-    let suffix = format!(".{tag}-{:02x}{:02x}{:02x}", digest[0], digest[1], digest[2]);
-    let keep = names::MAX_LEN.saturating_sub(suffix.len());
+    format!(
+        "{}{:02x}{:02x}{:02x}",
+        aside_prefix(vm, tag),
+        digest[0],
+        digest[1],
+        digest[2]
+    )
+}
+
+/// What every [`aside_name`] of `vm` and `tag` starts with: `web.new-`
+/// (`vm` shortened so that six hex digits still fit).
+pub fn aside_prefix(vm: &str, tag: &str) -> String {
+    let suffix = format!(".{tag}-");
+    let keep = names::MAX_LEN.saturating_sub(suffix.len() + 6);
     let head: String = vm.chars().take(keep).collect();
     format!("{head}{suffix}")
 }
