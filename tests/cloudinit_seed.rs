@@ -152,7 +152,10 @@ fn pyyaml_reads_every_file_as_meant() {
         serde_json::json!({"match": {"macaddress": "52:54:00:65:43:21"}, "set-name": "eth1",
             "dhcp4": true, "dhcp-identifier": "mac", "dhcp4-overrides": {"route-metric": 200}})
     );
-    assert_eq!(net["ethernets"]["eth0"]["match"]["macaddress"], "52:54:00:12:34:56");
+    assert_eq!(
+        net["ethernets"]["eth0"]["match"]["macaddress"],
+        "52:54:00:12:34:56"
+    );
 
     let user = pyyaml(&cloudinit::user_data(&s).unwrap());
     assert_eq!(user["hostname"], "tiny-8");

@@ -390,3 +390,77 @@ fn env_replace_of_a_nic_list_keeps_the_old_vm_when_it_fails_then_swaps_in_two_ni
             .is_none());
     }
 }
+
+#[test]
+fn a_two_nic_create_killed_after_any_step_is_finished_by_a_rerun_and_a_delete_leaves_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let tpl = d.path().to_path_buf();
+    let pid = std::process::id();
+    let (slotted, plain) = (format!("mnk-s-{pid}"), format!("mnk-p-{pid}"));
+    network_template(&tpl, &slotted, 97);
+    network_template(&tpl, &plain, 98);
+    let vm = format!("mnk-{pid}");
+    let _cleanup = Cleanup {
+        tpl: tpl.clone(),
+        vm: vm.clone(),
+        networks: vec![slotted.clone(), plain.clone()],
+    };
+    upload_tiny(&live_uri());
+    live(&tpl, &["net", "ensure", &slotted, "--slots", "4"]).ok();
+    let conn = Libvirt::open(&live_uri(), "live").unwrap();
+    // Defined straight from its template: no block, so the second NIC's
+    // address is a live reservation with a MAC from the VM and network.
+    let xml = std::fs::read_to_string(tpl.join(format!("network/{plain}.xml"))).unwrap();
+    conn.ensure_network(&plain, || Ok(xml)).unwrap();
+    let nets_before: Vec<String> = [&slotted, &plain]
+        .iter()
+        .map(|n| conn.network_xml(n).unwrap())
+        .collect();
+    let nothing_left = |after: &str| {
+        assert!(!conn.domain_exists(&vm).unwrap(), "{after}");
+        assert!(
+            !volume_names(&conn).iter().any(|v| v.starts_with(&vm)),
+            "{after}"
+        );
+        for (i, n) in [&slotted, &plain].iter().enumerate() {
+            assert_eq!(conn.network_xml(n).unwrap(), nets_before[i], "{after}: {n}");
+        }
+    };
+    let create = |hook: Option<&str>| {
+        let mut b = Boxvirt::new(&tpl)
+            .wrapped_in(["ip", "netns", "exec", live_netns().as_str()])
+            .uri(&live_uri())
+            .env("BOXVIRT_CACHE_DIR", build_cache().to_str().unwrap())
+            .args(["--template-dir", tpl.to_str().unwrap()])
+            .args(["vm", "create", "--template", "tiny", "--name", &vm])
+            .args(["--network", &slotted, "--network", &plain])
+            .any_status();
+        if let Some(h) = hook {
+            b = b.env("BOXVIRT_INJECT_FAILURE", h);
+        }
+        b.run()
+    };
+    let steps = boxvirt::vm::create::STEPS;
+    // tiny has no disk volume, no --start here; after "metadata" the VM is complete.
+    for step in steps
+        .iter()
+        .filter(|s| !matches!(**s, "volume" | "start" | "metadata"))
+    {
+        let killed = create(Some(&format!("abort:{step}")));
+        assert_eq!(killed.code, -1, "killed after '{step}': {}", killed.stderr);
+        // Delete finds whatever exists of it, the second NIC's live
+        // reservation included.
+        live(&tpl, &["vm", "delete", &vm, "--yes"]).ok();
+        nothing_left(&format!("delete after '{step}'"));
+        // Killed again, a re-run of the same create converges.
+        assert_eq!(create(Some(&format!("abort:{step}"))).code, -1);
+        let again = create(None);
+        assert_eq!(again.code, 0, "re-run after '{step}': {}", again.stderr);
+        let meta =
+            boxvirt::vm::metadata::VmMetadata::parse(&conn.domain_metadata(&vm).unwrap().unwrap());
+        assert_eq!(meta.reservations.len(), 2, "{meta:?}");
+        assert!(meta.reservations[0].slot && !meta.reservations[1].slot);
+        live(&tpl, &["vm", "delete", &vm, "--yes"]).ok();
+        nothing_left(&format!("re-run after '{step}'"));
+    }
+}
