@@ -302,9 +302,10 @@ pub struct VmCreateArgs {
     /// Disk size in GiB
     #[arg(long, value_name = "GiB")]
     pub disk_size: Option<u64>,
-    /// Network to attach
-    #[arg(long)]
-    pub network: Option<String>,
+    /// Network to attach; repeat for one NIC per network (the first is the
+    /// primary: the VM's IP and SSH address come from it)
+    #[arg(long = "network", value_name = "NETWORK")]
+    pub networks: Vec<String>,
     /// Accelerator (default: kvm where a KVM guest can really run, else qemu)
     #[arg(long, value_enum)]
     pub accel: Option<Accel>,

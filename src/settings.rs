@@ -49,6 +49,9 @@ pub struct Settings {
     /// `$XDG_RUNTIME_DIR/boxvirt`, else `/run/user/UID/boxvirt`, else
     /// `/tmp/boxvirt-UID`.
     pub link_dir: PathBuf,
+    /// Test hook `BOXVIRT_INJECT_FAILURE` (`vm create`, `env apply`): a
+    /// step after which a failure is injected (see vm/create.rs).
+    pub inject_failure: Option<String>,
 }
 
 /// The longest path a unix socket address holds (sun_path is 108 bytes,
@@ -261,6 +264,12 @@ impl Settings {
             tls_sans: Vec::new(),
             listen: None,
             link_dir: src.link_dir(),
+            // The process environment only: a test hook never comes from `.env`.
+            inject_failure: src
+                .env
+                .get("BOXVIRT_INJECT_FAILURE")
+                .filter(|v| !v.is_empty())
+                .cloned(),
         })
     }
 
@@ -398,6 +407,21 @@ mod tests {
             gid: 1001,
             run_user_dir: None,
         }
+    }
+
+    #[test]
+    fn the_failure_hook_comes_from_the_environment_only() {
+        let get = |env: &[(&str, &str)], dotenv: &str| {
+            Settings::resolve(&GlobalArgs::default(), &sources(env, dotenv))
+                .unwrap()
+                .inject_failure
+        };
+        assert_eq!(
+            get(&[("BOXVIRT_INJECT_FAILURE", "swap@a")], "").as_deref(),
+            Some("swap@a")
+        );
+        assert_eq!(get(&[("BOXVIRT_INJECT_FAILURE", "")], ""), None);
+        assert_eq!(get(&[], "BOXVIRT_INJECT_FAILURE=define\n"), None);
     }
 
     #[test]

@@ -31,6 +31,7 @@ fn spec(name: &str, mac: &str) -> SeedSpec {
         authorized_keys: vec![client_key()],
         host_key: cloudinit::generate_host_key(name).unwrap(),
         mac: mac.to_string(),
+        more_macs: Vec::new(),
         extra_user_data: None,
     }
 }
@@ -139,6 +140,21 @@ fn pyyaml_reads_every_file_as_meant() {
         net,
         serde_json::json!({"version": 2, "ethernets": {"eth0": {
             "match": {"macaddress": "52:54:00:12:34:56"}, "set-name": "eth0", "dhcp4": true, "dhcp-identifier": "mac"}}})
+    );
+    // A second NIC: its own entry, its routes behind the primary's.
+    let two = cloudinit::SeedSpec {
+        more_macs: vec!["52:54:00:65:43:21".into()],
+        ..s.clone()
+    };
+    let net = pyyaml(&cloudinit::network_config(&two));
+    assert_eq!(
+        net["ethernets"]["eth1"],
+        serde_json::json!({"match": {"macaddress": "52:54:00:65:43:21"}, "set-name": "eth1",
+            "dhcp4": true, "dhcp-identifier": "mac", "dhcp4-overrides": {"route-metric": 200}})
+    );
+    assert_eq!(
+        net["ethernets"]["eth0"]["match"]["macaddress"],
+        "52:54:00:12:34:56"
     );
 
     let user = pyyaml(&cloudinit::user_data(&s).unwrap());

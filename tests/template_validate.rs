@@ -92,3 +92,20 @@ fn every_template_validates_with_defaults_and_edge_values() {
             .unwrap(),
     );
 }
+
+#[test]
+fn every_domain_template_with_eight_nics_validates() {
+    let catalog = Catalog::default();
+    let more: Vec<(String, String)> = (1..8)
+        .map(|i| (format!("net-{i}"), format!("52:54:00:00:00:{:02x}", i + 1)))
+        .collect();
+    for t in catalog.list().unwrap() {
+        if t.kind != Kind::Domain {
+            continue;
+        }
+        let first = t.render(&sets(&[("network", "net-0"), ("mac", "52:54:00:00:00:01")]));
+        let xml = boxvirt::template::nics::add(&t.label(), &first.unwrap(), &more).unwrap();
+        assert_eq!(boxvirt::template::nics::count(&xml), 8, "{xml}");
+        validate(Kind::Domain, &format!("{} (8 NICs)", t.label()), &xml);
+    }
+}

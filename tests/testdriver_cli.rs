@@ -180,6 +180,54 @@ fn vm_create_from_each_cloud_template_on_the_test_driver() {
 }
 
 #[test]
+fn vm_create_with_two_networks_gets_a_nic_and_an_address_on_each() {
+    let d = tmp();
+    let v = Boxvirt::new(d.path())
+        .uri(&test_uri("two-networks.xml"))
+        .args([
+            "-o",
+            "json",
+            "vm",
+            "create",
+            "--template",
+            "tiny",
+            "--name",
+            "duo",
+        ])
+        .args(["--no-seed", "--network", "data", "--network", "default"])
+        .stderr_has("created vm 'duo' from template tiny (test, network data, ip 10.77.0.")
+        .stderr_has(", also on default (192.168.122.")
+        .run()
+        .json();
+    let nics = v["nics"].as_array().unwrap();
+    assert_eq!(nics.len(), 2, "{v}");
+    // The first network is the primary: the VM's ip, network and mac.
+    assert_eq!(nics[0]["network"], "data");
+    assert_eq!(v["network"], "data");
+    assert_eq!(v["ip"], nics[0]["ip"]);
+    assert_eq!(v["mac"], nics[0]["mac"]);
+    assert!(
+        nics[0]["ip"].as_str().unwrap().starts_with("10.77.0."),
+        "{v}"
+    );
+    assert_eq!(nics[1]["network"], "default");
+    assert!(
+        nics[1]["ip"].as_str().unwrap().starts_with("192.168.122."),
+        "{v}"
+    );
+    // A MAC per (VM, network): the same on every create, never shared.
+    assert_eq!(
+        nics[0]["mac"],
+        boxvirt::vm::identity::nic_mac("duo", "data", 0)
+    );
+    assert_eq!(
+        nics[1]["mac"],
+        boxvirt::vm::identity::nic_mac("duo", "default", 1)
+    );
+    assert_ne!(nics[0]["mac"], nics[1]["mac"]);
+}
+
+#[test]
 fn default_name_skips_names_in_use() {
     let d = tmp();
     Boxvirt::new(d.path())
@@ -195,7 +243,8 @@ fn bad_input_gets_one_line_and_the_documented_exit_code() {
     let d = tmp();
     let long = "x".repeat(65);
     let create = ["vm", "create", "--template", "tiny"];
-    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+    let cases: Vec<(Vec<&str>, i32, &str)> =
+        vec![
         (vec!["--name", ""], 2, "is empty"),
         (vec!["--name", &long], 2, "longer than 64"),
         (vec!["--name", "a/b"], 2, "'/'"),
@@ -209,6 +258,25 @@ fn bad_input_gets_one_line_and_the_documented_exit_code() {
         (vec!["--vcpus", "1000"], 2, "vcpus"),
         (vec!["--name", "web-1"], 4, "already exists"),
         (vec!["--network", "nonet"], 3, "network 'nonet' not found"),
+        (
+            vec!["--network", "default", "--network", "default"],
+            2,
+            "network 'default' is given twice",
+        ),
+        (
+            vec!["--network", "default", "--network", "nonet"],
+            3,
+            "network 'nonet' not found",
+        ),
+        (
+            vec![
+                "--network", "n1", "--network", "n2", "--network", "n3", "--network", "n4",
+                "--network", "n5", "--network", "n6", "--network", "n7", "--network", "n8",
+                "--network", "n9",
+            ],
+            2,
+            "9 networks given; a VM gets at most 8 NICs",
+        ),
         (vec!["--disk-size", "5"], 2, "has no disk"),
         (vec!["--image", "rocky9"], 2, "has no disk"),
         (vec!["--ssh-key", "/nonexistent.pub"], 2, "/nonexistent.pub"),

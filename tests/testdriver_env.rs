@@ -488,8 +488,18 @@ fn bad_input_fails_before_anything_is_made() {
     let dir = tmp();
     write(
         dir.path(),
-        "two-nets.yaml",
-        "name: fresh\nnetworks:\n  default: {template: default}\n  iso: {template: isolated}\ndefaults: {template: tiny}\nvms:\n  - {name: a, networks: [default, iso]}\n",
+        "twice.yaml",
+        "name: fresh\nnetworks:\n  default: {template: default}\n  iso: {template: isolated}\ndefaults: {template: tiny}\nvms:\n  - {name: a, networks: [iso, default, iso]}\n",
+    );
+    let nine: Vec<String> = (1..=9).map(|i| format!("n{i}")).collect();
+    write(
+        dir.path(),
+        "nine.yaml",
+        &format!(
+            "name: fresh\nnetworks:\n{}defaults: {{template: tiny}}\nvms:\n  - {{name: a, networks: [{}]}}\n",
+            nine.iter().map(|n| format!("  {n}: {{template: isolated}}\n")).collect::<String>(),
+            nine.join(", ")
+        ),
     );
     write(
         dir.path(),
@@ -502,7 +512,8 @@ fn bad_input_fails_before_anything_is_made() {
         "name: fresh\nnetworks:\n  iso: {template: isolated, cidr: 10.10.0.0/24}\nvms:\n  - {name: a, template: tiny, networks: [iso], ssh_keys: [nope.pub]}\n",
     );
     let cases = [
-        ("two-nets.yaml", 2, "two-nets.yaml: vm 'a' is on 2 networks (default, iso); several networks per VM are not yet supported by 'env apply': give it one"),
+        ("twice.yaml", 2, "twice.yaml:7:40: vm 'a' names network 'iso' twice; a VM gets one NIC per network, so name each once"),
+        ("nine.yaml", 2, "nine.yaml:14:25: vm 'a' is on 9 networks; a VM gets at most 8 NICs"),
         ("taken.yaml", 4, "vm 'web-1' already exists on host 'current' outside environment 'fresh'"),
         ("no-key.yaml", 2, "nope.pub"),
         ("missing.yaml", 3, "missing.yaml: no such file"),

@@ -90,10 +90,10 @@ fn create_then_list_then_delete_leaves_the_host_as_it_was() {
     conn.destroy_domain("r1").unwrap();
     conn.undefine_domain("r1").unwrap();
     let parsed = boxvirt::vm::metadata::VmMetadata::parse(&meta);
-    for v in parsed.volumes {
+    for v in &parsed.volumes {
         assert!(conn.delete_volume(&v.pool, &v.name).unwrap());
     }
-    let r = parsed.reservation.unwrap();
+    let r = parsed.reservation().unwrap();
     assert!(conn
         .remove_dhcp_host(&r.network, &r.mac, "r1", &r.ip)
         .unwrap());
@@ -145,7 +145,7 @@ fn a_missing_network_is_caught_before_anything_is_made() {
     let req = Request {
         template: "rocky9".into(),
         name: Some("nonet".into()),
-        network: Some("isolated".into()),
+        networks: vec!["isolated".into()],
         start: true,
         ..offline()
     };

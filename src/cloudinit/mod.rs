@@ -44,8 +44,10 @@ pub struct SeedSpec {
     pub authorized_keys: Vec<String>,
     /// The VM's sshd host key, so boxvirt can pin it.
     pub host_key: HostKey,
-    /// The VM's MAC, matched in network-config.
+    /// The VM's (primary NIC's) MAC, matched in network-config.
     pub mac: String,
+    /// The MACs of its further NICs, in order (eth1, eth2, ...).
+    pub more_macs: Vec<String>,
     /// Contents of `--user-data FILE`, merged in (see [`user_data`]).
     pub extra_user_data: Option<String>,
 }
@@ -57,7 +59,7 @@ impl SeedSpec {
         check_word("hostname", &self.hostname, 63)?;
         check_word("user name", &self.user, 32)?;
         check_mac(&self.mac)?;
-        Ok(())
+        self.more_macs.iter().try_for_each(|m| check_mac(m))
     }
 }
 

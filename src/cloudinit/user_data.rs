@@ -165,6 +165,7 @@ mod tests {
             authorized_keys: vec![format!("{KEY} me@laptop")],
             host_key: host_key_from_seed(&[7; 32], "tiny-1").unwrap(),
             mac: "52:54:00:12:34:56".into(),
+            more_macs: Vec::new(),
             extra_user_data: None,
         }
     }

@@ -23,7 +23,6 @@ pub fn run(ctx: &Ctx, command: EnvCommand) -> Result<Exit> {
 
 fn apply_cmd(ctx: &Ctx, args: &EnvApplyArgs) -> Result<Exit> {
     let desired = env::load(&args.file.file, &ctx.catalog)?;
-    refuse::check_one_network(&desired)?;
     let targets = hosts::targets(&desired, &ctx.settings);
     let states = observe::observe_all(&targets);
     let plan = plan::plan(&desired, &states, plan::Options { adopt: args.adopt })?;
@@ -34,7 +33,7 @@ fn apply_cmd(ctx: &Ctx, args: &EnvApplyArgs) -> Result<Exit> {
         wait: apply::wait_options(args.wait, args.timeout),
         replace: args.replace,
         no_seed: args.no_seed,
-        inject: std::env::var("BOXVIRT_INJECT_FAILURE").ok(),
+        inject: ctx.settings.inject_failure.clone(),
     };
     let converged = plan.is_converged();
     let outcomes = apply::apply(ctx, &desired, &targets, &plan, &opts)?;

@@ -16,6 +16,7 @@ use crate::template::parse_sets;
 use crate::vm::create::{self, Request};
 use crate::vm::leftovers;
 use crate::vm::metadata::VmMetadata;
+use crate::vm::nic_addresses::{self, NicAddress};
 use crate::vm::ssh_config as vm_ssh;
 use crate::vm::{reach, ready};
 
@@ -67,9 +68,16 @@ pub fn run(ctx: &Ctx, cmd: VmCommand) -> Result<Exit> {
         }
         VmCommand::Delete { name } => delete(ctx, &name),
         VmCommand::Info { name } => {
-            let details = open_for(ctx, &name)?.domain_details(&name)?;
+            let conn = open_for(ctx, &name)?;
+            let details = conn.domain_details(&name)?;
+            let parsed = details.boxvirt_metadata.as_deref().map(VmMetadata::parse);
+            let running = details.summary.state.is_active();
+            let addresses = nic_addresses::list(&conn, &name, parsed.as_ref(), running)?;
             if ctx.out.is_json() {
-                ctx.out.json(&details)?;
+                ctx.out.json(&InfoJson {
+                    details: &details,
+                    addresses: &addresses,
+                })?;
             } else {
                 let s = &details.summary;
                 let meta = details.boxvirt_metadata.as_deref().map(VmMetadata::parse);
@@ -88,6 +96,7 @@ pub fn run(ctx: &Ctx, cmd: VmCommand) -> Result<Exit> {
                     ("vCPUs", s.vcpus.to_string()),
                     ("Memory", format!("{} MiB", s.memory_mib)),
                     ("CPU time", format!("{:.1} s", details.cpu_time_s)),
+                    ("Addresses", addresses_line(&addresses)),
                     ("Autostart", if s.autostart { "yes" } else { "no" }.into()),
                     ("Persistent", if s.persistent { "yes" } else { "no" }.into()),
                     (
@@ -152,8 +161,33 @@ pub fn run(ctx: &Ctx, cmd: VmCommand) -> Result<Exit> {
 #[derive(Serialize)]
 struct IpJson<'a> {
     name: &'a str,
+    /// The primary NIC's address (where SSH goes).
     ip: Option<&'a str>,
     source: Option<&'a str>,
+    /// Every NIC's, the primary first.
+    addresses: &'a [NicAddress],
+}
+
+/// `vm info -o json`: the domain's details and every NIC's address.
+#[derive(Serialize)]
+struct InfoJson<'a> {
+    #[serde(flatten)]
+    details: &'a crate::libvirt::DomainDetails,
+    addresses: &'a [NicAddress],
+}
+
+/// `10.0.0.5 (mgmt), 10.1.0.5 (data)`: each NIC's address and network.
+fn addresses_line(all: &[NicAddress]) -> String {
+    all.iter()
+        .map(|a| {
+            format!(
+                "{} ({})",
+                a.ip.as_deref().unwrap_or("-"),
+                a.network.as_deref().unwrap_or("-")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn metadata_of(conn: &Libvirt, name: &str) -> Result<Option<VmMetadata>> {
@@ -165,18 +199,26 @@ fn ip(ctx: &Ctx, name: &str) -> Result<Exit> {
     let running = conn.domain_summary(name)?.state.is_active();
     let meta = metadata_of(&conn, name)?;
     let addr = reach::discover(&conn, name, meta.as_ref(), running)?;
+    let all = nic_addresses::list(&conn, name, meta.as_ref(), running)?;
     if ctx.out.is_json() {
         ctx.out.json(&IpJson {
             name,
             ip: addr.as_ref().map(|a| a.ip.as_str()),
             source: addr.as_ref().map(|a| a.source),
+            addresses: &all,
         })?;
         return Ok(Exit::Ok);
     }
     match addr {
         Some(a) => {
+            // One line per address, the primary's first (one NIC: one line).
             crate::outln!("{}", a.ip);
             ctx.out.detail(format!("source: {}", a.source));
+            for more in all.iter().skip(1) {
+                if let Some(ip) = more.ip.as_deref().filter(|ip| *ip != a.ip) {
+                    crate::outln!("{ip}");
+                }
+            }
             Ok(Exit::Ok)
         }
         None => {
@@ -307,7 +349,7 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
         memory_mib: args.memory,
         vcpus: args.vcpus,
         disk_gib: args.disk_size,
-        network: args.network,
+        networks: args.networks,
         accel: args.accel,
         sets: parse_sets(&args.set)?,
         start: args.start || args.wait,
@@ -319,7 +361,7 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
         instance_key,
         authorized_keys: keys,
         user_data,
-        fail_after: std::env::var("BOXVIRT_INJECT_FAILURE").ok(),
+        fail_after: ctx.settings.inject_failure.clone(),
         ..Default::default()
     };
     let conn = ctx.libvirt()?;
@@ -336,6 +378,14 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
     }
     if let Some(mac) = &created.mac {
         line.push_str(&format!(", mac {mac}"));
+    }
+    // Further NICs: `, also on data (10.1.0.5)`.
+    for nic in created.nics.iter().skip(1) {
+        line.push_str(&format!(
+            ", also on {} ({})",
+            nic.network,
+            nic.ip.as_deref().unwrap_or(&nic.mac)
+        ));
     }
     line.push(')');
     if created.started {
@@ -500,6 +550,12 @@ fn nothing_of(conn: &Libvirt, name: &str) -> Failure {
     ))
 }
 
+/// Removes the ssh config `vm ssh` wrote for `name`, if any; true when
+/// there was one.
+pub(crate) fn forget_ssh_config(settings: &crate::settings::Settings, name: &str) -> bool {
+    std::fs::remove_file(ssh_config_path(settings, name)).is_ok()
+}
+
 fn ssh_config_path(settings: &crate::settings::Settings, name: &str) -> std::path::PathBuf {
     settings.ssh_dir().join(format!("vm-{name}.conf"))
 }
@@ -529,7 +585,7 @@ pub(crate) fn remove(
         )?);
     }
     // The ssh config `vm ssh` wrote for it, if any.
-    let ssh_gone = std::fs::remove_file(ssh_config_path(settings, name)).is_ok();
+    let ssh_gone = forget_ssh_config(settings, name);
     if !exists && removed.is_empty() && !ssh_gone {
         return Err(nothing_of(conn, name));
     }
@@ -570,8 +626,8 @@ fn remove_domain(
             }
         }
     }
-    let reservation = meta.as_ref().and_then(|m| m.reservation.as_ref());
-    if let Some(r) = reservation.filter(|r| !r.slot) {
+    let reservations = meta.as_ref().map_or(&[][..], |m| m.reservations.as_slice());
+    for r in reservations.iter().filter(|r| !r.slot) {
         // A live reservation (a network without slots).
         // The network may be gone already; the reservation went with it.
         out.detail(format!(
@@ -579,14 +635,19 @@ fn remove_domain(
             r.network, r.ip
         ));
         if conn.network_summary(&r.network)?.is_some()
-            && conn.remove_dhcp_host(&r.network, &r.mac, name, &r.ip)?
+            && conn.remove_dhcp_host(
+                &r.network,
+                &r.mac,
+                r.host.as_deref().unwrap_or(name),
+                &r.ip,
+            )?
         {
             removed.push(format!("DHCP reservation {} on {}", r.ip, r.network));
         }
     }
     conn.undefine_domain(name)?;
     // A slot is free once no domain holds its MAC: the undefine freed it.
-    if let Some(r) = reservation.filter(|r| r.slot) {
+    for r in reservations.iter().filter(|r| r.slot) {
         removed.push(format!(
             "address slot {} on {} (free again)",
             r.ip, r.network

@@ -15,6 +15,7 @@ use super::outcome::Outcome;
 use super::plan::{Action, Object, Plan, Verb};
 use super::pool::{self, Conns};
 use super::progress::{step_done, Board};
+use super::replace::Replace;
 use super::{netdef, Desired};
 use crate::context::Ctx;
 use crate::error::{Failure, Result};
@@ -191,7 +192,7 @@ fn request(
         memory_mib: Some(spec.memory_mib),
         vcpus: spec.vcpus,
         disk_gib: spec.disk_size_gib,
-        network: spec.networks.first().cloned(),
+        networks: spec.networks.clone(),
         image: spec.image.clone(),
         start: opts.start || opts.wait.is_some(),
         no_seed: opts.no_seed,
@@ -319,7 +320,7 @@ fn adopt_and_keep(
                 host: h.host.clone(),
                 action,
                 state: if active { "running" } else { "defined" }.into(),
-                ip: meta.and_then(|m| m.reservation).map(|r| r.ip),
+                ip: meta.and_then(|m| m.reservation().map(|r| r.ip.clone())),
                 seconds: 0.0,
                 error: None,
             });
@@ -395,7 +396,9 @@ fn run_job(
         Err(e) => {
             board.finish(&job.name, &format!("failed: {}", e.message));
             row.state = match (&job.work, row.state.as_str()) {
-                (Work::Replace, "deleted") => "failed (the old vm was deleted)".into(),
+                // A failed replace puts the old VM back (see replace.rs).
+                (Work::Replace, "running") => "failed (the new vm is kept)".into(),
+                (Work::Replace, _) => "failed (the old vm was kept)".into(),
                 // Made, but not ready: it stays.
                 (_, "running") => "running".into(),
                 _ => "failed".into(),
@@ -418,7 +421,7 @@ fn work(
     // A replaced VM that was running runs again.
     let was_running =
         job.work == Work::Replace && conn.domain_summary(&job.name)?.state.is_active();
-    if job.work != Work::Create {
+    if job.work == Work::Delete {
         board.stage(&job.name, "deleting the old vm");
         crate::commands::vm::remove(conn, settings, &ctx.out, &job.name)?;
         row.state = "deleted".into();
@@ -427,7 +430,6 @@ fn work(
         return Ok(());
     };
     let mut req = req.clone();
-    req.start |= was_running;
     let (b, name) = (Arc::clone(board), job.name.clone());
     req.on_step = Some(OnStep(Arc::new(move |step: &str| {
         b.stage(&name, &step_done(step))
@@ -437,7 +439,20 @@ fn work(
         quiet: true,
         ..ctx.out
     };
-    let created = create::create(conn, &ctx.catalog, &quiet, &req)?;
+    let created = if job.work == Work::Replace {
+        // The new one first, the old one deleted last (nothing lost on failure).
+        let replace = Replace {
+            conn,
+            catalog: &ctx.catalog,
+            settings,
+            out: &quiet,
+            name: &job.name,
+            was_running,
+        };
+        replace.run(&req, row)?
+    } else {
+        create::create(conn, &ctx.catalog, &quiet, &req)?
+    };
     row.ip = created.ip.clone();
     row.state = if created.started {
         "running"

@@ -22,6 +22,7 @@ pub mod pool;
 pub mod progress;
 pub mod refuse;
 pub mod render;
+pub mod replace;
 mod unique_map;
 pub mod validate;
 

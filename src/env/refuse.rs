@@ -1,25 +1,9 @@
-//! What `env apply` refuses before it touches any host: VMs on several
-//! networks (not yet supported), network changes, and changed or dropped
-//! VMs without `--replace` (nothing is destroyed silently).
+//! What `env apply` refuses before it touches any host: network changes,
+//! and changed or dropped VMs without `--replace` (nothing is destroyed
+//! silently).
 
 use super::plan::{Object, Plan, Verb};
-use super::Desired;
 use crate::error::{Failure, Result};
-
-/// Every VM on several networks is refused for now (exit 2): one NIC per
-/// network comes with the address work of the speed issue.
-pub fn check_one_network(desired: &Desired) -> Result<()> {
-    match desired.vms.iter().find(|vm| vm.networks.len() > 1) {
-        None => Ok(()),
-        Some(vm) => Err(Failure::usage(format!(
-            "{}: vm '{}' is on {} networks ({}); several networks per VM are not yet supported by 'env apply': give it one",
-            desired.file,
-            vm.name,
-            vm.networks.len(),
-            vm.networks.join(", ")
-        ))),
-    }
-}
 
 /// Changes of networks are refused; changed VMs and deletions only with
 /// `--replace`. Nothing is destroyed silently.

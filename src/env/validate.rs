@@ -80,8 +80,31 @@ fn check_references(src: &Source, file: &EnvFile, i: usize) -> Result<()> {
         }
     }
     let networks = g.networks.as_ref().or(file.defaults.networks.as_ref());
-    for (j, net) in networks.into_iter().flatten().enumerate() {
-        if !file.networks.contains_key(net) {
+    let networks: Vec<&String> = networks.into_iter().flatten().collect();
+    if networks.len() > crate::vm::nics::MAX_NICS {
+        return Err(src.error_at(
+            &field_path(file, i, "networks"),
+            format!(
+                "vm '{}' is on {} networks; a VM gets at most {} NICs",
+                g.name,
+                networks.len(),
+                crate::vm::nics::MAX_NICS
+            ),
+        ));
+    }
+    for (j, net) in networks.iter().enumerate() {
+        if networks[..j].contains(net) {
+            let mut at = field_path(file, i, "networks");
+            at.push(j.into());
+            return Err(src.error_at(
+                &at,
+                format!(
+                    "vm '{}' names network '{net}' twice; a VM gets one NIC per network, so name each once",
+                    g.name
+                ),
+            ));
+        }
+        if !file.networks.contains_key(*net) {
             let mut at = field_path(file, i, "networks");
             at.push(j.into());
             return Err(src.error_at(
@@ -188,6 +211,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!((m["rocky9"], m["tiny"]), (2048, 256));
+    }
+
+    #[test]
+    fn a_network_named_twice_is_an_error_at_the_second() {
+        assert_eq!(
+            message("name: lab\nnetworks:\n  mgmt: {template: default}\nvms:\n  - {name: a, template: tiny, networks: [mgmt, mgmt]}\n"),
+            "lab.yaml:5:48: vm 'a' names network 'mgmt' twice; a VM gets one NIC per network, so name each once"
+        );
     }
 
     #[test]

@@ -319,6 +319,14 @@ impl Libvirt {
         }
     }
 
+    /// Renames a shut-off domain (its disks, metadata and UUID stay).
+    pub fn rename_domain(&self, name: &str, new_name: &str) -> Result<()> {
+        self.domain(name)?
+            .rename(new_name, 0)
+            .map(|_| ())
+            .map_err(|e| failure(e, &format!("renaming vm '{name}' to '{new_name}'")))
+    }
+
     /// Detaches a disk from the running domain and its persistent config.
     pub fn detach_disk(&self, name: &str, disk_xml: &str) -> Result<()> {
         let dom = self.domain(name)?;

@@ -25,7 +25,8 @@ pub struct SettledDomains(HashSet<String>);
 struct DomainMacs {
     name: String,
     macs: Vec<String>,
-    claimed: Option<String>,
+    /// The slot MACs it marked as claimed (one per NIC on a slotted network).
+    claimed: Vec<String>,
 }
 
 impl Libvirt {
@@ -66,7 +67,9 @@ impl Libvirt {
                     .filter_map(|m| m.attr("address").map(str::to_ascii_lowercase))
                     .collect(),
                 claimed: crate::xml::find_first(&xml, &["domain", "metadata", CLAIM_KEY])
-                    .and_then(|c| c.attr("mac").map(str::to_ascii_lowercase)),
+                    .and_then(|c| c.attr("mac").map(str::to_ascii_lowercase))
+                    .map(|m| m.split_whitespace().map(str::to_string).collect())
+                    .unwrap_or_default(),
             });
         }
         Ok((rows, settled))
@@ -88,13 +91,17 @@ impl Libvirt {
             .0
             .into_iter()
             .filter(|d| d.macs.contains(&mac))
-            .map(|d| (d.name, d.claimed.as_deref() == Some(mac.as_str())))
+            .map(|d| {
+                let marked = d.claimed.contains(&mac);
+                (d.name, marked)
+            })
             .collect())
     }
 
     /// Marks (in its metadata, a namespace of its own) that domain `vm`
-    /// claims the slot with `mac`.
-    pub fn mark_slot_claim(&self, vm: &str, mac: &str) -> Result<()> {
+    /// claims the slots with `macs` (space-separated in one attribute: a
+    /// VM with NICs on several slotted networks claims one slot on each).
+    pub fn mark_slot_claim(&self, vm: &str, macs: &[String]) -> Result<()> {
         let dom = self
             .conn
             .lookup_domain_by_name(vm)
@@ -103,7 +110,7 @@ impl Libvirt {
             sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
             Some(&format!(
                 "<{CLAIM_KEY} mac='{}'/>",
-                quick_xml::escape::escape(mac)
+                quick_xml::escape::escape(macs.join(" ").as_str())
             )),
             Some(CLAIM_KEY),
             Some(CLAIM_URI),

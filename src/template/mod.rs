@@ -2,6 +2,7 @@
 //! files in a user directory (`--template-dir`, `BOXVIRT_TEMPLATE_DIR`) laid
 //! out the same way (`domain/NAME.xml`, `network/NAME.xml`, `pool/NAME.xml`).
 
+pub mod nics;
 pub mod params;
 pub mod render;
 

@@ -1,20 +1,22 @@
 //! `vm create`: check everything first, then make the objects in order
-//! (disk volume, cloud-init seed, address (a live DHCP reservation on a
-//! network without slots), domain (which claims a slot), start, metadata (last: it marks the VM finished)), undoing this run's objects, newest first, if a later step fails.
+//! (disk volume, cloud-init seed, addresses (one per NIC: a live DHCP
+//! reservation on a network without slots), domain (which claims the
+//! slots), start, metadata (last: it marks the VM finished)), undoing this
+//! run's objects, newest first, if a later step fails. NICs: vm/nics.rs.
 //! The shape follows virter's: base image -> overlay -> seed -> reserved IP.
 
 use serde::Serialize;
 
-use super::address;
 use super::metadata::{Reservation, VmMetadata, Volume};
+use super::nics::{self, Nic, NicOut};
 use super::rollback::Rollback;
-use super::{accel, identity, slot_claim, slots};
+use super::{accel, identity, slot_claim};
 use crate::cli::Accel;
 use crate::cloudinit::{self, SeedSpec};
 use crate::error::{Failure, Result};
 use crate::image;
 use crate::interrupt;
-use crate::libvirt::Libvirt;
+use crate::libvirt::{Libvirt, SettledDomains};
 use crate::names;
 use crate::output::Output;
 use crate::template::{params, render, Catalog, Kind, Template};
@@ -41,10 +43,14 @@ pub const STEPS: &[&str] = &[
 pub struct Request {
     pub template: String,
     pub name: Option<String>,
+    /// The guest's hostname when it is not the VM's name (a VM made under
+    /// a temporary name to replace another, `env apply --replace`).
+    pub hostname: Option<String>,
     pub memory_mib: Option<u64>,
     pub vcpus: Option<u32>,
     pub disk_gib: Option<u64>,
-    pub network: Option<String>,
+    /// One NIC per network, the first the primary; empty: the template's.
+    pub networks: Vec<String>,
     pub accel: Option<Accel>,
     pub sets: Vec<(String, String)>,
     pub start: bool,
@@ -108,9 +114,12 @@ pub struct Created {
     pub name: String,
     pub template: String,
     pub domain_type: String,
+    /// The primary NIC's MAC, network and address.
     pub mac: Option<String>,
     pub network: Option<String>,
     pub ip: Option<String>,
+    /// Every NIC, the primary first.
+    pub nics: Vec<NicOut>,
     pub volumes: Vec<String>,
     pub base_image: Option<String>,
     pub user: Option<String>,
@@ -121,7 +130,7 @@ pub struct Created {
 /// and the caller rolls back what it made. The hook `<step>` fails right
 /// after that step; `signal:<step>` sends this process a real SIGINT there;
 /// `abort:<step>` kills it with SIGKILL there (no rollback at all).
-fn after_step(req: &Request, step: &str) -> Result<()> {
+pub(crate) fn after_step(req: &Request, step: &str) -> Result<()> {
     if let Some(on_step) = &req.on_step {
         (on_step.0)(step);
     }
@@ -153,6 +162,8 @@ struct TemplateNeeds {
     disk: bool,
     nic_network: Option<String>,
     nic: bool,
+    /// How many `<interface>` elements the template has.
+    interfaces: usize,
     image: Option<String>,
     /// A kernel image (`kernel="tiny"`): its volumes become `<kernel>`/`<initrd>`.
     kernel: Option<String>,
@@ -165,6 +176,7 @@ fn needs(template: &Template) -> TemplateNeeds {
     TemplateNeeds {
         disk: xml::find_first(&template.xml, &["domain", "devices", "disk", "source"]).is_some(),
         nic: nic.is_some(),
+        interfaces: crate::template::nics::count(&template.xml),
         nic_network: nic.and_then(|s| s.attr("network").map(str::to_string)),
         image: meta
             .as_ref()
@@ -257,9 +269,7 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
         .vcpus
         .map(|v| check("vcpus", v.to_string()))
         .transpose()?;
-    if let Some(net) = &req.network {
-        names::validate("network", net)?;
-    }
+    nics::check_names(&req.networks)?;
     let need = needs(&template);
     if req.disk_gib.is_some() && !need.disk {
         return Err(Failure::usage(format!(
@@ -273,10 +283,17 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
             template.label()
         )));
     }
-    if req.network.is_some() && !need.nic {
+    if !req.networks.is_empty() && !need.nic {
         return Err(Failure::usage(format!(
             "template {} has no network interface; drop --network",
             template.label()
+        )));
+    }
+    if req.networks.len() > 1 && need.interfaces > 1 {
+        return Err(Failure::usage(format!(
+            "template {} has {} interfaces of its own; several --network need a template with one",
+            template.label(),
+            need.interfaces
         )));
     }
     let disk_gib = req.disk_gib.unwrap_or(DEFAULT_DISK_GIB);
@@ -319,67 +336,18 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
         ));
     }
 
-    let network = if need.nic {
-        req.network.clone().or(need.nic_network.clone())
-    } else {
-        None
+    let networks = match (need.nic, req.networks.is_empty()) {
+        (false, _) => Vec::new(),
+        (true, false) => req.networks.clone(),
+        (true, true) => need.nic_network.clone().into_iter().collect(),
     };
-    let mut net_xml = None;
-    if let Some(net) = &network {
-        match conn.network_summary(net)? {
-            None => {
-                return Err(Failure::not_found(format!(
-                    "network '{net}' not found at {}; run 'boxvirt net ensure {net}' or pass --network",
-                    conn.uri()
-                )))
-            }
-            Some(s) if !s.active && req.start => {
-                return Err(Failure::failed(format!(
-                    "network '{net}' is not active, so the vm could not start; run 'boxvirt net ensure {net}'"
-                )))
-            }
-            Some(_) => net_xml = Some(conn.network_xml(net)?),
-        }
-    }
     let choice = accel::choose(conn, req.accel)?;
     if let Some(w) = &choice.warning {
         out.warn(w);
     }
-    let mut mac = need.nic.then(|| identity::mac_for(&name));
-    // The address: a free slot of the network's block (its MAC is the
-    // VM's; nothing on the network changes), else, on a network without a
-    // block, a live DHCP reservation. Only where DHCP hands out leases.
-    let block = match (&network, req.no_reserve) {
-        (Some(_), false) => net_xml.as_deref().and_then(slots::block),
-        _ => None,
-    };
-    let mut slot = None;
-    if let (Some(net), Some(b)) = (&network, &block) {
-        let (s, settled) = slot_claim::pick(conn, net, b, &name)?;
-        mac = Some(s.mac.clone());
-        slot = Some((s, settled));
-    }
-    let subnet = if req.no_reserve || block.is_some() {
-        None
-    } else {
-        net_xml.as_deref().and_then(address::dhcp_subnet)
-    };
-    let planned_ip = match (&network, &mac, subnet) {
-        (Some(net), Some(mac), Some(subnet)) => {
-            let leased: Vec<(String, std::net::Ipv4Addr)> = conn
-                .dhcp_leases(net, None)
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|l| Some((l.mac, l.ip.parse().ok()?)))
-                .collect();
-            let ip = address::pick(&subnet, mac, &leased)?;
-            out.detail(format!(
-                "network '{net}' has no block of address slots, so {ip} is reserved with a live DHCP update (libvirt rewrites the network's firewall for it, about 0.4 s; 'boxvirt net ensure {net}' gives the network slots once no VM uses it)"
-            ));
-            Some(ip)
-        }
-        _ => None,
-    };
+    let mut nics = nics::plan(conn, out, &name, &networks, req.start, !req.no_reserve)?;
+    // A template whose interface names no network still gets its MAC.
+    let lone_mac = (need.nic && nics.is_empty()).then(|| identity::mac_for(&name));
     let mut sets: Vec<(String, String)> = vec![
         ("name".into(), name.clone()),
         ("accel".into(), choice.domain_type.clone()),
@@ -387,20 +355,28 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
     sets.extend(boot_files(conn, &need, req)?);
     sets.extend(memory.map(|m| ("memory".to_string(), m)));
     sets.extend(vcpus.map(|v| ("vcpus".to_string(), v)));
-    sets.extend(network.clone().map(|n| ("network".to_string(), n)));
-    sets.extend(mac.clone().map(|m| ("mac".to_string(), m)));
+    if let Some(first) = nics.first() {
+        sets.push(("network".into(), first.network.clone()));
+        sets.push(("mac".into(), first.mac.clone()));
+    }
+    sets.extend(lone_mac.clone().map(|m| ("mac".to_string(), m)));
     sets.extend(req.sets.iter().cloned());
     // Render once before creating anything, so template errors cost nothing.
-    template.render(&sets)?;
+    render_domain(&template, &sets, &nics)?;
 
     let mut seed_spec = if seed_wanted {
         let spec = SeedSpec {
             instance_id: cloudinit::new_instance_id(&name)?,
-            hostname: name.clone(),
+            hostname: req.hostname.clone().unwrap_or_else(|| name.clone()),
             user: LOGIN_USER.to_string(),
             authorized_keys: login_keys(req)?,
             host_key: cloudinit::generate_host_key(&format!("{name} host key"))?,
-            mac: mac.clone().unwrap_or_else(|| identity::mac_for(&name)),
+            mac: nics
+                .first()
+                .map(|n| n.mac.clone())
+                .or(lone_mac.clone())
+                .unwrap_or_else(|| identity::mac_for(&name)),
+            more_macs: nics.iter().skip(1).map(|n| n.mac.clone()).collect(),
             extra_user_data: req.user_data.clone(),
         };
         spec.validate()?;
@@ -487,31 +463,12 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
             seed_path = Some(path);
             after_step(req, "seed")?;
         }
-        if let (Some(net), Some(mac), Some(ip)) = (&network, &mac, planned_ip) {
-            let ip = ip.to_string();
-            conn.add_dhcp_host(net, mac, &name, &ip)?;
-            let (n, m, i, vm) = (net.clone(), mac.clone(), ip.clone(), name.clone());
-            rollback.push(format!("DHCP reservation {ip}"), move || {
-                conn.remove_dhcp_host(&n, &m, &vm, &i).map(|_| ())
-            });
-            meta.reservation = Some(Reservation {
-                network: net.clone(),
-                mac: mac.clone(),
-                ip,
-                slot: false,
-            });
+        reserve_live(conn, &name, &nics, &mut rollback)?;
+        // A slot is claimed by the define; the step is where an address is settled.
+        if nics.iter().any(|n| n.slot.is_some() || n.live_ip.is_some()) {
             after_step(req, "reservation")?;
         }
-        if let (Some(net), Some((s, _))) = (&network, &slot) {
-            meta.reservation = Some(Reservation {
-                network: net.clone(),
-                mac: s.mac.clone(),
-                ip: s.ip.to_string(),
-                slot: true,
-            });
-            after_step(req, "reservation")?;
-        }
-        let mut xml = template.render(&sets)?;
+        let mut xml = render_domain(&template, &sets, &nics)?;
         if let Some(path) = &seed_path {
             let target = free_target(&xml);
             xml = render::append_child(
@@ -527,36 +484,9 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
             conn.destroy_domain(&undo_name)?;
             conn.undefine_domain(&undo_name)
         });
-        // The define claimed the slot; another create may have claimed it too.
-        if let (Some(net), Some(b), Some((s, settled))) = (&network, &block, slot.clone()) {
-            let mut current = s.mac.clone();
-            let kept = slot_claim::settle(conn, net, b, &name, s, settled, |new| {
-                if let Some((_, spec)) = &mut seed_spec {
-                    spec.mac = new.mac.clone();
-                    let bytes = cloudinit::build_seed_image(spec)?;
-                    conn.delete_volume(POOL, &seed_volume(&name))?;
-                    upload_seed(conn, &name, &bytes)?;
-                }
-                let xml = conn.domain_xml(&name, true)?.replace(
-                    &format!("address='{current}'"),
-                    &format!("address='{}'", new.mac),
-                );
-                conn.define_domain(&xml)?;
-                out.detail(format!(
-                    "address slot {current} of network '{net}' was claimed by another create at the same moment; moved to {} ({})",
-                    new.mac, new.ip
-                ));
-                current = new.mac.clone();
-                Ok(())
-            })?;
-            mac = Some(kept.mac.clone());
-            meta.reservation = Some(Reservation {
-                network: net.clone(),
-                mac: kept.mac.clone(),
-                ip: kept.ip.to_string(),
-                slot: true,
-            });
-        }
+        // The define claimed the slots; another create may have claimed one too.
+        settle_slots(conn, out, &name, &mut nics, &mut seed_spec)?;
+        meta.reservations = nics.iter().filter_map(reservation).collect();
         after_step(req, "define")?;
         if req.start {
             conn.start_domain(&name)?;
@@ -571,13 +501,15 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
     match result {
         Ok(()) => {
             rollback.commit();
+            let nic_outs: Vec<NicOut> = nics.iter().map(nic_out).collect();
             Ok(Created {
                 name,
                 template: template.name.clone(),
                 domain_type: choice.domain_type,
-                mac,
-                network,
-                ip: meta.reservation.as_ref().map(|r| r.ip.clone()),
+                mac: nic_outs.first().map(|n| n.mac.clone()).or(lone_mac),
+                network: nic_outs.first().map(|n| n.network.clone()),
+                ip: nic_outs.first().and_then(|n| n.ip.clone()),
+                nics: nic_outs,
                 volumes: meta.volumes.iter().map(|v| v.name.clone()).collect(),
                 base_image: base.map(|b| b.name),
                 user: meta.user.clone(),
@@ -585,6 +517,112 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
             })
         }
         Err(e) => Err(rollback.fail(e.context(format!("creating vm '{name}'")))),
+    }
+}
+
+/// The domain XML: the template rendered with `sets` (the primary NIC's
+/// network and MAC among them), plus one interface per further NIC.
+fn render_domain(template: &Template, sets: &[(String, String)], nics: &[Nic]) -> Result<String> {
+    let more: Vec<(String, String)> = nics
+        .iter()
+        .skip(1)
+        .map(|n| (n.network.clone(), n.mac.clone()))
+        .collect();
+    crate::template::nics::add(&template.label(), &template.render(sets)?, &more)
+}
+
+/// The live DHCP reservations of NICs on networks without slots, each
+/// with its rollback.
+fn reserve_live<'a>(
+    conn: &'a Libvirt,
+    name: &str,
+    nics: &[Nic],
+    rollback: &mut Rollback<'a>,
+) -> Result<()> {
+    for nic in nics {
+        let Some(ip) = nic.live_ip else { continue };
+        let ip = ip.to_string();
+        conn.add_dhcp_host(&nic.network, &nic.mac, name, &ip)?;
+        let (n, m, i, vm) = (
+            nic.network.clone(),
+            nic.mac.clone(),
+            ip.clone(),
+            name.to_string(),
+        );
+        rollback.push(format!("DHCP reservation {ip} on {n}"), move || {
+            conn.remove_dhcp_host(&n, &m, &vm, &i).map(|_| ())
+        });
+    }
+    Ok(())
+}
+
+/// Right after the define: settles each slot NIC's claim, in order; a NIC
+/// moved to another slot gets its new MAC in the domain and the seed.
+fn settle_slots(
+    conn: &Libvirt,
+    out: &Output,
+    name: &str,
+    nics: &mut [Nic],
+    seed_spec: &mut Option<(Vec<u8>, SeedSpec)>,
+) -> Result<()> {
+    let mut kept: Vec<String> = Vec::new();
+    for nic in nics.iter_mut() {
+        let Some((block, slot, settled)) = nic.slot.clone() else {
+            continue;
+        };
+        let mut current = slot.mac.clone();
+        let net = nic.network.clone();
+        let won = slot_claim::settle(conn, &net, &block, name, &kept, slot, settled, |new| {
+            if let Some((_, spec)) = seed_spec.as_mut() {
+                for m in std::iter::once(&mut spec.mac).chain(spec.more_macs.iter_mut()) {
+                    if *m == current {
+                        *m = new.mac.clone();
+                    }
+                }
+                let bytes = cloudinit::build_seed_image(spec)?;
+                conn.delete_volume(POOL, &seed_volume(name))?;
+                upload_seed(conn, name, &bytes)?;
+            }
+            let xml = conn.domain_xml(name, true)?.replace(
+                &format!("address='{current}'"),
+                &format!("address='{}'", new.mac),
+            );
+            conn.define_domain(&xml)?;
+            out.detail(format!(
+                "address slot {current} of network '{net}' was claimed by another create at the same moment; moved to {} ({})",
+                new.mac, new.ip
+            ));
+            current = new.mac.clone();
+            Ok(())
+        })?;
+        kept.push(won.mac.clone());
+        nic.mac = won.mac.clone();
+        nic.slot = Some((block, won, SettledDomains::default()));
+    }
+    Ok(())
+}
+
+/// The address a NIC got, as the metadata records it.
+fn reservation(nic: &Nic) -> Option<Reservation> {
+    let (ip, slot) = match (&nic.slot, nic.live_ip) {
+        (Some((_, s, _)), _) => (s.ip.to_string(), true),
+        (None, Some(ip)) => (ip.to_string(), false),
+        (None, None) => return None,
+    };
+    Some(Reservation {
+        network: nic.network.clone(),
+        mac: nic.mac.clone(),
+        ip,
+        slot,
+        host: None,
+    })
+}
+
+fn nic_out(nic: &Nic) -> NicOut {
+    NicOut {
+        network: nic.network.clone(),
+        mac: nic.mac.clone(),
+        ip: reservation(nic).map(|r| r.ip),
     }
 }
 

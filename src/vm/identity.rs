@@ -20,6 +20,18 @@ pub fn mac_for(vm_name: &str) -> String {
     )
 }
 
+/// The MAC of NIC `index` (0: the primary, on `network`): the primary
+/// keeps [`mac_for`] (what earlier boxvirt gave, and what leftovers are
+/// found by); every further NIC's comes from the VM and its network, so it
+/// is the same on every create and differs between the VM's NICs.
+pub fn nic_mac(vm_name: &str, network: &str, index: usize) -> String {
+    if index == 0 {
+        mac_for(vm_name)
+    } else {
+        mac_for(&format!("{vm_name}@{network}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,5 +51,19 @@ mod tests {
         assert_eq!(a, mac_for("tiny-1"));
         assert_ne!(a, mac_for("tiny-2"));
         assert!(a.starts_with("52:54:00:") && a.len() == 17);
+    }
+
+    #[test]
+    fn nic_macs_are_per_vm_and_network() {
+        assert_eq!(nic_mac("a", "mgmt", 0), mac_for("a"));
+        let data = nic_mac("a", "data", 1);
+        assert_eq!(
+            data,
+            nic_mac("a", "data", 2),
+            "the network decides, not the place"
+        );
+        assert_ne!(data, nic_mac("a", "mgmt", 1));
+        assert_ne!(data, nic_mac("b", "data", 1));
+        assert_ne!(data, mac_for("a"));
     }
 }

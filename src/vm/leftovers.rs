@@ -2,8 +2,8 @@
 //! killed before its define, SIGKILL included, skips every rollback).
 //! They are found by boxvirt's naming scheme alone, so no state file is
 //! needed: disk `NAME.qcow2` and seed `NAME-seed.img` in the pool, and a
-//! live DHCP reservation named NAME with NAME's derived MAC
-//! (identity::mac_for). Base and kernel image volumes are never leftovers,
+//! live DHCP reservation named NAME with a MAC derived from NAME
+//! (identity::nic_mac). Base and kernel image volumes are never leftovers,
 //! and neither is a volume some domain's XML uses.
 
 use serde::Serialize;
@@ -87,6 +87,7 @@ pub fn find(conn: &Libvirt, only: Option<&str>) -> Result<Vec<Leftover>> {
             });
         }
     }
+    let mut reservations = Vec::new();
     for net in conn.list_networks()? {
         let Ok(xml) = conn.network_xml(&net.name) else {
             continue;
@@ -96,9 +97,12 @@ pub fn find(conn: &Libvirt, only: Option<&str>) -> Result<Vec<Leftover>> {
             else {
                 continue;
             };
-            // Only reservations boxvirt made: the MAC derived from the name.
-            if wanted(vm) && mac.eq_ignore_ascii_case(&identity::mac_for(vm)) {
-                found.push(Leftover {
+            // Only reservations boxvirt made: the MAC derived from the name
+            // (the primary NIC's) or from the name and network (a further NIC's).
+            let ours = mac.eq_ignore_ascii_case(&identity::mac_for(vm))
+                || mac.eq_ignore_ascii_case(&identity::nic_mac(vm, &net.name, 1));
+            if wanted(vm) && ours {
+                reservations.push(Leftover {
                     vm: vm.to_string(),
                     kind: "reservation",
                     home: net.name.clone(),
@@ -107,6 +111,13 @@ pub fn find(conn: &Libvirt, only: Option<&str>) -> Result<Vec<Leftover>> {
                 });
             }
         }
+    }
+    if !reservations.is_empty() {
+        // One some domain's NIC holds is in use: a VM renamed by
+        // `env apply --replace` keeps the entry made under its first name.
+        let held = conn.interface_macs()?.0;
+        reservations.retain(|r| !held.contains(&r.mac.to_ascii_lowercase()));
+        found.extend(reservations);
     }
     // A stable order whatever order libvirt lists in: by VM, volumes
     // before reservations, then by name.

@@ -1,6 +1,6 @@
 //! The metadata element boxvirt stores in each domain it creates: where it
-//! came from, what it made (only those volumes and reservations are removed
-//! with the VM; an address slot is freed by the domain's undefine) and how to reach it (login user, pinned host key).
+//! came from, what it made (only those volumes and reservations, one per
+//! NIC, are removed with the VM; an address slot is freed by the domain's undefine) and how to reach it (login user, pinned host key).
 
 use crate::env::mark::EnvMark;
 use crate::xml;
@@ -22,13 +22,17 @@ pub struct Reservation {
     /// the domain. Otherwise a live DHCP host entry boxvirt added, removed
     /// on delete.
     pub slot: bool,
+    /// The name in the live DHCP host entry when it is not the VM's (a
+    /// VM renamed by `env apply --replace`); the entry is found by it.
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct VmMetadata {
     pub template: String,
     pub volumes: Vec<Volume>,
-    pub reservation: Option<Reservation>,
+    /// One per NIC with an address, the primary NIC's first.
+    pub reservations: Vec<Reservation>,
     /// Login user written into the cloud-init seed.
     pub user: Option<String>,
     /// The guest's sshd public key (from the seed), pinned on connect.
@@ -56,13 +60,17 @@ impl VmMetadata {
                 escape(v.role.as_str())
             ));
         }
-        if let Some(r) = &self.reservation {
+        for r in &self.reservations {
             s.push_str(&format!(
-                "<reservation network='{}' mac='{}' ip='{}'{}/>",
+                "<reservation network='{}' mac='{}' ip='{}'{}{}/>",
                 escape(r.network.as_str()),
                 escape(r.mac.as_str()),
                 escape(r.ip.as_str()),
-                if r.slot { " kind='slot'" } else { "" }
+                if r.slot { " kind='slot'" } else { "" },
+                r.host
+                    .as_deref()
+                    .map(|h| format!(" host='{}'", escape(h)))
+                    .unwrap_or_default()
             ));
         }
         if let Some(m) = &self.env {
@@ -88,15 +96,24 @@ impl VmMetadata {
                     })
                 })
                 .collect(),
-            reservation: xml::find_first(text, &["vm", "reservation"]).and_then(|r| {
-                Some(Reservation {
-                    network: r.attr("network")?.to_string(),
-                    mac: r.attr("mac")?.to_string(),
-                    ip: r.attr("ip")?.to_string(),
-                    slot: r.attr("kind") == Some("slot"),
+            reservations: xml::find_all(text, &["vm", "reservation"])
+                .into_iter()
+                .filter_map(|r| {
+                    Some(Reservation {
+                        network: r.attr("network")?.to_string(),
+                        mac: r.attr("mac")?.to_string(),
+                        ip: r.attr("ip")?.to_string(),
+                        slot: r.attr("kind") == Some("slot"),
+                        host: r.attr("host").map(str::to_string),
+                    })
                 })
-            }),
+                .collect(),
         }
+    }
+
+    /// The primary NIC's address (where SSH goes).
+    pub fn reservation(&self) -> Option<&Reservation> {
+        self.reservations.first()
     }
 
     pub fn seed(&self) -> Option<&Volume> {
@@ -117,12 +134,22 @@ mod tests {
                 name: "a.qcow2".into(),
                 role: "disk".into(),
             }],
-            reservation: Some(Reservation {
-                network: "default".into(),
-                mac: "52:54:00:00:00:01".into(),
-                ip: "10.0.0.5".into(),
-                slot: true,
-            }),
+            reservations: vec![
+                Reservation {
+                    network: "default".into(),
+                    mac: "52:54:00:00:00:01".into(),
+                    ip: "10.0.0.5".into(),
+                    slot: true,
+                    host: None,
+                },
+                Reservation {
+                    network: "data".into(),
+                    mac: "52:54:00:00:00:02".into(),
+                    ip: "10.1.0.5".into(),
+                    slot: false,
+                    host: Some("old-name".into()),
+                },
+            ],
             user: Some("boxvirt".into()),
             host_key: Some("ssh-ed25519 AAAA x'y".into()),
             env: Some(EnvMark {
@@ -143,6 +170,6 @@ mod tests {
                 role: "disk".into()
             }]
         );
-        assert!(parsed.reservation.is_none() && parsed.seed().is_none());
+        assert!(parsed.reservation().is_none() && parsed.seed().is_none());
     }
 }

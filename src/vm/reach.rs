@@ -37,20 +37,8 @@ pub fn discover(
     meta: Option<&VmMetadata>,
     running: bool,
 ) -> Result<Option<Address>> {
-    if let Some(r) = meta.and_then(|m| m.reservation.as_ref()) {
-        let still_reserved = conn
-            .network_xml(&r.network)
-            .map(|x| {
-                xml::find_all(&x, &["network", "ip", "dhcp", "host"])
-                    .iter()
-                    .any(|h| {
-                        h.attr("mac")
-                            .is_some_and(|m| m.eq_ignore_ascii_case(&r.mac))
-                            && h.attr("ip") == Some(r.ip.as_str())
-                    })
-            })
-            .unwrap_or(false);
-        if still_reserved {
+    if let Some(r) = meta.and_then(|m| m.reservation()) {
+        if super::nic_addresses::still_reserved(conn, &r.network, &r.mac, &r.ip) {
             return Ok(Some(Address {
                 ip: r.ip.clone(),
                 source: "reservation",

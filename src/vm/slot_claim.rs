@@ -40,19 +40,22 @@ pub fn pick(
 }
 
 /// Called right after the domain `vm` was defined with `slot`'s MAC:
-/// returns the slot it keeps. `move_to` redefines the domain (and whatever
-/// else carries the MAC) for another slot.
+/// returns the slot it keeps. `kept` are the slot MACs this VM already
+/// settled on other networks (the mark holds them all). `move_to`
+/// redefines the domain (and whatever else carries the MAC) for another slot.
+#[allow(clippy::too_many_arguments)]
 pub fn settle(
     conn: &Libvirt,
     network: &str,
     block: &Block,
     vm: &str,
+    kept: &[String],
     mut slot: Slot,
     mut settled: SettledDomains,
     mut move_to: impl FnMut(&Slot) -> Result<()>,
 ) -> Result<Slot> {
     for attempt in 0..MAX_MOVES {
-        if keeps(conn, vm, &slot.mac, &settled)? {
+        if keeps(conn, vm, kept, &slot.mac, &settled)? {
             return Ok(slot);
         }
         // A short pause that differs between the colliding creates, so
@@ -72,7 +75,13 @@ pub fn settle(
 }
 
 /// The two phases for the domain `vm`, just defined with `mac`.
-fn keeps(conn: &Libvirt, vm: &str, mac: &str, settled: &SettledDomains) -> Result<bool> {
+fn keeps(
+    conn: &Libvirt,
+    vm: &str,
+    kept: &[String],
+    mac: &str,
+    settled: &SettledDomains,
+) -> Result<bool> {
     let others = |holders: Vec<(String, bool)>| -> Vec<(String, bool)> {
         holders.into_iter().filter(|(n, _)| n != vm).collect()
     };
@@ -80,7 +89,9 @@ fn keeps(conn: &Libvirt, vm: &str, mac: &str, settled: &SettledDomains) -> Resul
     if first.iter().any(|(n, marked)| *marked || n.as_str() < vm) {
         return Ok(false);
     }
-    conn.mark_slot_claim(vm, mac)?;
+    let mut marks = kept.to_vec();
+    marks.push(mac.to_string());
+    conn.mark_slot_claim(vm, &marks)?;
     Ok(!others(conn.slot_holders(mac, settled)?)
         .iter()
         .any(|(_, marked)| *marked))
