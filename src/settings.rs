@@ -41,6 +41,8 @@ pub struct Settings {
     /// `$XDG_RUNTIME_DIR/boxvirt`, else `/run/user/UID/boxvirt`, else
     /// `/tmp/boxvirt-UID`.
     pub link_dir: PathBuf,
+    /// `BOXVIRT_HARDENED` (1/true/yes): `up` as with --hardened.
+    pub hardened: bool,
 }
 
 /// The longest path a unix socket address holds (sun_path is 108 bytes,
@@ -155,6 +157,16 @@ fn parse_port(key: &str, value: &str) -> Result<u16> {
     }
 }
 
+fn parse_bool(key: &str, value: Option<&str>) -> Result<bool> {
+    match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") | Some("0") | Some("false") | Some("no") => Ok(false),
+        Some("1") | Some("true") | Some("yes") => Ok(true),
+        Some(v) => Err(Failure::usage(format!(
+            "{key}={v:?} is not a yes/no value; use 1 or 0"
+        ))),
+    }
+}
+
 fn parse_id(key: &str, value: &str) -> Result<u32> {
     value.parse::<u32>().map_err(|_| {
         Failure::usage(format!(
@@ -236,6 +248,7 @@ impl Settings {
                 src.invoking_id("SUDO_GID", src.gid),
             )?,
             link_dir: src.link_dir(),
+            hardened: parse_bool("BOXVIRT_HARDENED", src.get("BOXVIRT_HARDENED"))?,
         })
     }
 

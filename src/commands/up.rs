@@ -15,6 +15,7 @@ use crate::error::{Exit, Failure, Result};
 use crate::libvirt::Libvirt;
 use crate::nested::build_context;
 use crate::nested::container::{check_data_dir, create_host_dirs};
+use crate::nested::hardening::{self, Profile};
 use crate::nested::image::needs_build;
 use crate::nested::{
     lock, ports, socket_link, ssh_config, ssh_keys, status, ContainerInfo, Engine, Spec,
@@ -56,6 +57,15 @@ pub fn restart(ctx: &Ctx, a: &UpArgs) -> Result<Exit> {
 fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
     let started = Instant::now();
     let mut settings = ctx.settings.clone();
+    let profile = hardening::for_up(
+        &settings,
+        a.hardened,
+        a.privileged,
+        a.memory.as_deref(),
+        a.cpus,
+        a.pids_limit,
+    )?;
+    hardening::prepare_host_side(&settings, &profile)?;
     let name = settings.container_name();
     let base = a.base.unwrap_or_default();
     let tag = build_context::image_tag(base);
@@ -65,7 +75,7 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
 
     if !a.rebuild && !needs_build(image.as_ref(), &assets_hash) {
         if let (Some(c), Some(img)) = (&existing, &image) {
-            if c.running && same_config(&settings, c, &tag, &img.id, a) {
+            if c.running && same_config(&settings, c, &tag, &img.id, a, &profile) {
                 // Nothing to create; still finish what an interrupted or
                 // timed-out `up` left (instant when everything answers).
                 settings.ssh_port = c.ssh_port.unwrap_or(settings.ssh_port);
@@ -118,8 +128,15 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
         }
     };
 
-    let spec = Spec::new(&settings, &tag, &image_id, a.privileged);
+    let spec = Spec::new(&settings, &tag, &image_id, a.privileged).with_profile(profile.clone());
     if let Some(c) = &existing {
+        let was = c
+            .labels
+            .get(hardening::LABEL_HARDENED)
+            .is_some_and(|v| v == "1");
+        if let Some(note) = hardening::switch::describe(was, profile.hardened) {
+            ctx.out.note(note);
+        }
         let why = if c.running {
             "its configuration or image changed"
         } else {
@@ -161,6 +178,7 @@ fn same_config(
     tag: &str,
     image_id: &str,
     a: &UpArgs,
+    profile: &Profile,
 ) -> bool {
     let mut candidates = vec![settings.ssh_port];
     if let (true, Some(p)) = (a.auto_ports, c.ssh_port) {
@@ -174,6 +192,7 @@ fn same_config(
         c.fingerprint()
             == Some(
                 Spec::new(&s, tag, image_id, a.privileged)
+                    .with_profile(profile.clone())
                     .fingerprint()
                     .as_str(),
             )

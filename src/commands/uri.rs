@@ -15,6 +15,9 @@ struct Uris {
     virsh_socket: String,
     virsh_ssh: String,
     virt_manager: String,
+    /// A hardened instance's libvirt auth.conf (SASL credential), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_file: Option<String>,
 }
 
 /// The virsh command that lists every domain at `uri`.
@@ -24,20 +27,34 @@ pub fn virsh_list(uri: &str) -> String {
 
 pub fn run(ctx: &Ctx) -> Result<Exit> {
     let s = &ctx.settings;
+    let auth = crate::nested::hardening::credentials::auth_conf(&s.data_dir);
+    let auth_file = auth.is_file().then(|| auth.display().to_string());
+    // virsh and virt-manager read the credential from LIBVIRT_AUTH_FILE.
+    let with_auth = |line: String| match &auth_file {
+        Some(f) => format!("LIBVIRT_AUTH_FILE={} {line}", quote::shell(f)),
+        None => line,
+    };
     let u = Uris {
         socket_uri: s.socket_uri(),
         ssh_uri: s.ssh_uri(),
         ssh_config: s.ssh_config_path().display().to_string(),
         ssh_command: s.ssh_command(),
-        virsh_socket: virsh_list(&s.socket_uri()),
-        virsh_ssh: virsh_list(&s.ssh_uri()),
-        virt_manager: format!("virt-manager --connect {}", quote::shell(&s.ssh_uri())),
+        virsh_socket: with_auth(virsh_list(&s.socket_uri())),
+        virsh_ssh: with_auth(virsh_list(&s.ssh_uri())),
+        virt_manager: with_auth(format!(
+            "virt-manager --connect {}",
+            quote::shell(&s.ssh_uri())
+        )),
+        auth_file: auth_file.clone(),
     };
     if ctx.out.is_json() {
         return ctx.out.json(&u).map(|_| Exit::Ok);
     }
     crate::outln!("socket:       {}", u.socket_uri);
     crate::outln!("over ssh:     {}", u.ssh_uri);
+    if let Some(f) = &u.auth_file {
+        crate::outln!("credential:   {f} (hardened: the socket wants SASL; virsh and virt-manager read it from LIBVIRT_AUTH_FILE)");
+    }
     crate::outln!();
     crate::outln!("{}", u.virsh_socket);
     crate::outln!("{}", u.virsh_ssh);

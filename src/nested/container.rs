@@ -19,6 +19,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::docker::{api_failure, is_not_found, Engine};
+use super::hardening::{self, report::ContainerFacts, Profile};
 use super::{LABEL_CONFIG, LABEL_DATA_DIR, LABEL_INSTANCE};
 use crate::error::{Failure, Result};
 use crate::settings::Settings;
@@ -67,6 +68,10 @@ pub struct Spec {
     pub env: Vec<String>,
     pub privileged: bool,
     pub devices: Vec<String>,
+    /// Left out of the fingerprint when default: default containers keep
+    /// the fingerprint they had before profiles existed.
+    #[serde(skip_serializing_if = "Profile::is_default")]
+    pub profile: Profile,
 }
 
 impl Spec {
@@ -90,7 +95,17 @@ impl Spec {
                 .filter(|d| Path::new(d).exists())
                 .map(|d| d.to_string())
                 .collect(),
+            profile: Profile::default(),
         }
+    }
+
+    /// The same spec with a hardening profile / resource limits.
+    pub fn with_profile(mut self, profile: Profile) -> Spec {
+        if profile.hardened {
+            self.env.push(hardening::ENV_HARDENED.to_string());
+        }
+        self.profile = profile;
+        self
     }
 
     pub fn host_dirs(&self) -> Vec<PathBuf> {
@@ -114,7 +129,7 @@ impl Spec {
     }
 
     pub fn body(&self) -> ContainerCreateBody {
-        let labels: HashMap<String, String> = [
+        let mut labels: HashMap<String, String> = [
             (LABEL_INSTANCE, self.instance.clone()),
             (LABEL_CONFIG, self.fingerprint()),
             (LABEL_DATA_DIR, self.data_dir.display().to_string()),
@@ -122,6 +137,9 @@ impl Spec {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        if self.profile.hardened {
+            labels.insert(hardening::LABEL_HARDENED.into(), "1".into());
+        }
         let mut ports = HashMap::new();
         ports.insert(
             "22/tcp".to_string(),
@@ -164,6 +182,23 @@ impl Spec {
                     .collect(),
             );
         }
+        if self.profile.hardened {
+            // The SASL password, for the entrypoint to set (read-only).
+            if let Some(mounts) = host.mounts.as_mut() {
+                mounts.push(Mount {
+                    source: Some(
+                        hardening::credentials::dir(&self.data_dir)
+                            .to_string_lossy()
+                            .into_owned(),
+                    ),
+                    target: Some("/data/auth".into()),
+                    typ: Some(MountType::BIND),
+                    read_only: Some(true),
+                    ..Default::default()
+                });
+            }
+        }
+        self.profile.apply(&mut host);
         ContainerCreateBody {
             image: Some(self.image.clone()),
             hostname: Some(format!("boxman-{}", self.instance)),
@@ -208,6 +243,9 @@ pub struct ContainerInfo {
     /// Host port published for 22/tcp (and on which address).
     pub ssh_port: Option<u16>,
     pub ssh_host_ip: Option<String>,
+    /// Privileges, profiles and limits, as created (status, doctor).
+    #[serde(skip)]
+    pub hardening: ContainerFacts,
 }
 
 impl ContainerInfo {
@@ -225,6 +263,11 @@ impl Engine {
         };
         let state = c.state.unwrap_or_default();
         let config = c.config.unwrap_or_default();
+        let hardening = c
+            .host_config
+            .as_ref()
+            .map(ContainerFacts::from_host_config)
+            .unwrap_or_default();
         let binding = c
             .network_settings
             .and_then(|n| n.ports)
@@ -249,6 +292,7 @@ impl Engine {
                 .and_then(|b| b.host_port.as_deref())
                 .and_then(|p| p.parse().ok()),
             ssh_host_ip: binding.and_then(|b| b.host_ip),
+            hardening,
         }))
     }
 
