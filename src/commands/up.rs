@@ -534,7 +534,8 @@ mod tests {
             &running(2222, "sha256:1"),
             tag,
             "sha256:1",
-            &plain
+            &plain,
+            &Profile::default()
         ));
         // Another image, another port, or --privileged: recreate.
         assert!(!same_config(
@@ -542,14 +543,16 @@ mod tests {
             &running(2222, "sha256:1"),
             tag,
             "sha256:2",
-            &plain
+            &plain,
+            &Profile::default()
         ));
         assert!(!same_config(
             &settings(2222),
             &running(2223, "sha256:1"),
             tag,
             "sha256:1",
-            &plain
+            &plain,
+            &Profile::default()
         ));
         let privileged = UpArgs {
             privileged: true,
@@ -560,7 +563,21 @@ mod tests {
             &running(2222, "sha256:1"),
             tag,
             "sha256:1",
-            &privileged
+            &privileged,
+            &Profile::default()
+        ));
+        // A hardened profile is another configuration.
+        let hardened = Profile {
+            hardened: true,
+            ..Default::default()
+        };
+        assert!(!same_config(
+            &settings(2222),
+            &running(2222, "sha256:1"),
+            tag,
+            "sha256:1",
+            &plain,
+            &hardened
         ));
         // With --auto-ports the port picked earlier counts as the same config.
         let auto = UpArgs {
@@ -572,7 +589,8 @@ mod tests {
             &running(2223, "sha256:1"),
             tag,
             "sha256:1",
-            &auto
+            &auto,
+            &Profile::default()
         ));
     }
 }

@@ -634,4 +634,54 @@ mod tests {
         assert_ne!(spec(true).fingerprint(), spec(false).fingerprint());
         assert_eq!(spec(false).fingerprint(), spec(false).fingerprint());
     }
+
+    #[test]
+    fn hardened_body_is_read_only_confined_limited_and_labelled() {
+        let profile = Profile {
+            hardened: true,
+            limits: hardening::Limits::resolve(None, None, None, true).unwrap(),
+        };
+        let spec = spec(false).with_profile(profile);
+        let body = spec.body();
+        let host = body.host_config.clone().unwrap();
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.cap_add, Some(vec!["NET_ADMIN".to_string()]));
+        assert!(host.security_opt.unwrap()[0].starts_with("seccomp={"));
+        assert!(host
+            .masked_paths
+            .unwrap()
+            .contains(&"/proc/kcore".to_string()));
+        assert!(host
+            .readonly_paths
+            .unwrap()
+            .contains(&"/proc/sys/kernel".to_string()));
+        assert_eq!(host.memory, Some(4096 * 1024 * 1024));
+        assert_eq!(host.pids_limit, Some(4096));
+        let mounts = host.mounts.unwrap();
+        let auth = mounts
+            .iter()
+            .find(|m| m.target.as_deref() == Some("/data/auth"))
+            .unwrap();
+        assert_eq!(auth.read_only, Some(true));
+        assert!(mounts
+            .iter()
+            .any(|m| m.target.as_deref() == Some("/run") && m.typ == Some(MountType::TMPFS)));
+        assert!(body
+            .env
+            .unwrap()
+            .contains(&"BOXVIRT_HARDENED=1".to_string()));
+        assert_eq!(body.labels.unwrap()[hardening::LABEL_HARDENED], "1");
+        assert_ne!(spec.fingerprint(), spec_default_fingerprint());
+    }
+
+    fn spec_default_fingerprint() -> String {
+        spec(false).fingerprint()
+    }
+
+    #[test]
+    fn the_default_profile_keeps_its_fingerprint_format() {
+        // No "profile" key: containers made before profiles stay "as asked".
+        let json = serde_json::to_string(&spec(false)).unwrap();
+        assert!(!json.contains("profile"), "{json}");
+    }
 }
