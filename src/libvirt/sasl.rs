@@ -35,6 +35,8 @@ pub fn credential_for(uri: &str) -> Option<(String, String)> {
     })
 }
 
+// The callback type is libvirt's (virt::connect::ConnectAuthCallback).
+#[allow(clippy::ptr_arg)]
 fn fill(creds: &mut Vec<ConnectCredential>) {
     CURRENT.with(|c| {
         if let Some((user, password)) = c.borrow().as_ref() {

@@ -83,13 +83,11 @@ impl Observed {
 /// `user = "..."` of a qemu.conf (the last active assignment).
 fn qemu_conf_user(path: &Path) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
-    text.lines()
-        .filter_map(|l| {
-            let l = l.split('#').next()?.trim();
-            let (k, v) = l.split_once('=')?;
-            (k.trim() == "user").then(|| v.trim().trim_matches('"').to_string())
-        })
-        .last()
+    text.lines().rev().find_map(|l| {
+        let l = l.split('#').next()?.trim();
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == "user").then(|| v.trim().trim_matches('"').to_string())
+    })
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
