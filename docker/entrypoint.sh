@@ -63,6 +63,7 @@ fi
 SOCK_GROUP=libvirt
 setup_host_ids() {
   if [ "$HARDENED" = 1 ]; then
+    hardened_skeleton
     hardened_host_ids
     return 0
   fi

@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # boxvirt nested host: the `up --hardened` steps of the entrypoint (sourced
 # by entrypoint.sh when BOXVIRT_HARDENED=1; ONE file for both images).
 #
@@ -6,6 +7,9 @@
 # adds (/run, /tmp, /var/tmp, /var/log, /var/lib/libvirt, /root,
 # /var/lib/extrausers, the SSH user's ~/.ssh) or on the data dir's binds.
 #
+#   hardened_skeleton   the directories the image has below those tmpfs
+#                       mounts (Docker 20.10 copies nothing up), from the list
+#                       `hardened.sh snapshot` made at build time
 #   hardened_host_ids   host user/group records: /etc/passwd and /etc/group
 #                       cannot be edited, so they go to libnss-extrausers'
 #                       files (nsswitch.conf: "files extrausers")
@@ -14,6 +18,28 @@
 #                       made (mode 0600) and binds read-only to /data/auth
 
 EXTRA=/var/lib/extrausers
+SKELETON=/usr/share/boxvirt/tmpfs-skeleton
+# The tmpfs mounts of --hardened (src/nested/hardening/rootfs.rs).
+TMPFS_DIRS="/run /tmp /var/tmp /var/log /var/lib/libvirt /root /home/qemu_user/.ssh"
+
+# Build time: "MODE UID GID PATH" of every directory below the tmpfs paths,
+# except the binds (their content is the data dir's).
+hardened_snapshot() {
+  mkdir -p "${SKELETON%/*}"
+  # shellcheck disable=SC2086
+  find $TMPFS_DIRS -mindepth 1 \( -path /run/libvirt -o -path /var/lib/libvirt/images \
+    -o -path /var/lib/libvirt/qemu \) -prune -o -type d -printf '%m %U %G %p\n' >"$SKELETON"
+}
+
+hardened_skeleton() {
+  [ -f "$SKELETON" ] || { warn "no $SKELETON in the image"; return 0; }
+  local mode uid gid path
+  while read -r mode uid gid path; do
+    [ -d "$path" ] && continue
+    mkdir -p "$path" && chown "$uid:$gid" "$path" && chmod "$mode" "$path" ||
+      warn "cannot recreate $path"
+  done <"$SKELETON"
+}
 AUTH_DIR=/data/auth
 SASL_DB=/etc/libvirt/passwd.db
 SASL_USER=boxvirt
@@ -74,3 +100,8 @@ hardened_sasl() {
     warn "saslpasswd2 failed: nobody can authenticate to libvirt"
   fi
 }
+
+# `hardened.sh snapshot` (Dockerfile): the skeleton list.
+if [ "${BASH_SOURCE[0]}" = "$0" ] && [ "${1:-}" = snapshot ]; then
+  hardened_snapshot
+fi

@@ -445,7 +445,7 @@ fn summary(ctx: &Ctx, s: &Settings, versions: &(String, String), elapsed: Durati
         ssh_uri: s.ssh_uri(),
         ssh_config: s.ssh_config_path().display().to_string(),
         ssh_command: s.ssh_command(),
-        virsh_command: super::uri::virsh_list(&s.socket_uri()),
+        virsh_command: super::uri::with_auth(s, super::uri::virsh_list(&s.socket_uri())),
         libvirt_version: versions.0.clone(),
         hypervisor_version: versions.1.clone(),
         seconds: elapsed.as_secs(),

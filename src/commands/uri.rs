@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::context::Ctx;
 use crate::error::{Exit, Result};
 use crate::quote;
+use crate::settings::Settings;
 
 #[derive(Serialize)]
 struct Uris {
@@ -25,15 +26,25 @@ pub fn virsh_list(uri: &str) -> String {
     format!("virsh -c {} list --all", quote::shell(uri))
 }
 
+/// A hardened instance's auth.conf, when the data dir has one.
+fn auth_file(s: &Settings) -> Option<String> {
+    let auth = crate::nested::hardening::credentials::auth_conf(&s.data_dir);
+    auth.is_file().then(|| auth.display().to_string())
+}
+
+/// `line` with LIBVIRT_AUTH_FILE set when the instance wants credentials
+/// (virsh and virt-manager read them from there).
+pub fn with_auth(s: &Settings, line: String) -> String {
+    match auth_file(s) {
+        Some(f) => format!("LIBVIRT_AUTH_FILE={} {line}", quote::shell(&f)),
+        None => line,
+    }
+}
+
 pub fn run(ctx: &Ctx) -> Result<Exit> {
     let s = &ctx.settings;
-    let auth = crate::nested::hardening::credentials::auth_conf(&s.data_dir);
-    let auth_file = auth.is_file().then(|| auth.display().to_string());
-    // virsh and virt-manager read the credential from LIBVIRT_AUTH_FILE.
-    let with_auth = |line: String| match &auth_file {
-        Some(f) => format!("LIBVIRT_AUTH_FILE={} {line}", quote::shell(f)),
-        None => line,
-    };
+    let auth_file = auth_file(s);
+    let with_auth = |line: String| with_auth(s, line);
     let u = Uris {
         socket_uri: s.socket_uri(),
         ssh_uri: s.ssh_uri(),

@@ -663,9 +663,7 @@ mod tests {
             .find(|m| m.target.as_deref() == Some("/data/auth"))
             .unwrap();
         assert_eq!(auth.read_only, Some(true));
-        assert!(mounts
-            .iter()
-            .any(|m| m.target.as_deref() == Some("/run") && m.typ == Some(MountType::TMPFS)));
+        assert!(host.tmpfs.unwrap().contains_key("/run"));
         assert!(body
             .env
             .unwrap()

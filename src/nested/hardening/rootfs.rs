@@ -6,7 +6,7 @@
 //! the container's own network namespace). The default profile drops all of
 //! them ("systempaths=unconfined"), which leaves /proc/sys/kernel writable.
 
-use bollard::models::{HostConfig, Mount, MountTmpfsOptions, MountType};
+use bollard::models::HostConfig;
 
 /// (container path, why) of each tmpfs under --hardened.
 pub const TMPFS: &[(&str, &str)] = &[
@@ -66,11 +66,13 @@ pub fn apply(host: &mut HostConfig) {
     host.readonly_rootfs = Some(true);
     host.masked_paths = Some(MASKED.iter().map(|p| p.to_string()).collect());
     host.readonly_paths = Some(READ_ONLY.iter().map(|p| p.to_string()).collect());
-    let mounts = host.mounts.get_or_insert_with(Vec::new);
-    mounts.extend(TMPFS.iter().map(|(target, _)| Mount {
-        target: Some(target.to_string()),
-        typ: Some(MountType::TMPFS),
-        tmpfs_options: Some(MountTmpfsOptions::default()),
-        ..Default::default()
-    }));
+    // HostConfig.Tmpfs, not a tmpfs Mount: Docker copies the image's
+    // content of the directory up into these ("tmpcopyup"), so the dirs the
+    // packages made (/var/log/libvirt/qemu, /run/sshd ...) are there.
+    host.tmpfs = Some(
+        TMPFS
+            .iter()
+            .map(|(target, _)| (target.to_string(), String::new()))
+            .collect(),
+    );
 }
