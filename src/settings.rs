@@ -479,6 +479,20 @@ mod tests {
     }
 
     #[test]
+    fn hardened_comes_from_env_or_dotenv_and_rejects_nonsense() {
+        let flags = GlobalArgs::default();
+        let off = Settings::resolve(&flags, &sources(&[], "")).unwrap();
+        assert!(!off.hardened);
+        let env = Settings::resolve(&flags, &sources(&[("BOXVIRT_HARDENED", "1")], "")).unwrap();
+        assert!(env.hardened);
+        let dotenv = Settings::resolve(&flags, &sources(&[], "BOXVIRT_HARDENED=yes\n")).unwrap();
+        assert!(dotenv.hardened);
+        let err =
+            Settings::resolve(&flags, &sources(&[("BOXVIRT_HARDENED", "maybe")], "")).unwrap_err();
+        assert!(err.message.contains("BOXVIRT_HARDENED"), "{}", err.message);
+    }
+
+    #[test]
     fn flag_beats_env_beats_dotenv() {
         let src = sources(
             &[("BOXMAN_INSTANCE_NAME", "fromenv"), ("BOXMAN_SSH_PORT", "2300")],

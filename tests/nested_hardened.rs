@@ -95,7 +95,11 @@ fn hardened_host_applies_each_guideline_and_still_runs_guests() {
     assert!(!docker(&["exec", &c, "touch", "/etc/boxvirt-probe"]));
     assert!(docker(&["exec", &c, "touch", "/run/boxvirt-probe"]));
     // The image's directories below the tmpfs mounts are recreated.
-    for dir in ["/var/log/libvirt/qemu", "/run/sshd", "/var/lib/libvirt/dnsmasq"] {
+    for dir in [
+        "/var/log/libvirt/qemu",
+        "/run/sshd",
+        "/var/lib/libvirt/dnsmasq",
+    ] {
         assert!(docker(&["exec", &c, "test", "-d", dir]), "{dir}");
     }
     let programs = docker_out(&["exec", &c, "supervisorctl", "status"]);
