@@ -241,6 +241,10 @@ fn hardened_host_applies_each_guideline_and_still_runs_guests() {
     assert_eq!(inspect(&c, "{{.HostConfig.ReadonlyRootfs}}"), "false");
     let vms = h.ok(&["-o", "json", "vm", "list"]);
     assert!(row_named(&vms.stdout, "tiny-h").is_object(), "{vms:?}");
+    // The socket is back to group-only access: plain virsh works.
+    let plain = h.run_program("virsh", &["-c", &uri, "list", "--all"], &[]);
+    assert_eq!(plain.code, 0, "{plain:?}");
+    assert!(plain.stdout.contains("tiny-h"), "{plain:?}");
     let (_, st) = h.status_json();
     assert_eq!(st["hardening"]["profile"], "default");
     assert_eq!(guideline(&st, 4)["state"], "not applied");
