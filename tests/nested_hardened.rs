@@ -213,6 +213,36 @@ fn hardened_host_applies_each_guideline_and_still_runs_guests() {
     assert_eq!(big.code, 4, "{big:?}");
     assert!(big.stderr.contains("does not fit"), "{big:?}");
     assert!(!h.ok(&["vm", "list"]).stdout.contains("tiny-big"));
+    // Made anyway through an explicit URI (boxvirt cannot know a container
+    // behind any URI), doctor flags it.
+    h.ok(&[
+        "-c",
+        &uri,
+        "vm",
+        "create",
+        "--template",
+        "tiny",
+        "--name",
+        "tiny-big",
+        "--memory",
+        "1024",
+        "--start",
+    ]);
+    let over = h.run(&["-o", "json", "doctor"]);
+    assert_eq!(over.code, 1, "{}", over.stdout);
+    let row = over.json()["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "container-memory")
+        .cloned()
+        .unwrap();
+    assert_eq!(row["status"], "fail", "{row}");
+    assert!(
+        row["detail"].as_str().unwrap().contains("1536 MiB"),
+        "{row}"
+    );
+    h.ok(&["vm", "delete", "tiny-big", "--yes"]);
 
     // A credential file others can read: up refuses, naming it.
     let pw = auth.join("password");
