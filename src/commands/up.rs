@@ -57,7 +57,7 @@ pub fn restart(ctx: &Ctx, a: &UpArgs) -> Result<Exit> {
 fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
     let started = Instant::now();
     let mut settings = ctx.settings.clone();
-    let profile = hardening::for_up(
+    let mut profile = hardening::for_up(
         &settings,
         a.hardened,
         a.privileged,
@@ -65,7 +65,7 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
         a.cpus,
         a.pids_limit,
     )?;
-    hardening::prepare_host_side(&settings, &profile)?;
+    hardening::prepare_host_side(&settings, &mut profile)?;
     let name = settings.container_name();
     let base = a.base.unwrap_or_default();
     let tag = build_context::image_tag(base);

@@ -640,6 +640,7 @@ mod tests {
         let profile = Profile {
             hardened: true,
             limits: hardening::Limits::resolve(None, None, None, true).unwrap(),
+            ..Default::default()
         };
         let spec = spec(false).with_profile(profile);
         let body = spec.body();
@@ -670,6 +671,19 @@ mod tests {
             .contains(&"BOXVIRT_HARDENED=1".to_string()));
         assert_eq!(body.labels.unwrap()[hardening::LABEL_HARDENED], "1");
         assert_ne!(spec.fingerprint(), spec_default_fingerprint());
+    }
+
+    #[test]
+    fn a_new_sasl_password_means_a_new_container() {
+        let with = |c: &str| {
+            spec(false).with_profile(Profile {
+                hardened: true,
+                credential: Some(c.into()),
+                ..Default::default()
+            })
+        };
+        assert_ne!(with("a").fingerprint(), with("b").fingerprint());
+        assert_eq!(with("a").fingerprint(), with("a").fingerprint());
     }
 
     fn spec_default_fingerprint() -> String {

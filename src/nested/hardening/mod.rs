@@ -39,6 +39,11 @@ pub const ENV_HARDENED: &str = "BOXVIRT_HARDENED=1";
 pub struct Profile {
     pub hardened: bool,
     pub limits: Limits,
+    /// sha256 of the SASL password (hardened): a new password (the file
+    /// removed, `up` made another) means a new container, whose entrypoint
+    /// sets it in libvirtd's sasldb.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 impl Profile {
@@ -80,18 +85,22 @@ pub fn for_up(
     Ok(Profile {
         hardened,
         limits: Limits::resolve(memory, cpus, pids, hardened)?,
+        credential: None,
     })
 }
 
 /// Host-side files of the profile, before the container is created: the
-/// SASL credential under --hardened. Credential files that exist are
-/// checked (owner, mode) in either profile.
+/// SASL credential under --hardened (its hash goes into the profile).
+/// Credential files that exist are checked (owner, mode) in either profile.
 pub fn prepare_host_side(
     settings: &crate::settings::Settings,
-    profile: &Profile,
+    profile: &mut Profile,
 ) -> crate::error::Result<()> {
+    use sha2::{Digest, Sha256};
     if profile.hardened {
-        credentials::ensure(&settings.data_dir, settings.host_uid, settings.host_gid)?;
+        let password =
+            credentials::ensure(&settings.data_dir, settings.host_uid, settings.host_gid)?;
+        profile.credential = Some(hex::encode(Sha256::digest(password.as_bytes())));
     } else {
         credentials::check(&settings.data_dir, settings.host_uid)?;
     }
