@@ -255,6 +255,13 @@ fn hardened_host_applies_each_guideline_and_still_runs_guests() {
     );
     std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
 
+    // A removed password is made anew and reaches libvirtd (new container).
+    let old = std::fs::read_to_string(&pw).unwrap();
+    std::fs::remove_file(&pw).unwrap();
+    h.ok(&["up", "--hardened", "--memory", "1536m"]);
+    assert_ne!(std::fs::read_to_string(&pw).unwrap(), old);
+    assert!(h.ok(&["vm", "list"]).stdout.contains("tiny-h"));
+
     // down / up: the domain survives the read-only, re-created container.
     h.ok(&["down"]);
     h.ok(&["up", "--hardened", "--memory", "1536m"]);
