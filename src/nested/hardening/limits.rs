@@ -10,6 +10,7 @@ use crate::error::{Failure, Result};
 const MIB: u64 = 1024 * 1024;
 /// Defaults under --hardened (README, "Hardened host").
 pub const DEFAULT_MEMORY: u64 = 4096 * MIB;
+/// At most this machine's CPUs.
 pub const DEFAULT_CPUS: f64 = 2.0;
 pub const DEFAULT_PIDS: i64 = 4096;
 /// libvirtd, virtlogd, sshd, dnsmasq and supervisord together: about 100 MiB
@@ -55,10 +56,11 @@ impl Limits {
                 )));
             }
         }
+        let host = host_cpus();
         if let Some(c) = cpus {
-            if !(c > 0.0 && c <= 1024.0) {
+            if !(c >= 0.01 && c <= host) {
                 return Err(Failure::usage(format!(
-                    "--cpus {c} is out of range; use e.g. --cpus 2 or --cpus 0.5"
+                    "--cpus {c} is out of range: this machine has {host} CPUs; use 0.01 to {host}, e.g. --cpus 1 or --cpus 0.5"
                 )));
             }
         }
@@ -71,7 +73,8 @@ impl Limits {
         }
         Ok(Limits {
             memory: or_default(memory, DEFAULT_MEMORY, hardened),
-            cpus: or_default(cpus, DEFAULT_CPUS, hardened),
+            // Docker refuses more CPUs than the machine has.
+            cpus: or_default(cpus, DEFAULT_CPUS.min(host), hardened),
             pids: or_default(pids, DEFAULT_PIDS, hardened),
         })
     }
@@ -99,6 +102,13 @@ fn or_default<T>(given: Option<T>, default: T, hardened: bool) -> Option<T> {
     } else {
         given
     }
+}
+
+/// CPUs of this machine (Docker's bound for --cpus).
+fn host_cpus() -> f64 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as f64)
+        .unwrap_or(1.0)
 }
 
 /// "4g", "4096m", "512M", "1073741824" (bytes) -> bytes.
@@ -164,6 +174,12 @@ mod tests {
         assert_eq!(hard.memory, Some(DEFAULT_MEMORY));
         assert_eq!(hard.pids, Some(DEFAULT_PIDS));
         assert!(Limits::resolve(None, Some(0.0), None, false).is_err());
+        let too_many = Limits::resolve(None, Some(100_000.0), None, false).unwrap_err();
+        assert!(
+            too_many.message.contains("this machine has"),
+            "{}",
+            too_many.message
+        );
         assert!(Limits::resolve(None, None, Some(3), false).is_err());
     }
 
