@@ -48,8 +48,12 @@ pub struct Observed {
     pub socket: Option<(u32, u32)>,
     pub host_gid: u32,
     pub auth_conf: bool,
+    /// `auth_unix_rw` of libvirtd.conf (None: the packaged default).
+    pub auth_unix_rw: Option<String>,
     /// The `user` of qemu.conf (None: the packaged default).
     pub qemu_user: Option<String>,
+    /// qemu.conf is root-only (0600): a non-root host user cannot read it.
+    pub qemu_conf_readable: bool,
     pub apparmor: bool,
 }
 
@@ -74,14 +78,16 @@ impl Observed {
                 .map(|m| (m.mode() & 0o777, m.gid())),
             host_gid,
             auth_conf: credentials::auth_conf(data_dir).is_file(),
-            qemu_user: qemu_conf_user(&data_dir.join("libvirt-etc/qemu.conf")),
+            auth_unix_rw: conf_value(&data_dir.join("libvirt-etc/libvirtd.conf"), "auth_unix_rw"),
+            qemu_user: conf_value(&data_dir.join("libvirt-etc/qemu.conf"), "user"),
+            qemu_conf_readable: std::fs::File::open(data_dir.join("libvirt-etc/qemu.conf")).is_ok(),
             apparmor: apparmor::kernel_has_apparmor(),
         }
     }
 }
 
-/// `user = "..."` of a qemu.conf (the last active assignment).
-fn qemu_conf_user(path: &Path) -> Option<String> {
+/// `KEY = "..."` of a libvirt config file (the last active assignment).
+fn conf_value(path: &Path, key: &str) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
     text.lines().rev().find_map(|l| {
         let l = l.split('#').next()?.trim();
@@ -314,7 +320,8 @@ fn non_root(o: &Observed) -> Row {
             (NOT_APPLIED, format!("qemu.conf: user = \"root\"; {HINT}"))
         }
         Some(u) => (APPLIED, format!("QEMU runs as {u} (qemu.conf), dynamic ownership on; libvirtd stays root (bridges, firewall rules)")),
-        None => (APPLIED, "QEMU runs as the packaged unprivileged user (qemu.conf has no user); libvirtd stays root (bridges, firewall rules)".into()),
+        None if o.qemu_conf_readable => (APPLIED, "QEMU runs as the packaged unprivileged user (qemu.conf has no user); libvirtd stays root (bridges, firewall rules)".into()),
+        None => (APPLIED, format!("QEMU runs as the packaged unprivileged user{} (qemu.conf is root-only, not read here); libvirtd stays root (bridges, firewall rules)", if o.hardened { ", set by --hardened" } else { "" })),
     };
     row(8, NAMES[7], state, detail)
 }
@@ -337,7 +344,9 @@ mod tests {
             socket: Some((0o770, 1000)),
             host_gid: 1000,
             auth_conf: true,
+            auth_unix_rw: Some("sasl".into()),
             qemu_user: Some("libvirt-qemu".into()),
+            qemu_conf_readable: true,
             ..Default::default()
         }
     }
@@ -362,6 +371,7 @@ mod tests {
         let mut o = hardened();
         o.hardened = false;
         o.auth_conf = false;
+        o.auth_unix_rw = Some("none".into());
         o.container = Some(ContainerFacts {
             cap_add: crate::nested::container::CAPABILITIES
                 .iter()
