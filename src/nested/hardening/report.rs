@@ -92,7 +92,7 @@ fn conf_value(path: &Path, key: &str) -> Option<String> {
     text.lines().rev().find_map(|l| {
         let l = l.split('#').next()?.trim();
         let (k, v) = l.split_once('=')?;
-        (k.trim() == "user").then(|| v.trim().trim_matches('"').to_string())
+        (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
     })
 }
 
@@ -349,6 +349,20 @@ mod tests {
             qemu_conf_readable: true,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn config_values_are_read_by_key_last_assignment_wins() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("qemu.conf");
+        std::fs::write(
+            &f,
+            "#user = \"root\"\nuser = \"a\"\ngroup = \"g\"\nuser = \"b\"  # set by boxvirt\n",
+        )
+        .unwrap();
+        assert_eq!(conf_value(&f, "user").as_deref(), Some("b"));
+        assert_eq!(conf_value(&f, "group").as_deref(), Some("g"));
+        assert_eq!(conf_value(&f, "namespaces"), None);
     }
 
     #[test]
