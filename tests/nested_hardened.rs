@@ -98,7 +98,7 @@ fn hardened_host_applies_each_guideline_and_still_runs_guests() {
     for dir in [
         "/var/log/libvirt/qemu",
         "/run/sshd",
-        "/var/lib/libvirt/dnsmasq",
+        "/var/lib/libvirt/boot",
     ] {
         assert!(docker(&["exec", &c, "test", "-d", dir]), "{dir}");
     }
