@@ -16,6 +16,8 @@
 #          BOXVIRT_TLS=1             optional: libvirtd also listens with TLS
 #                                    (libvirt-tls.sh; certificates mounted
 #                                    read-only under /etc/pki by boxvirt)
+#          BOXVIRT_HARDENED          1: `up --hardened` (hardened.sh: SASL auth,
+#                                    read-only root, unprivileged QEMU)
 #          BOXMAN_HOST_DATA_DIR      optional, absolute host path of DATA:
 #                                    when set, write DATA/ssh/boxman.conf and
 #                                    DATA/ssh/known_hosts if missing
@@ -24,6 +26,7 @@
 #          DATA/ssh          -> /data/ssh
 #          DATA/libvirt-etc  -> /etc/libvirt
 #          DATA/libvirt-qemu -> /var/lib/libvirt/qemu
+#          DATA/auth         -> /data/auth (read-only; --hardened only)
 #
 # Deliberately NOT `set -e`: every step logs and carries on, so a
 # half-filled data dir degrades one feature instead of killing PID 1 and
@@ -42,11 +45,19 @@ INSTANCE=${BOXMAN_INSTANCE_NAME:-default}
 SSH_PORT=${BOXMAN_SSH_PORT:-2222}
 HOST_UID=${HOST_UID:-}
 HOST_GID=${HOST_GID:-}
+HARDENED=${BOXVIRT_HARDENED:-0}
 
 log() { echo "entrypoint: $*" >&2; }
 warn() { echo "entrypoint: WARNING: $*" >&2; }
 
 is_uint() { case "$1" in '' | *[!0-9]*) return 1 ;; *) return 0 ;; esac; }
+
+if [ "$HARDENED" = 1 ]; then
+  # shellcheck source=docker/hardened.sh
+  . "$LIBEXEC/hardened.sh" || { echo "entrypoint: FATAL: cannot read hardened.sh" >&2; exit 1; }
+  # In-container clients (net-default, health) authenticate too.
+  export LIBVIRT_AUTH_FILE=$HARDENED_AUTH_FILE
+fi
 
 # --- 1. host user's ids ------------------------------------------------------
 # libvirt resolves the uid of every unix-socket client to a user record
@@ -54,6 +65,11 @@ is_uint() { case "$1" in '' | *[!0-9]*) return 1 ;; *) return 0 ;; esac; }
 # group must carry the host user's GID for non-root access without sudo.
 SOCK_GROUP=libvirt
 setup_host_ids() {
+  if [ "$HARDENED" = 1 ]; then
+    hardened_skeleton
+    hardened_host_ids
+    return 0
+  fi
   if ! is_uint "$HOST_GID"; then
     warn "HOST_GID unset or not a number ('$HOST_GID'): socket group stays '$SOCK_GROUP'; non-root host users cannot use the socket"
   else
@@ -138,7 +154,10 @@ setup_libvirt() {
   # qemu user (per-domain dirs there are used by the QEMU process).
   seed "$SEED_DIR/etc-libvirt" /etc/libvirt
   seed "$SEED_DIR/var-lib-libvirt-qemu" /var/lib/libvirt/qemu own
-  "$LIBEXEC/libvirt-config.sh" runtime "$SOCK_GROUP" || warn "libvirt config edits failed"
+  local profile=default
+  [ "$HARDENED" = 1 ] && profile=hardened
+  "$LIBEXEC/libvirt-config.sh" runtime "$SOCK_GROUP" "$profile" || warn "libvirt config edits failed"
+  [ "$HARDENED" = 1 ] && hardened_sasl
   # /run/libvirt is a bind mount that outlives the container: whatever is in
   # it (sockets, pid files, status XML of domains and networks) belongs to
   # processes that died with the previous container. libvirtd must not try

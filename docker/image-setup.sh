@@ -46,3 +46,14 @@ if [ -f /etc/pam.d/sshd ]; then
 fi
 
 mkdir -p /run/sshd /var/log/supervisor /data/ssh /etc/boxvirt
+
+# `up --hardened` keeps /etc read-only: the entrypoint writes the host user's
+# passwd/group records to /var/lib/extrausers (a tmpfs) instead, read through
+# libnss-extrausers. Without those files (default profile) the module finds
+# nothing and `files` answers as before.
+for so in /usr/lib/libnss_extrausers.so.2 /usr/lib/*/libnss_extrausers.so.2; do
+  if [ -e "$so" ]; then
+    sed -i -E '/extrausers/! s/^(passwd|group|shadow):(.*)$/\1:\2 extrausers/' /etc/nsswitch.conf
+    break
+  fi
+done

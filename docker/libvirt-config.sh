@@ -8,7 +8,7 @@
 #       /usr/share/boxvirt/seed/ (the entrypoint seeds empty or half-filled
 #       bind mounts from them).
 #       Also removes the node-device driver module (see drop_nodedev_driver).
-#   libvirt-config.sh runtime GROUP
+#   libvirt-config.sh runtime GROUP [default|hardened]
 #       At container start (entrypoint): re-assert the same keys on the
 #       bind-mounted /etc/libvirt (it may come from an older image or be hand
 #       edited) and set the socket group to GROUP (the group with the host
@@ -29,6 +29,15 @@
 #                                   original published 16509/16514 with
 #                                   nothing behind them); libvirtd runs
 #                                   without --listen anyway
+#   Profile "hardened" (`up --hardened`) instead:
+#     auth_unix_rw/ro    = "sasl"   SCRAM-SHA-256 against the sasldb
+#                                   /etc/libvirt/passwd.db (/etc/sasl2/libvirt.conf)
+#     qemu.conf user/group = the packaged unprivileged QEMU user, with
+#                dynamic_ownership = 1 (libvirt chowns each guest's files)
+#     qemu.conf remember_owner = 0  its trusted.* xattrs need CAP_SYS_ADMIN
+#     qemu.conf namespaces = [ ]    a mount namespace per QEMU needs
+#                                   CAP_SYS_ADMIN too (dropped under --hardened)
+#   Profile "default" removes those qemu.conf keys again (packaged defaults).
 set -euo pipefail
 
 LIBVIRT_ETC=${BOXVIRT_LIBVIRT_ETC:-/etc/libvirt}
@@ -71,14 +80,64 @@ set_key() {
   log "$file: $key = $value"
 }
 
+# del_key FILE KEY: no assignment of KEY that set_key made (a hand-made one
+# stays); the file is untouched when there is none.
+del_key() {
+  local file=$1 key=$2 tmp
+  [ -f "$file" ] || return 0
+  grep -Eq "^[[:space:]]*${key}[[:space:]]*=.*# set by boxvirt" "$file" || return 0
+  tmp=$(mktemp)
+  awk -v k="$key" '!($0 ~ "^[ \t]*" k "[ \t]*=" && /# set by boxvirt/) { print }' "$file" >"$tmp"
+  cat "$tmp" >"$file"
+  rm -f "$tmp"
+  log "$file: $key removed"
+}
+
+# The unprivileged user the packages made for QEMU.
+qemu_user() {
+  local u
+  for u in libvirt-qemu qemu; do
+    if id -u "$u" >/dev/null 2>&1; then echo "$u"; return 0; fi
+  done
+  return 1
+}
+
+apply_profile() {
+  local profile=$1 qemu=$LIBVIRT_ETC/qemu.conf daemon=$LIBVIRT_ETC/libvirtd.conf user
+  if [ "$profile" = hardened ] && user=$(qemu_user); then
+    set_key "$daemon" auth_unix_rw '"sasl"'
+    set_key "$daemon" auth_unix_ro '"sasl"'
+    set_key "$qemu" user "\"$user\""
+    set_key "$qemu" group "\"$(id -gn "$user")\""
+    set_key "$qemu" dynamic_ownership 1
+    set_key "$qemu" remember_owner 0
+    set_key "$qemu" namespaces '[ ]'
+    return 0
+  fi
+  [ "$profile" = hardened ] && log "no unprivileged QEMU user in the image: default profile"
+  set_key "$daemon" auth_unix_rw '"none"'
+  set_key "$daemon" auth_unix_ro '"none"'
+  local key
+  for key in user group dynamic_ownership remember_owner namespaces; do
+    del_key "$qemu" "$key"
+  done
+}
+
+# SCRAM-SHA-256 only, against a sasldb on the data dir's /etc/libvirt (it
+# survives re-creation). Only read when libvirtd.conf says "sasl".
+sasl_config() {
+  mkdir -p /etc/sasl2
+  printf 'mech_list: scram-sha-256\nsasldb_path: /etc/libvirt/passwd.db\n' >/etc/sasl2/libvirt.conf
+  log "/etc/sasl2/libvirt.conf: scram-sha-256, sasldb /etc/libvirt/passwd.db"
+}
+
 apply_edits() {
-  local group=$1
+  local group=$1 profile=${2:-default}
   mkdir -p "$LIBVIRT_ETC"
   set_key "$LIBVIRT_ETC/qemu.conf" cgroup_controllers '[ ]'
   set_key "$LIBVIRT_ETC/libvirtd.conf" unix_sock_group "\"$group\""
   set_key "$LIBVIRT_ETC/libvirtd.conf" unix_sock_rw_perms '"0770"'
-  set_key "$LIBVIRT_ETC/libvirtd.conf" auth_unix_rw '"none"'
-  set_key "$LIBVIRT_ETC/libvirtd.conf" auth_unix_ro '"none"'
+  apply_profile "$profile"
   set_key "$LIBVIRT_ETC/libvirtd.conf" listen_tcp 0
   set_key "$LIBVIRT_ETC/libvirtd.conf" listen_tls 0
 }
@@ -115,12 +174,13 @@ case "${1:-}" in
     # "libvirt" exists on both distributions (created by the libvirt
     # packages); the entrypoint replaces it with the host GID's group.
     apply_edits libvirt
+    sasl_config
     drop_nodedev_driver
     snapshot_seed
     ;;
   runtime)
     [ -n "${2:-}" ] || { log "usage: $0 runtime GROUP"; exit 2; }
-    apply_edits "$2"
+    apply_edits "$2" "${3:-default}"
     ;;
   set-key)
     [ $# -eq 4 ] || { log "usage: $0 set-key FILE KEY VALUE"; exit 2; }

@@ -180,6 +180,19 @@ pub struct UpArgs {
     /// Publish the TLS port on this address instead of 127.0.0.1 (reachable from other machines)
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::IpAddr>,
+    /// Hardened profile: SASL socket auth, read-only root, minimal caps,
+    /// seccomp, limits, non-root QEMU (also BOXVIRT_HARDENED=1)
+    #[arg(long)]
+    pub hardened: bool,
+    /// Container memory limit, e.g. 4g or 2048m (default 4g under --hardened)
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Container CPU limit, e.g. 2 or 0.5 (default 2 under --hardened)
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<f64>,
+    /// Container pids limit (default 4096 under --hardened)
+    #[arg(long, value_name = "N")]
+    pub pids_limit: Option<i64>,
 }
 
 #[derive(Debug, Subcommand)]

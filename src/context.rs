@@ -20,6 +20,9 @@ impl Ctx {
             verbose: settings.verbose,
         };
         let catalog = Catalog::new(settings.template_dir.clone());
+        // A hardened instance's credential (DATA/auth); an unreadable one
+        // shows as libvirt's authentication error, with the hint.
+        let _ = crate::nested::hardening::credentials::register(&settings);
         Ctx {
             settings,
             catalog,

@@ -522,6 +522,75 @@ pub fn libvirt_checks(conn: &Libvirt) -> Vec<Check> {
     rows
 }
 
+const HARDENING_IDS: [&str; 8] = [
+    "hardening-1",
+    "hardening-2",
+    "hardening-3",
+    "hardening-4",
+    "hardening-5",
+    "hardening-6",
+    "hardening-7",
+    "hardening-8",
+];
+
+/// One row per hardening guideline, as `status` shows them. Not applied is
+/// a warning only on a hardened instance (the default profile is a choice).
+fn hardening_checks(ctx: &Ctx) -> Vec<Check> {
+    use crate::nested::hardening::report::{self, Observed, NOT_APPLIED};
+    let s = &ctx.settings;
+    let info = Engine::connect()
+        .and_then(|e| e.container(&s.container_name()))
+        .ok()
+        .flatten();
+    let observed = Observed::gather(
+        info.as_ref().map(|c| (c.hardening.clone(), &c.labels)),
+        &s.socket_path(),
+        &s.data_dir,
+        s.host_gid,
+    );
+    let h = report::hardening(&observed);
+    h.guidelines
+        .iter()
+        .zip(HARDENING_IDS)
+        .map(|(g, id)| {
+            let warn = g.state == NOT_APPLIED && observed.hardened;
+            row(
+                id,
+                if warn { Status::Warn } else { Status::Pass },
+                format!(
+                    "{} ({} profile): {}: {}",
+                    g.name, h.profile, g.state, g.detail
+                ),
+                if warn {
+                    g.detail.clone()
+                } else {
+                    String::new()
+                },
+            )
+        })
+        .collect()
+}
+
+/// The running VMs against the container's memory limit (guideline 6).
+fn memory_fit_check(ctx: &Ctx, conn: &Libvirt) -> Option<Check> {
+    use crate::nested::hardening::fit;
+    fit::memory_limit(&ctx.settings)?;
+    Some(match fit::overcommit(&ctx.settings, conn) {
+        Some((need, limit)) => row(
+            "container-memory",
+            Status::Fail,
+            format!("the running VMs and the daemons need about {need} MiB, more than the container's limit of {limit} MiB: the kernel will OOM-kill a QEMU"),
+            "stop or shrink a VM, or 'boxvirt up --memory SIZE' with more",
+        ),
+        None => row(
+            "container-memory",
+            Status::Pass,
+            "the running VMs fit the container's memory limit",
+            "",
+        ),
+    })
+}
+
 pub fn report(ctx: &Ctx) -> Report {
     let uri = ctx.settings.libvirt_uri();
     let mut checks = host_checks();
@@ -529,8 +598,14 @@ pub fn report(ctx: &Ctx) -> Report {
         checks.extend(instance_checks(ctx));
     }
     checks.extend(runtime_checks(ctx));
+    if ctx.settings.uses_instance() {
+        checks.extend(hardening_checks(ctx));
+    }
     match ctx.libvirt() {
-        Ok(conn) => checks.extend(libvirt_checks(&conn)),
+        Ok(conn) => {
+            checks.extend(libvirt_checks(&conn));
+            checks.extend(memory_fit_check(ctx, &conn));
+        }
         Err(e) => checks.push(row(
             "libvirt",
             Status::Fail,

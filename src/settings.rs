@@ -52,6 +52,8 @@ pub struct Settings {
     /// Test hook `BOXVIRT_INJECT_FAILURE` (`vm create`, `env apply`): a
     /// step after which a failure is injected (see vm/create.rs).
     pub inject_failure: Option<String>,
+    /// `BOXVIRT_HARDENED` (1/true/yes): `up` as with --hardened.
+    pub hardened: bool,
 }
 
 /// The longest path a unix socket address holds (sun_path is 108 bytes,
@@ -166,12 +168,12 @@ fn parse_port(key: &str, value: &str) -> Result<u16> {
     }
 }
 
-fn parse_bool(key: &str, value: &str) -> Result<bool> {
-    match value.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(Failure::usage(format!(
-            "{key}={value:?} is not a yes/no value; use 1 or 0"
+fn parse_bool(key: &str, value: Option<&str>) -> Result<bool> {
+    match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") | Some("0") | Some("false") | Some("no") | Some("off") => Ok(false),
+        Some("1") | Some("true") | Some("yes") | Some("on") => Ok(true),
+        Some(v) => Err(Failure::usage(format!(
+            "{key}={v:?} is not a yes/no value; use 1 or 0"
         ))),
     }
 }
@@ -256,11 +258,7 @@ impl Settings {
                 "HOST_GID",
                 src.invoking_id("SUDO_GID", src.gid),
             )?,
-            tls: src
-                .get("BOXVIRT_TLS")
-                .map(|v| parse_bool("BOXVIRT_TLS", v))
-                .transpose()?
-                .unwrap_or(false),
+            tls: parse_bool("BOXVIRT_TLS", src.get("BOXVIRT_TLS"))?,
             tls_sans: Vec::new(),
             listen: None,
             link_dir: src.link_dir(),
@@ -270,6 +268,7 @@ impl Settings {
                 .get("BOXVIRT_INJECT_FAILURE")
                 .filter(|v| !v.is_empty())
                 .cloned(),
+            hardened: parse_bool("BOXVIRT_HARDENED", src.get("BOXVIRT_HARDENED"))?,
         })
     }
 
@@ -535,6 +534,20 @@ mod tests {
                 .host_uid,
             1000
         );
+    }
+
+    #[test]
+    fn hardened_comes_from_env_or_dotenv_and_rejects_nonsense() {
+        let flags = GlobalArgs::default();
+        let off = Settings::resolve(&flags, &sources(&[], "")).unwrap();
+        assert!(!off.hardened);
+        let env = Settings::resolve(&flags, &sources(&[("BOXVIRT_HARDENED", "1")], "")).unwrap();
+        assert!(env.hardened);
+        let dotenv = Settings::resolve(&flags, &sources(&[], "BOXVIRT_HARDENED=yes\n")).unwrap();
+        assert!(dotenv.hardened);
+        let err =
+            Settings::resolve(&flags, &sources(&[("BOXVIRT_HARDENED", "maybe")], "")).unwrap_err();
+        assert!(err.message.contains("BOXVIRT_HARDENED"), "{}", err.message);
     }
 
     #[test]

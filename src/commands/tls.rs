@@ -27,6 +27,7 @@ pub fn run(ctx: &Ctx, c: TlsCommand) -> Result<Exit> {
 pub fn with_up_flags(ctx: &Ctx, a: &UpArgs) -> Result<Ctx> {
     let mut s = ctx.settings.clone();
     s.tls |= a.tls;
+    s.hardened |= a.hardened;
     if !tls::wanted(&s) && (!a.tls_san.is_empty() || a.listen.is_some()) {
         return Err(Failure::usage(
             "--tls-san and --listen go with --tls; add --tls (or set BOXVIRT_TLS=1)",

@@ -15,6 +15,7 @@ use crate::error::{Exit, Failure, Result};
 use crate::libvirt::Libvirt;
 use crate::nested::build_context;
 use crate::nested::container::{check_data_dir, create_host_dirs};
+use crate::nested::hardening::{self, Profile};
 use crate::nested::image::needs_build;
 use crate::nested::{
     lock, ports, socket_link, ssh_config, ssh_keys, status, ContainerInfo, Engine, Spec,
@@ -57,6 +58,15 @@ pub fn restart(ctx: &Ctx, a: &UpArgs) -> Result<Exit> {
 fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
     let started = Instant::now();
     let mut settings = ctx.settings.clone();
+    let mut profile = hardening::for_up(
+        &settings,
+        a.hardened,
+        a.privileged,
+        a.memory.as_deref(),
+        a.cpus,
+        a.pids_limit,
+    )?;
+    hardening::prepare_host_side(&settings, &mut profile)?;
     let name = settings.container_name();
     let base = a.base.unwrap_or_default();
     let tag = build_context::image_tag(base);
@@ -68,7 +78,7 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
 
     if !a.rebuild && !new_certificates && !needs_build(image.as_ref(), &assets_hash) {
         if let (Some(c), Some(img)) = (&existing, &image) {
-            if c.running && same_config(&settings, c, &tag, &img.id, a) {
+            if c.running && same_config(&settings, c, &tag, &img.id, a, &profile) {
                 // Nothing to create; still finish what an interrupted or
                 // timed-out `up` left (instant when everything answers).
                 settings.ssh_port = c.ssh_port.unwrap_or(settings.ssh_port);
@@ -78,11 +88,12 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
                     .note(format!("instance '{}' is already up", settings.instance));
                 return Ok(Exit::Ok);
             }
-            if let Some(port) = restartable(&settings, c, &tag, &img.id, a) {
+            if let Some(port) = restartable(&settings, c, &tag, &img.id, a, &profile) {
                 // Stopped by `down` with the same config: starting it is
                 // what `docker start` costs, without a new container.
                 settings.ssh_port = port;
-                let spec = Spec::new(&settings, &tag, &img.id, a.privileged);
+                let spec =
+                    Spec::new(&settings, &tag, &img.id, a.privileged).with_profile(profile.clone());
                 prepare_host_side(&settings, &spec)?;
                 ctx.out
                     .note(format!("starting {name} again (ssh on 127.0.0.1:{port})"));
@@ -135,8 +146,15 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
         }
     };
 
-    let spec = Spec::new(&settings, &tag, &image_id, a.privileged);
+    let spec = Spec::new(&settings, &tag, &image_id, a.privileged).with_profile(profile.clone());
     if let Some(c) = &existing {
+        let was = c
+            .labels
+            .get(hardening::LABEL_HARDENED)
+            .is_some_and(|v| v == "1");
+        if let Some(note) = hardening::switch::describe(was, profile.hardened) {
+            ctx.out.note(note);
+        }
         let why = if c.running {
             "its configuration or image changed"
         } else {
@@ -209,6 +227,7 @@ fn restartable(
     tag: &str,
     image_id: &str,
     a: &UpArgs,
+    profile: &Profile,
 ) -> Option<u16> {
     if c.running {
         return None;
@@ -219,7 +238,7 @@ fn restartable(
         ..settings.clone()
     };
     let same = port == settings.ssh_port || a.auto_ports;
-    (same && same_config(&s, c, tag, image_id, a) && ports::is_free(port)).then_some(port)
+    (same && same_config(&s, c, tag, image_id, a, profile) && ports::is_free(port)).then_some(port)
 }
 
 /// Whether the running container was made from what we would create now
@@ -230,6 +249,7 @@ fn same_config(
     tag: &str,
     image_id: &str,
     a: &UpArgs,
+    profile: &Profile,
 ) -> bool {
     let mut candidates = vec![settings.ssh_port];
     if let (true, Some(p)) = (a.auto_ports, c.ssh_port) {
@@ -243,6 +263,7 @@ fn same_config(
         c.fingerprint()
             == Some(
                 Spec::new(&s, tag, image_id, a.privileged)
+                    .with_profile(profile.clone())
                     .fingerprint()
                     .as_str(),
             )
@@ -499,7 +520,7 @@ fn summary(ctx: &Ctx, s: &Settings, versions: &(String, String), elapsed: Durati
         ssh_uri: s.ssh_uri(),
         ssh_config: s.ssh_config_path().display().to_string(),
         ssh_command: s.ssh_command(),
-        virsh_command: super::uri::virsh_list(&s.socket_uri()),
+        virsh_command: super::uri::with_auth(s, super::uri::virsh_list(&s.socket_uri())),
         tls_uri: crate::nested::tls::wanted(s).then(|| s.tls_uri()),
         libvirt_version: versions.0.clone(),
         hypervisor_version: versions.1.clone(),
@@ -592,7 +613,8 @@ mod tests {
             &running(2222, "sha256:1"),
             tag,
             "sha256:1",
-            &plain
+            &plain,
+            &Profile::default()
         ));
         // Another image, another port, or --privileged: recreate.
         assert!(!same_config(
@@ -600,14 +622,16 @@ mod tests {
             &running(2222, "sha256:1"),
             tag,
             "sha256:2",
-            &plain
+            &plain,
+            &Profile::default()
         ));
         assert!(!same_config(
             &settings(2222),
             &running(2223, "sha256:1"),
             tag,
             "sha256:1",
-            &plain
+            &plain,
+            &Profile::default()
         ));
         let privileged = UpArgs {
             privileged: true,
@@ -618,7 +642,21 @@ mod tests {
             &running(2222, "sha256:1"),
             tag,
             "sha256:1",
-            &privileged
+            &privileged,
+            &Profile::default()
+        ));
+        // A hardened profile is another configuration.
+        let hardened = Profile {
+            hardened: true,
+            ..Default::default()
+        };
+        assert!(!same_config(
+            &settings(2222),
+            &running(2222, "sha256:1"),
+            tag,
+            "sha256:1",
+            &plain,
+            &hardened
         ));
         // With --auto-ports the port picked earlier counts as the same config.
         let auto = UpArgs {
@@ -630,7 +668,8 @@ mod tests {
             &running(2223, "sha256:1"),
             tag,
             "sha256:1",
-            &auto
+            &auto,
+            &Profile::default()
         ));
     }
 }

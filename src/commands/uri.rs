@@ -24,6 +24,9 @@ struct Uris {
     tls_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     virsh_tls: Option<String>,
+    /// A hardened instance's libvirt auth.conf (SASL credential), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_file: Option<String>,
 }
 
 /// The virsh command that lists every domain at `uri`.
@@ -53,19 +56,40 @@ fn tls_uri(s: &Settings) -> Option<String> {
     )
 }
 
+/// A hardened instance's auth.conf, when the data dir has one.
+fn auth_file(s: &Settings) -> Option<String> {
+    let auth = crate::nested::hardening::credentials::auth_conf(&s.data_dir);
+    auth.is_file().then(|| auth.display().to_string())
+}
+
+/// `line` with LIBVIRT_AUTH_FILE set when the instance wants credentials
+/// (virsh and virt-manager read them from there).
+pub fn with_auth(s: &Settings, line: String) -> String {
+    match auth_file(s) {
+        Some(f) => format!("LIBVIRT_AUTH_FILE={} {line}", quote::shell(&f)),
+        None => line,
+    }
+}
+
 pub fn run(ctx: &Ctx) -> Result<Exit> {
     let s = &ctx.settings;
     let tls_uri = tls_uri(s);
+    let auth_file = auth_file(s);
+    let with_auth = |line: String| with_auth(s, line);
     let u = Uris {
         socket_uri: s.socket_uri(),
         ssh_uri: s.ssh_uri(),
         ssh_config: s.ssh_config_path().display().to_string(),
         ssh_command: s.ssh_command(),
-        virsh_socket: virsh_list(&s.socket_uri()),
-        virsh_ssh: virsh_list(&s.ssh_uri()),
-        virt_manager: format!("virt-manager --connect {}", quote::shell(&s.ssh_uri())),
+        virsh_socket: with_auth(virsh_list(&s.socket_uri())),
+        virsh_ssh: with_auth(virsh_list(&s.ssh_uri())),
+        virt_manager: with_auth(format!(
+            "virt-manager --connect {}",
+            quote::shell(&s.ssh_uri())
+        )),
         virsh_tls: tls_uri.as_deref().map(virsh_list),
         tls_uri,
+        auth_file: auth_file.clone(),
     };
     if ctx.out.is_json() {
         return ctx.out.json(&u).map(|_| Exit::Ok);
@@ -74,6 +98,9 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
     crate::outln!("over ssh:     {}", u.ssh_uri);
     if let Some(uri) = &u.tls_uri {
         crate::outln!("over tls:     {uri}");
+    }
+    if let Some(f) = &u.auth_file {
+        crate::outln!("credential:   {f} (hardened: the socket wants SASL; virsh and virt-manager read it from LIBVIRT_AUTH_FILE)");
     }
     crate::outln!();
     crate::outln!("{}", u.virsh_socket);

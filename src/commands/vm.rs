@@ -365,6 +365,14 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
         ..Default::default()
     };
     let conn = ctx.libvirt()?;
+    crate::nested::hardening::fit::check_new_vm(
+        &ctx.settings,
+        &conn,
+        &ctx.catalog,
+        &req.template,
+        req.memory_mib,
+        req.name.as_deref(),
+    )?;
     let created = create::create(&conn, &ctx.catalog, &ctx.out, &req)?;
     let mut line = format!(
         "created vm '{}' from template {} ({}",

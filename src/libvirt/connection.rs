@@ -83,8 +83,14 @@ impl Libvirt {
         }
         let (tx, rx) = mpsc::channel();
         let owned = uri.to_string();
+        // A hardened instance's socket wants SASL: its URIs carry a
+        // registered credential (see `sasl`); every other URI opens plainly.
+        let credential = super::sasl::credential_for(uri);
         std::thread::spawn(move || {
-            let _ = tx.send(Connect::open(Some(&owned)));
+            let _ = tx.send(match credential {
+                Some(c) => super::sasl::open_with(&owned, c),
+                None => Connect::open(Some(&owned)),
+            });
         });
         let wait = connect_timeout();
         match rx.recv_timeout(wait) {
@@ -143,6 +149,8 @@ fn summarize(message: &str) -> String {
         "no such socket".to_string()
     } else if msg.contains("Permission denied") {
         "permission denied".to_string()
+    } else if msg.contains("authentication") || msg.contains("SASL") {
+        format!("{msg}; a hardened instance wants its credential: DATA/auth/auth.conf (LIBVIRT_AUTH_FILE), see 'boxvirt uri'")
     } else if msg.contains("Connection refused") {
         "connection refused: nothing serves the socket".to_string()
     } else {

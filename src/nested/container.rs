@@ -19,6 +19,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::docker::{api_failure, is_not_found, Engine};
+use super::hardening::{self, report::ContainerFacts, Profile};
 use super::tls::{TlsSpec, CONTAINER_PORT as TLS_PORT, LABEL_TLS};
 use super::{LABEL_CONFIG, LABEL_DATA_DIR, LABEL_INSTANCE};
 use crate::error::{Failure, Result};
@@ -72,6 +73,10 @@ pub struct Spec {
     /// fingerprints of instances without TLS stay as they were.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSpec>,
+    /// Left out of the fingerprint when default: default containers keep
+    /// the fingerprint they had before profiles existed.
+    #[serde(skip_serializing_if = "Profile::is_default")]
+    pub profile: Profile,
 }
 
 impl Spec {
@@ -103,7 +108,17 @@ impl Spec {
                 .map(|d| d.to_string())
                 .collect(),
             tls,
+            profile: Profile::default(),
         }
+    }
+
+    /// The same spec with a hardening profile / resource limits.
+    pub fn with_profile(mut self, profile: Profile) -> Spec {
+        if profile.hardened {
+            self.env.push(hardening::ENV_HARDENED.to_string());
+        }
+        self.profile = profile;
+        self
     }
 
     pub fn host_dirs(&self) -> Vec<PathBuf> {
@@ -135,6 +150,9 @@ impl Spec {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        if self.profile.hardened {
+            labels.insert(hardening::LABEL_HARDENED.into(), "1".into());
+        }
         let mut ports = HashMap::new();
         ports.insert(
             "22/tcp".to_string(),
@@ -192,6 +210,23 @@ impl Spec {
                     .collect(),
             );
         }
+        if self.profile.hardened {
+            // The SASL password, for the entrypoint to set (read-only).
+            if let Some(mounts) = host.mounts.as_mut() {
+                mounts.push(Mount {
+                    source: Some(
+                        hardening::credentials::dir(&self.data_dir)
+                            .to_string_lossy()
+                            .into_owned(),
+                    ),
+                    target: Some("/data/auth".into()),
+                    typ: Some(MountType::BIND),
+                    read_only: Some(true),
+                    ..Default::default()
+                });
+            }
+        }
+        self.profile.apply(&mut host);
         ContainerCreateBody {
             image: Some(self.image.clone()),
             hostname: Some(format!("boxman-{}", self.instance)),
@@ -242,6 +277,9 @@ pub struct ContainerInfo {
     /// Host port (and address) published for libvirt's TLS port (`up --tls`).
     pub tls_port: Option<u16>,
     pub tls_host_ip: Option<String>,
+    /// Privileges, profiles and limits, as created (status, doctor).
+    #[serde(skip)]
+    pub hardening: ContainerFacts,
 }
 
 /// What [`Engine::stop`] found.
@@ -272,6 +310,11 @@ impl Engine {
         };
         let state = c.state.unwrap_or_default();
         let config = c.config.unwrap_or_default();
+        let hardening = c
+            .host_config
+            .as_ref()
+            .map(ContainerFacts::from_host_config)
+            .unwrap_or_default();
         let configured_ssh_port = c
             .host_config
             .and_then(|h| h.port_bindings)
@@ -315,6 +358,7 @@ impl Engine {
             configured_ssh_port,
             tls_port,
             tls_host_ip: tls_binding.and_then(|b| b.host_ip),
+            hardening,
         }))
     }
 
@@ -713,5 +757,67 @@ mod tests {
         assert!(host.cap_add.is_none());
         assert_ne!(spec(true).fingerprint(), spec(false).fingerprint());
         assert_eq!(spec(false).fingerprint(), spec(false).fingerprint());
+    }
+
+    #[test]
+    fn hardened_body_is_read_only_confined_limited_and_labelled() {
+        let profile = Profile {
+            hardened: true,
+            limits: hardening::Limits::resolve(None, None, None, true).unwrap(),
+            ..Default::default()
+        };
+        let spec = spec(false).with_profile(profile);
+        let body = spec.body();
+        let host = body.host_config.clone().unwrap();
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.cap_add, Some(vec!["NET_ADMIN".to_string()]));
+        assert!(host.security_opt.unwrap()[0].starts_with("seccomp={"));
+        assert!(host
+            .masked_paths
+            .unwrap()
+            .contains(&"/proc/kcore".to_string()));
+        assert!(host
+            .readonly_paths
+            .unwrap()
+            .contains(&"/proc/sys/kernel".to_string()));
+        assert_eq!(host.memory, Some(4096 * 1024 * 1024));
+        assert_eq!(host.pids_limit, Some(4096));
+        let mounts = host.mounts.unwrap();
+        let auth = mounts
+            .iter()
+            .find(|m| m.target.as_deref() == Some("/data/auth"))
+            .unwrap();
+        assert_eq!(auth.read_only, Some(true));
+        assert!(host.tmpfs.unwrap().contains_key("/run"));
+        assert!(body
+            .env
+            .unwrap()
+            .contains(&"BOXVIRT_HARDENED=1".to_string()));
+        assert_eq!(body.labels.unwrap()[hardening::LABEL_HARDENED], "1");
+        assert_ne!(spec.fingerprint(), spec_default_fingerprint());
+    }
+
+    #[test]
+    fn a_new_sasl_password_means_a_new_container() {
+        let with = |c: &str| {
+            spec(false).with_profile(Profile {
+                hardened: true,
+                credential: Some(c.into()),
+                ..Default::default()
+            })
+        };
+        assert_ne!(with("a").fingerprint(), with("b").fingerprint());
+        assert_eq!(with("a").fingerprint(), with("a").fingerprint());
+    }
+
+    fn spec_default_fingerprint() -> String {
+        spec(false).fingerprint()
+    }
+
+    #[test]
+    fn the_default_profile_keeps_its_fingerprint_format() {
+        // No "profile" key: containers made before profiles stay "as asked".
+        let json = serde_json::to_string(&spec(false)).unwrap();
+        assert!(!json.contains("profile"), "{json}");
     }
 }

@@ -4,6 +4,7 @@
 //! - `build_context`, `image`: the embedded docker/ assets and the image build
 //! - `image_builder`: `image build` recipes in a throwaway container
 //! - `container`: the runtime contract (binds, caps, devices, port) and lifecycle
+//! - `hardening`: `up --hardened` (the eight guidelines) and their report
 //! - `ssh_keys`, `ssh_config`: client key, pinned host key, boxman.conf, link
 //! - `lock`: one boxvirt at a time changes an instance (flock in the data dir)
 //! - `ports`: is the SSH port free, and who holds it
@@ -16,6 +17,7 @@ pub mod build_context;
 pub mod cleanup;
 pub mod container;
 pub mod docker;
+pub mod hardening;
 pub mod image;
 pub mod image_builder;
 pub mod lock;

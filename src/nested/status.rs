@@ -11,6 +11,7 @@ use tabled::Tabled;
 
 use super::container::ContainerInfo;
 use super::docker::Engine;
+use super::hardening::report::{self, Hardening, Observed};
 use super::{ssh_config, ssh_keys};
 use crate::error::Result;
 use crate::settings::Settings;
@@ -27,6 +28,8 @@ pub struct Report {
     pub socket: Socket,
     pub ssh_key: SshKey,
     pub ssh_config: SshConfig,
+    /// One row per hardening guideline (1-8) and the profile.
+    pub hardening: Hardening,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -198,7 +201,14 @@ pub fn gather(
         link: link.map(|l| l.display().to_string()),
     };
 
+    let observed = Observed::gather(
+        info.as_ref().map(|c| (c.hardening.clone(), &c.labels)),
+        &sock_path,
+        &settings.data_dir,
+        settings.host_gid,
+    );
     let mut report = Report {
+        hardening: report::hardening(&observed),
         instance: settings.instance.clone(),
         ok: true,
         problems: Vec::new(),
@@ -409,6 +419,13 @@ pub fn rows(r: &Report) -> Vec<Row> {
                 .unwrap_or_default()
         ),
     ));
+    for g in &r.hardening.guidelines {
+        rows.push(row(
+            &format!("hardening {}", g.guideline),
+            g.state,
+            format!("{}: {}", g.name, g.detail),
+        ));
+    }
     rows
 }
 
@@ -513,6 +530,7 @@ virtlogd                         RUNNING   pid 29, uptime 0:01:02
                 present: true,
                 link: None,
             },
+            hardening: report::hardening(&Observed::default()),
         }
     }
 

@@ -41,7 +41,8 @@ const SCRIPT: &str = "/usr/local/libexec/boxvirt/libvirt-tls.sh";
 /// Whether the instance serves libvirt over TLS (`up --tls`,
 /// `BOXVIRT_TLS=1`). The one place that decides it.
 pub fn wanted(s: &Settings) -> bool {
-    s.tls
+    // The hardened profile includes TLS (guideline 7).
+    s.tls || s.hardened
 }
 
 /// A `--tls-san` value, checked: a DNS name or an IP address (exit 2).

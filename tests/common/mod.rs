@@ -5,6 +5,8 @@
 //! place with both streams shown when something differs.
 #![allow(dead_code)]
 
+pub mod nested;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
