@@ -64,6 +64,71 @@ impl Tiny {
         }
         String::from_utf8(out.stdout).map_err(|e| e.to_string())
     }
+
+    /// `virt-install --import` of the same domain (the other benches'
+    /// contender): no disk, the tiny kernel, network 'default'.
+    pub fn virt_install(&self, work: &Path, uri: &str, name: &str) -> Command {
+        let (kernel, initrd) = (self.kernel.display(), self.initrd.display());
+        let log = serial_log(name).display().to_string();
+        let mac = mac_for(name);
+        let mut cmd = Command::new("virt-install");
+        cmd.current_dir(work)
+            .args([
+                "--connect",
+                uri,
+                "--import",
+                "--noautoconsole",
+                "--name",
+                name,
+            ])
+            .args([
+                "--memory",
+                "256",
+                "--vcpus",
+                "1",
+                "--virt-type",
+                "qemu",
+                "--machine",
+                "q35",
+            ])
+            .args([
+                "--boot",
+                &format!("kernel={kernel},initrd={initrd},kernel_args=\"console=ttyS0 quiet\""),
+            ])
+            .args([
+                "--disk",
+                "none",
+                "--network",
+                &format!("network=default,model=virtio,mac={mac}"),
+            ])
+            .args([
+                "--osinfo",
+                "linux2022",
+                "--graphics",
+                "none",
+                "--serial",
+                &format!("pty,log.file={log}"),
+            ])
+            .args([
+                "--memballoon",
+                "none",
+                "--rng",
+                "none",
+                "--channel",
+                "none",
+                "--controller",
+                "usb,model=none",
+            ])
+            .args([
+                "--input",
+                "none",
+                "--sound",
+                "none",
+                "--events",
+                "on_reboot=destroy",
+            ]);
+        cmd
+    }
 }
 
 /// The xmlstarlet edits of the tiny template that make domain `$NAME`.

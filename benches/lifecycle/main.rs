@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use virt::connect::Connect;
 
 use common::measure;
-use common::tiny::{mac_for, Tiny, XMLSTARLET_EDITS};
+use common::tiny::{Tiny, XMLSTARLET_EDITS};
 use measure::{Daemon, Outputs, Sample};
 
 /// VM names this bench may make; all start with `bench-`.
@@ -348,7 +348,6 @@ pub fn create_command(cfg: &Config, who: Contender, name: &str) -> Result<Comman
         cfg.initrd.display().to_string(),
     );
     let log = cfg.serial_log(name).display().to_string();
-    let mac = mac_for(name);
     let boxvirt = |extra: &[&str]| {
         let mut cmd = cfg.boxvirt_cmd();
         cmd.args(["vm", "create", "--template", "tiny", "--name", name])
@@ -370,65 +369,7 @@ pub fn create_command(cfg: &Config, who: Contender, name: &str) -> Result<Comman
             );
             edits_command(cfg, name, &script)
         }
-        Contender::VirtInstall => {
-            let mut cmd = Command::new("virt-install");
-            cmd.current_dir(&cfg.work)
-                .args([
-                    "--connect",
-                    &cfg.uri,
-                    "--import",
-                    "--noautoconsole",
-                    "--name",
-                    name,
-                ])
-                .args([
-                    "--memory",
-                    "256",
-                    "--vcpus",
-                    "1",
-                    "--virt-type",
-                    "qemu",
-                    "--machine",
-                    "q35",
-                ])
-                .args([
-                    "--boot",
-                    &format!("kernel={kernel},initrd={initrd},kernel_args=\"console=ttyS0 quiet\""),
-                ])
-                .args([
-                    "--disk",
-                    "none",
-                    "--network",
-                    &format!("network=default,model=virtio,mac={mac}"),
-                ])
-                .args([
-                    "--osinfo",
-                    "linux2022",
-                    "--graphics",
-                    "none",
-                    "--serial",
-                    &format!("pty,log.file={log}"),
-                ])
-                .args([
-                    "--memballoon",
-                    "none",
-                    "--rng",
-                    "none",
-                    "--channel",
-                    "none",
-                    "--controller",
-                    "usb,model=none",
-                ])
-                .args([
-                    "--input",
-                    "none",
-                    "--sound",
-                    "none",
-                    "--events",
-                    "on_reboot=destroy",
-                ]);
-            cmd
-        }
+        Contender::VirtInstall => cfg.tiny().virt_install(&cfg.work, &cfg.uri, name),
         Contender::Floor => {
             let xml = cfg.work.join(format!("{name}.xml"));
             std::fs::write(&xml, tiny_xml(cfg, name)?)
