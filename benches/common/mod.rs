@@ -8,4 +8,5 @@
 pub mod machine;
 pub mod measure;
 pub mod section;
+pub mod stop;
 pub mod tiny;

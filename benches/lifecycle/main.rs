@@ -38,7 +38,6 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use virt::connect::Connect;
 
@@ -195,32 +194,7 @@ fn on_path(tool: &str) -> bool {
 
 // --- cleanup --------------------------------------------------------------
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-/// Ctrl-C / SIGTERM stop the run at the next step; cleanup still happens.
-fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic.
-        unsafe {
-            libc::signal(
-                sig,
-                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            )
-        };
-    }
-}
-
-pub fn check_stop() -> Result<(), String> {
-    if STOP.load(Ordering::SeqCst) {
-        Err("interrupted".into())
-    } else {
-        Ok(())
-    }
-}
+pub use common::stop::{check_stop, install_signal_handlers};
 
 /// Destroys and undefines a domain (and removes its log files); a domain
 /// that does not exist is fine.
