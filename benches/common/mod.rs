@@ -8,5 +8,6 @@
 pub mod machine;
 pub mod measure;
 pub mod section;
+pub mod settings;
 pub mod stop;
 pub mod tiny;

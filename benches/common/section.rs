@@ -13,3 +13,21 @@ pub fn write(path: &Path, begin: &str, end: &str, section: &str) -> Result<(), S
     };
     std::fs::write(path, new).map_err(|e| format!("{}: {e}", path.display()))
 }
+
+/// a ÷ b (NaN when b is zero).
+pub fn ratio(a: std::time::Duration, b: std::time::Duration) -> f64 {
+    if b.is_zero() {
+        f64::NAN
+    } else {
+        a.as_secs_f64() / b.as_secs_f64()
+    }
+}
+
+/// How an aim reads in the section.
+pub fn verdict(met: bool) -> &'static str {
+    if met {
+        "**met**"
+    } else {
+        "**not met**"
+    }
+}

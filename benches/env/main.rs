@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use virt::connect::Connect;
 
 use common::measure::{self, Outputs};
+use common::settings::{env_usize, require_tools};
 use common::tiny::Tiny;
 use made::Made;
 
@@ -81,17 +82,6 @@ pub struct Config {
     pub work: PathBuf,
 }
 
-fn env_usize(key: &str, default: usize) -> Result<usize, String> {
-    match std::env::var(key) {
-        Ok(v) => v
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("{key}={v}: want a positive number")),
-        Err(_) => Ok(default),
-    }
-}
-
 impl Config {
     fn from_env() -> Result<Config, String> {
         let ks = std::env::var("BOXVIRT_BENCH_ENV_K").unwrap_or_else(|_| "1,5,10,20".into());
@@ -100,14 +90,7 @@ impl Config {
             .map(|k| k.trim().parse().ok().filter(|k| (1..=100).contains(k)))
             .collect::<Option<Vec<usize>>>()
             .ok_or_else(|| format!("BOXVIRT_BENCH_ENV_K={ks}: want numbers 1..100, e.g. 1,5"))?;
-        for tool in ["xmlstarlet", "virt-install", "bash"] {
-            let found = std::env::var_os("PATH")
-                .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-                .unwrap_or(false);
-            if !found {
-                return Err(format!("'{tool}' is not installed; the bench needs it"));
-            }
-        }
+        require_tools(&["xmlstarlet", "virt-install", "bash"])?;
         let work = std::env::temp_dir().join(format!("boxvirt-bench-env-{}", std::process::id()));
         std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
         Ok(Config {
@@ -272,7 +255,11 @@ fn run_one(
             let started = Instant::now();
             for n in &names {
                 let mut cmd = cfg.boxvirt_cmd();
-                cmd.args(["vm", "create", "--template", "tiny", "--name", n, "--start"]);
+                // Its own serial log, as env apply gives each VM (the
+                // template's one path cannot be opened by two guests).
+                let log = common::tiny::serial_log(n);
+                cmd.args(["vm", "create", "--template", "tiny", "--name", n, "--start"])
+                    .args(["--set", &format!("serial_log={}", log.display())]);
                 timed(&mut cmd, &out)?;
             }
             started.elapsed()

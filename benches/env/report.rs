@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::common::machine::Machine;
 use crate::common::measure::{median, ms};
+use crate::common::section::{ratio, verdict};
 use crate::{Config, Contender, Samples, Timed};
 
 const BEGIN: &str = "<!-- env-results:begin -->";
@@ -17,22 +18,6 @@ const AIM_APPLY_VS_FLOOR: f64 = 1.3;
 const AIM_SEQUENTIAL_VS_APPLY: f64 = 3.0;
 const AIM_DESTROY_VS_FLOOR: f64 = 1.3;
 const AIM_K: usize = 10;
-
-fn ratio(a: Duration, b: Duration) -> f64 {
-    if b.is_zero() {
-        f64::NAN
-    } else {
-        a.as_secs_f64() / b.as_secs_f64()
-    }
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "**met**"
-    } else {
-        "**not met**"
-    }
-}
 
 /// Medians of one K: create per contender (ALL order), and the removal of
 /// apply's and the floor's VMs.

@@ -42,6 +42,7 @@ use std::process::Command;
 use virt::connect::Connect;
 
 use common::measure;
+use common::settings::{env_usize, require_tools};
 use common::tiny::{Tiny, XMLSTARLET_EDITS};
 use measure::{Daemon, Outputs, Sample};
 
@@ -117,27 +118,10 @@ pub struct Config {
     pub work: PathBuf,
 }
 
-fn env_usize(key: &str, default: usize) -> Result<usize, String> {
-    match std::env::var(key) {
-        Ok(v) => v
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("{key}={v}: want a positive number")),
-        Err(_) => Ok(default),
-    }
-}
-
 impl Config {
     fn from_env() -> Result<Config, String> {
         let tiny = Tiny::find()?;
-        for tool in ["virsh", "xmlstarlet", "virt-install", "bash"] {
-            if !on_path(tool) {
-                return Err(format!(
-                    "'{tool}' is not installed; the bench compares against it"
-                ));
-            }
-        }
+        require_tools(&["virsh", "xmlstarlet", "virt-install", "bash"])?;
         let work = std::env::temp_dir().join(format!("boxvirt-bench-{}", std::process::id()));
         std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
         Ok(Config {
@@ -184,12 +168,6 @@ impl Config {
         cmd.arg("-c").arg(&self.uri);
         cmd
     }
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
 }
 
 // --- cleanup --------------------------------------------------------------

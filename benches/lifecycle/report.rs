@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::common::machine::Machine;
+use crate::common::section::{ratio, verdict};
 use crate::measure::{median, ms, Sample};
 use crate::trace::Trace;
 use crate::Contender;
@@ -74,22 +75,6 @@ impl Stats {
             ms(self.max),
             ms(self.cpu)
         )
-    }
-}
-
-fn ratio(a: Duration, b: Duration) -> f64 {
-    if b.is_zero() {
-        f64::NAN
-    } else {
-        a.as_secs_f64() / b.as_secs_f64()
-    }
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "**met**"
-    } else {
-        "**not met**"
     }
 }
 
