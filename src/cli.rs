@@ -551,6 +551,11 @@ pub enum EnvCommand {
         #[command(flatten)]
         file: EnvFileArg,
     },
-    /// An ssh config with one entry per VM of the environment (current connection)
-    SshConfig { name: String },
+    /// An ssh config with one entry per VM of the environment (current connection, or every host of -f FILE)
+    SshConfig {
+        name: String,
+        /// Read the hosts from this environment file (its VMs on every host, each through its own jump host)
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: Option<std::path::PathBuf>,
+    },
 }

@@ -692,12 +692,14 @@ fn apply_then_plan_then_destroy_round_trip_on_one_test_driver_host() {
         .map(observe::connect)
         .collect::<Result<_, _>>()
         .unwrap();
-    let found = destroy::find("rt", &conns).unwrap();
+    let vm_names: Vec<String> = changed.vms.iter().map(|v| v.name.clone()).collect();
+    let found = destroy::find("rt", &vm_names, &conns).unwrap();
     assert_eq!(found.vms.len(), 4);
+    assert!(found.leftovers.is_empty());
     assert_eq!(found.networks, [(0, "rt-iso".to_string())]);
     let gone = destroy::destroy(&ctx, &targets, &conns, &found, 4);
     assert!(gone.iter().all(|o| o.error.is_none()), "{gone:?}");
-    assert!(destroy::find("rt", &conns).unwrap().is_empty());
+    assert!(destroy::find("rt", &vm_names, &conns).unwrap().is_empty());
     let names: Vec<String> = conn
         .list_domains()
         .unwrap()

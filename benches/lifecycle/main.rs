@@ -27,8 +27,9 @@
 //! /var/cache/boxvirt-test), BOXVIRT_BENCH_WRITE=0 (do not update
 //! BENCHMARKS.md). A bench, not a test: nothing asserts on timings.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod floor;
-mod measure;
 mod report;
 mod teardown;
 mod trace;
@@ -37,10 +38,12 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use virt::connect::Connect;
 
+use common::measure;
+use common::settings::{env_usize, require_tools};
+use common::tiny::{Tiny, XMLSTARLET_EDITS};
 use measure::{Daemon, Outputs, Sample};
 
 /// VM names this bench may make; all start with `bench-`.
@@ -115,54 +118,34 @@ pub struct Config {
     pub work: PathBuf,
 }
 
-fn env_usize(key: &str, default: usize) -> Result<usize, String> {
-    match std::env::var(key) {
-        Ok(v) => v
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("{key}={v}: want a positive number")),
-        Err(_) => Ok(default),
-    }
-}
-
 impl Config {
     fn from_env() -> Result<Config, String> {
-        let cache = std::env::var("BOXVIRT_TEST_CACHE")
-            .unwrap_or_else(|_| "/var/cache/boxvirt-test".into());
-        let tiny = Path::new(&cache).join("tiny");
-        let (kernel, initrd) = (tiny.join("vmlinuz"), tiny.join("initrd.img"));
-        for f in [&kernel, &initrd] {
-            if !f.exists() {
-                return Err(format!(
-                    "{} missing: run bash tests/harness/build-tiny-guest.sh",
-                    f.display()
-                ));
-            }
-        }
-        for tool in ["virsh", "xmlstarlet", "virt-install", "bash"] {
-            if !on_path(tool) {
-                return Err(format!(
-                    "'{tool}' is not installed; the bench compares against it"
-                ));
-            }
-        }
+        let tiny = Tiny::find()?;
+        require_tools(&["virsh", "xmlstarlet", "virt-install", "bash"])?;
         let work = std::env::temp_dir().join(format!("boxvirt-bench-{}", std::process::id()));
         std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
         Ok(Config {
             uri: std::env::var("BOXVIRT_LIVE_URI").unwrap_or_else(|_| "qemu:///system".into()),
             iterations: env_usize("BOXVIRT_BENCH_ITER", 11)?,
             list_iterations: env_usize("BOXVIRT_BENCH_LIST_ITER", 21)?,
-            kernel,
-            initrd,
+            kernel: tiny.kernel,
+            initrd: tiny.initrd,
             boxvirt: PathBuf::from(env!("CARGO_BIN_EXE_boxvirt")),
-            template: Path::new(env!("CARGO_MANIFEST_DIR")).join("xml-templates/domain/tiny.xml"),
+            template: tiny.template,
             work,
         })
     }
 
     pub fn serial_log(&self, name: &str) -> PathBuf {
-        PathBuf::from(format!("/var/log/libvirt/qemu/{name}.serial.log"))
+        common::tiny::serial_log(name)
+    }
+
+    pub fn tiny(&self) -> Tiny {
+        Tiny {
+            kernel: self.kernel.clone(),
+            initrd: self.initrd.clone(),
+            template: self.template.clone(),
+        }
     }
 
     pub fn outputs(&self, name: &str) -> Outputs {
@@ -187,40 +170,9 @@ impl Config {
     }
 }
 
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
-}
-
 // --- cleanup --------------------------------------------------------------
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-/// Ctrl-C / SIGTERM stop the run at the next step; cleanup still happens.
-fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic.
-        unsafe {
-            libc::signal(
-                sig,
-                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            )
-        };
-    }
-}
-
-pub fn check_stop() -> Result<(), String> {
-    if STOP.load(Ordering::SeqCst) {
-        Err("interrupted".into())
-    } else {
-        Ok(())
-    }
-}
+pub use common::stop::{check_stop, install_signal_handlers};
 
 /// Destroys and undefines a domain (and removes its log files); a domain
 /// that does not exist is fine.
@@ -326,53 +278,18 @@ fn sweep_stale(conn: &Connect, cfg: &Config) {
 
 // --- contenders -----------------------------------------------------------
 
-/// A MAC for the domains the other contenders define (boxvirt derives its own).
-fn mac_for(name: &str) -> String {
-    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    });
-    format!(
-        "52:54:00:{:02x}:{:02x}:{:02x}",
-        (h >> 16) as u8,
-        (h >> 8) as u8,
-        h as u8
-    )
-}
-
-/// The xmlstarlet edits of the tiny template that make domain `name`:
-/// the original tool's way, also used (untimed) for the floor's XML.
-const XMLSTARLET_EDITS: &str = r#"xmlstarlet ed -u /domain/name -v "$NAME" \
-      -u /domain/os/kernel -v "$KERNEL" -u /domain/os/initrd -v "$INITRD" \
-      -u /domain/devices/serial/log/@file -v "$LOG" \
-      -u /domain/devices/interface/mac/@address -v "$MAC" "$TEMPLATE""#;
-
-/// `bash -c script` with the variables XMLSTARLET_EDITS uses.
+/// `bash -c script` with the variables XMLSTARLET_EDITS uses, plus the
+/// original tool's XML file and URI.
 fn edits_command(cfg: &Config, name: &str, script: &str) -> Command {
-    let mut cmd = Command::new("bash");
-    cmd.arg("-c").arg(script).current_dir(&cfg.work);
-    cmd.env("NAME", name)
-        .env("KERNEL", &cfg.kernel)
-        .env("INITRD", &cfg.initrd)
-        .env("LOG", cfg.serial_log(name))
-        .env("MAC", mac_for(name))
-        .env("TEMPLATE", &cfg.template)
-        .env("XML", cfg.work.join(format!("{name}.xml")))
+    let mut cmd = cfg.tiny().edits_command(&cfg.work, name, script);
+    cmd.env("XML", cfg.work.join(format!("{name}.xml")))
         .env("URI", &cfg.uri);
     cmd
 }
 
 /// The tiny domain `name` as XML (what the original tool defines).
 pub fn tiny_xml(cfg: &Config, name: &str) -> Result<String, String> {
-    let out = edits_command(cfg, name, XMLSTARLET_EDITS)
-        .output()
-        .map_err(|e| format!("xmlstarlet: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "xmlstarlet: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    String::from_utf8(out.stdout).map_err(|e| e.to_string())
+    cfg.tiny().xml(&cfg.work, name)
 }
 
 /// The command that creates and starts `name` the contender's way, plus any
@@ -383,7 +300,6 @@ pub fn create_command(cfg: &Config, who: Contender, name: &str) -> Result<Comman
         cfg.initrd.display().to_string(),
     );
     let log = cfg.serial_log(name).display().to_string();
-    let mac = mac_for(name);
     let boxvirt = |extra: &[&str]| {
         let mut cmd = cfg.boxvirt_cmd();
         cmd.args(["vm", "create", "--template", "tiny", "--name", name])
@@ -405,65 +321,7 @@ pub fn create_command(cfg: &Config, who: Contender, name: &str) -> Result<Comman
             );
             edits_command(cfg, name, &script)
         }
-        Contender::VirtInstall => {
-            let mut cmd = Command::new("virt-install");
-            cmd.current_dir(&cfg.work)
-                .args([
-                    "--connect",
-                    &cfg.uri,
-                    "--import",
-                    "--noautoconsole",
-                    "--name",
-                    name,
-                ])
-                .args([
-                    "--memory",
-                    "256",
-                    "--vcpus",
-                    "1",
-                    "--virt-type",
-                    "qemu",
-                    "--machine",
-                    "q35",
-                ])
-                .args([
-                    "--boot",
-                    &format!("kernel={kernel},initrd={initrd},kernel_args=\"console=ttyS0 quiet\""),
-                ])
-                .args([
-                    "--disk",
-                    "none",
-                    "--network",
-                    &format!("network=default,model=virtio,mac={mac}"),
-                ])
-                .args([
-                    "--osinfo",
-                    "linux2022",
-                    "--graphics",
-                    "none",
-                    "--serial",
-                    &format!("pty,log.file={log}"),
-                ])
-                .args([
-                    "--memballoon",
-                    "none",
-                    "--rng",
-                    "none",
-                    "--channel",
-                    "none",
-                    "--controller",
-                    "usb,model=none",
-                ])
-                .args([
-                    "--input",
-                    "none",
-                    "--sound",
-                    "none",
-                    "--events",
-                    "on_reboot=destroy",
-                ]);
-            cmd
-        }
+        Contender::VirtInstall => cfg.tiny().virt_install(&cfg.work, &cfg.uri, name),
         Contender::Floor => {
             let xml = cfg.work.join(format!("{name}.xml"));
             std::fs::write(&xml, tiny_xml(cfg, name)?)
@@ -664,7 +522,7 @@ fn run() -> Result<(), String> {
     } else {
         None
     };
-    let machine = report::Machine::read(&conn, daemon.as_ref());
+    let machine = common::machine::Machine::read(&conn, daemon.as_ref());
     eprintln!("lifecycle: {}", machine.one_line());
 
     let create = bench_create(&conn, &cfg, &made, daemon.as_ref())?;

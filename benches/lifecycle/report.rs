@@ -2,12 +2,11 @@
 //! BENCHMARKS.md between the `results` markers), with the machine it ran on.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use virt::connect::Connect;
-
-use crate::measure::{median, ms, Daemon, Sample};
+use crate::common::machine::Machine;
+use crate::common::section::{ratio, verdict};
+use crate::measure::{median, ms, Sample};
 use crate::trace::Trace;
 use crate::Contender;
 
@@ -20,115 +19,6 @@ const AIM_CPU_LESS_THAN_VIRT_INSTALL: f64 = 5.0;
 const AIM_LIST_WALL_VS_VIRSH: f64 = 1.0;
 const AIM_DELETE_WALL_VS_FLOOR: f64 = 1.2;
 const AIM_DOCTOR_MS: f64 = 1000.0;
-
-pub struct Machine {
-    date: String,
-    cores: usize,
-    cpu: String,
-    kernel: String,
-    libvirt: String,
-    qemu: String,
-    virt_install: String,
-    load: String,
-    daemon_pid: Option<i32>,
-    /// The boxvirt commit measured (+ a note when src/ has local changes).
-    commit: String,
-}
-
-fn version(v: u32) -> String {
-    format!("{}.{}.{}", v / 1_000_000, (v / 1000) % 1000, v % 1000)
-}
-
-fn command_line(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "?".into())
-}
-
-fn boxvirt_commit() -> String {
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let commit = command_line("git", &["-C", dir, "rev-parse", "--short", "HEAD"]);
-    if commit.is_empty() || commit == "?" {
-        return "unknown (not a git checkout)".into();
-    }
-    let dirty = command_line(
-        "git",
-        &[
-            "-C",
-            dir,
-            "status",
-            "--porcelain",
-            "--",
-            "src",
-            "xml-templates",
-            "build.rs",
-            "Cargo.lock",
-        ],
-    );
-    if dirty.is_empty() {
-        commit
-    } else {
-        format!("{commit} + local changes in src/")
-    }
-}
-
-impl Machine {
-    pub fn read(conn: &Connect, daemon: Option<&Daemon>) -> Machine {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu = cpuinfo
-            .lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_else(|| "?".into());
-        let read = |p: &str| {
-            std::fs::read_to_string(p)
-                .unwrap_or_default()
-                .trim()
-                .to_string()
-        };
-        Machine {
-            date: command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-            cores: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(0),
-            cpu,
-            kernel: read("/proc/sys/kernel/osrelease"),
-            libvirt: conn
-                .lib_version()
-                .map(version)
-                .unwrap_or_else(|_| "?".into()),
-            qemu: conn
-                .hyp_version()
-                .map(version)
-                .unwrap_or_else(|_| "?".into()),
-            virt_install: command_line("virt-install", &["--version"]),
-            load: read("/proc/loadavg")
-                .split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" "),
-            daemon_pid: daemon.map(Daemon::pid),
-            commit: boxvirt_commit(),
-        }
-    }
-
-    pub fn one_line(&self) -> String {
-        format!(
-            "{} cores ({}), kernel {}, libvirt {}, QEMU {}, virt-install {}, load average {}",
-            self.cores,
-            self.cpu,
-            self.kernel,
-            self.libvirt,
-            self.qemu,
-            self.virt_install,
-            self.load
-        )
-    }
-}
 
 pub struct List {
     pub boxvirt: Vec<Sample>,
@@ -185,22 +75,6 @@ impl Stats {
             ms(self.max),
             ms(self.cpu)
         )
-    }
-}
-
-fn ratio(a: Duration, b: Duration) -> f64 {
-    if b.is_zero() {
-        f64::NAN
-    } else {
-        a.as_secs_f64() / b.as_secs_f64()
-    }
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "**met**"
-    } else {
-        "**not met**"
     }
 }
 
@@ -363,13 +237,6 @@ impl Results {
     }
 }
 
-/// Replaces the text between the markers in `path`, keeping the rest
-/// (appends the markers when they are missing).
 pub fn write_section(path: &Path, section: &str) -> Result<(), String> {
-    let old = std::fs::read_to_string(path).unwrap_or_default();
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(b), Some(e)) if b < e => format!("{}{BEGIN}\n{section}{}", &old[..b], &old[e..]),
-        _ => format!("{old}\n{BEGIN}\n{section}{END}\n"),
-    };
-    std::fs::write(path, new).map_err(|e| format!("{}: {e}", path.display()))
+    crate::common::section::write(path, BEGIN, END, section)
 }

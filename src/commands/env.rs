@@ -17,7 +17,7 @@ pub fn run(ctx: &Ctx, command: EnvCommand) -> Result<Exit> {
         EnvCommand::Show { name } => show(ctx, &name),
         EnvCommand::Apply(a) => apply_cmd(ctx, &a),
         EnvCommand::Destroy { file } => destroy_cmd(ctx, &file),
-        EnvCommand::SshConfig { name } => ssh_config(ctx, &name),
+        EnvCommand::SshConfig { name, file } => ssh_config(ctx, &name, file.as_deref()),
     }
 }
 
@@ -69,7 +69,8 @@ fn destroy_cmd(ctx: &Ctx, file: &EnvFileArg) -> Result<Exit> {
         .iter()
         .map(observe::connect)
         .collect::<Result<Vec<_>>>()?;
-    let found = destroy::find(&desired.name, &conns)?;
+    let names: Vec<String> = desired.vms.iter().map(|v| v.name.clone()).collect();
+    let found = destroy::find(&desired.name, &names, &conns)?;
     if found.is_empty() {
         ctx.out.note(format!(
             "environment '{}' has nothing on its hosts; nothing to do",
@@ -92,27 +93,32 @@ fn destroy_cmd(ctx: &Ctx, file: &EnvFileArg) -> Result<Exit> {
 /// Deletions are short libvirt calls; this many at a time.
 const DESTROY_PARALLEL: usize = 8;
 
-fn ssh_config(ctx: &Ctx, name: &str) -> Result<Exit> {
+fn ssh_config(ctx: &Ctx, name: &str, file: Option<&std::path::Path>) -> Result<Exit> {
     crate::names::validate("environment", name)?;
-    let conn = ctx.libvirt()?;
-    let members = listing::members(&observe::domains(&conn)?, name);
-    if members.is_empty() {
-        return Err(Failure::not_found(format!(
-            "no environment '{name}' at {}; see 'boxvirt env list'",
-            conn.uri()
-        )));
-    }
     let mut printed = 0;
-    for m in &members {
-        match crate::commands::vm::entry(ctx, &conn, &m.name) {
-            Ok(text) => {
-                crate::out!("{text}");
-                printed += 1;
+    let mut members = 0;
+    for (conn, settings) in ssh_hosts(ctx, file)? {
+        for m in listing::members(&observe::domains(&conn)?, name) {
+            members += 1;
+            match crate::commands::vm::entry_as(&settings, &conn, &m.name) {
+                Ok(text) => {
+                    crate::out!("{text}");
+                    printed += 1;
+                }
+                Err(e) => ctx
+                    .out
+                    .warn(format!("skipping vm '{}': {}", m.name, e.message)),
             }
-            Err(e) => ctx
-                .out
-                .warn(format!("skipping vm '{}': {}", m.name, e.message)),
         }
+    }
+    if members == 0 {
+        let at = match file {
+            Some(f) => format!("on the hosts of {}", f.display()),
+            None => format!("at {}", ctx.settings.libvirt_uri()),
+        };
+        return Err(Failure::not_found(format!(
+            "no environment '{name}' {at}; see 'boxvirt env list'"
+        )));
     }
     if printed == 0 {
         return Err(Failure::not_found(format!(
@@ -120,6 +126,26 @@ fn ssh_config(ctx: &Ctx, name: &str) -> Result<Exit> {
         )));
     }
     Ok(Exit::Ok)
+}
+
+/// The connections `env ssh-config` reads, each with the settings of its
+/// host (key, known_hosts, jump host): every host of the file, or the
+/// current connection.
+fn ssh_hosts(
+    ctx: &Ctx,
+    file: Option<&std::path::Path>,
+) -> Result<Vec<(crate::libvirt::Libvirt, crate::settings::Settings)>> {
+    let Some(file) = file else {
+        return Ok(vec![(ctx.libvirt()?, ctx.settings.clone())]);
+    };
+    let desired = env::load(file, &ctx.catalog)?;
+    hosts::targets(&desired, &ctx.settings)
+        .iter()
+        .map(|t| {
+            let settings = t.instance.clone().unwrap_or_else(|| ctx.settings.clone());
+            Ok((observe::connect(t)?, settings))
+        })
+        .collect()
 }
 
 fn plan_cmd(ctx: &Ctx, args: &EnvPlanArgs) -> Result<Exit> {

@@ -232,6 +232,16 @@ fn ip(ctx: &Ctx, name: &str) -> Result<Exit> {
 
 /// What `vm ssh` and `vm ssh-config` (and `env ssh-config`) need for one VM.
 pub(crate) fn entry(ctx: &Ctx, conn: &Libvirt, name: &str) -> Result<String> {
+    entry_as(&ctx.settings, conn, name)
+}
+
+/// [`entry`] for the host `settings` describe (its key, known_hosts and
+/// jump host): `env ssh-config -f` has one per host of the file.
+pub(crate) fn entry_as(
+    settings: &crate::settings::Settings,
+    conn: &Libvirt,
+    name: &str,
+) -> Result<String> {
     let meta = metadata_of(conn, name)?.ok_or_else(|| {
         Failure::failed(format!(
             "vm '{name}' was not created by boxvirt; no login user or host key is known"
@@ -248,14 +258,14 @@ pub(crate) fn entry(ctx: &Ctx, conn: &Libvirt, name: &str) -> Result<String> {
             "vm '{name}' has no pinned host key (no cloud-init seed)"
         ))
     })?;
-    let known = vm_ssh::pin(&ctx.settings, &addr.ip, host_key)?;
+    let known = vm_ssh::pin(settings, &addr.ip, host_key)?;
     vm_ssh::host_entry(
         name,
         &addr.ip,
         meta.user.as_deref().unwrap_or("boxvirt"),
-        &ctx.settings.ssh_key_path(),
+        &settings.ssh_key_path(),
         &known,
-        vm_ssh::proxy_command(&ctx.settings).as_deref(),
+        vm_ssh::proxy_command(settings).as_deref(),
     )
 }
 

@@ -3,6 +3,13 @@
 //! removed: the VMs in parallel through `vm delete`'s own code (volumes,
 //! reservation, ssh config), then the networks it made. Networks that
 //! existed before it, and everything else, stay.
+//!
+//! A create killed between its steps leaves a VM's volumes, seed and
+//! reservation with no domain (or a domain still carrying the template's
+//! metadata, so no mark). Those are the environment's when their VM's
+//! name is one the file gives: names on a host are the environment's
+//! (apply refuses names taken outside it, and its create clears such
+//! leftovers as its own). They go the same way, through `vm delete`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,17 +22,20 @@ use super::{netdef, observe};
 use crate::context::Ctx;
 use crate::error::Result;
 use crate::libvirt::Libvirt;
+use crate::vm::leftovers;
 
 /// The environment's objects: (host index, name).
 #[derive(Debug, Default)]
 pub struct Found {
     pub vms: Vec<(usize, String)>,
+    /// VMs of the file with leftovers but no finished domain.
+    pub leftovers: Vec<(usize, String)>,
     pub networks: Vec<(usize, String)>,
 }
 
 impl Found {
     pub fn is_empty(&self) -> bool {
-        self.vms.is_empty() && self.networks.is_empty()
+        self.vms.is_empty() && self.leftovers.is_empty() && self.networks.is_empty()
     }
 
     /// "vms a, b on host 'x'; network n on host 'x'", for the question.
@@ -46,19 +56,24 @@ impl Found {
                 .collect()
         };
         let mut parts = list("vms", &self.vms);
+        parts.extend(list("leftovers (no domain) of vms", &self.leftovers));
         parts.extend(list("networks", &self.networks));
         parts.join("; ")
     }
 }
 
-/// Reads every host for the environment's VMs and networks.
-pub fn find(env: &str, conns: &[Libvirt]) -> Result<Found> {
+/// Reads every host for the environment's VMs and networks, and for
+/// leftovers of the VMs the file names (`vm_names`).
+pub fn find(env: &str, vm_names: &[String], conns: &[Libvirt]) -> Result<Found> {
     let mut found = Found::default();
     for (h, conn) in conns.iter().enumerate() {
         for d in observe::domains(conn)? {
             if d.belongs_to(env) {
                 found.vms.push((h, d.name));
             }
+        }
+        for name in leftover_vms(conn, vm_names)? {
+            found.leftovers.push((h, name));
         }
         for n in conn.list_networks()? {
             let xml = match conn.network_xml(&n.name) {
@@ -74,6 +89,24 @@ pub fn find(env: &str, conns: &[Libvirt]) -> Result<Found> {
     Ok(found)
 }
 
+/// The file's VMs that have, at this host, an unfinished domain (a create
+/// killed after its define) or objects without a domain (killed before).
+fn leftover_vms(conn: &Libvirt, vm_names: &[String]) -> Result<Vec<String>> {
+    let ours = |vm: &str| vm_names.iter().any(|n| n == vm);
+    let mut names = Vec::new();
+    for d in conn.list_domains()? {
+        if ours(&d.name) && leftovers::is_unfinished(conn, &d.name).unwrap_or(false) {
+            names.push(d.name);
+        }
+    }
+    for l in leftovers::find(conn, None)? {
+        if ours(&l.vm) && !names.contains(&l.vm) {
+            names.push(l.vm);
+        }
+    }
+    Ok(names)
+}
+
 /// Removes what [`find`] found: VMs `parallel` at a time, then networks.
 pub fn destroy(
     ctx: &Ctx,
@@ -82,10 +115,11 @@ pub fn destroy(
     found: &Found,
     parallel: usize,
 ) -> Vec<Outcome> {
-    let names: Vec<String> = found.vms.iter().map(|(_, n)| n.clone()).collect();
+    let vms: Vec<(usize, String)> = found.vms.iter().chain(&found.leftovers).cloned().collect();
+    let names: Vec<String> = vms.iter().map(|(_, n)| n.clone()).collect();
     let board = Arc::new(Board::new(&ctx.out, &names));
     let results = pool::run(
-        &found.vms,
+        &vms,
         parallel,
         || Conns::new(targets, conns),
         |c, (h, name)| {
@@ -108,8 +142,7 @@ pub fn destroy(
             )
         },
     );
-    let mut out: Vec<Outcome> = found
-        .vms
+    let mut out: Vec<Outcome> = vms
         .iter()
         .zip(results)
         .map(|((h, name), r)| {

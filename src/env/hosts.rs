@@ -1,6 +1,10 @@
 //! The libvirt URI of each host of an environment: `uri:` as given,
 //! `instance:` that nested instance's socket (in its data dir), and no
 //! `hosts:` at all the current connection (`-c`, the instance).
+//!
+//! An instance's sshd port (`up --auto-ports` may pick any) is read from
+//! the ssh config `up` wrote in its data dir: the one `--ssh-port` of this
+//! command names the current instance, not the file's.
 
 use super::Desired;
 use crate::settings::Settings;
@@ -69,7 +73,18 @@ fn instance_settings(
         };
         s.data_dir = absolute(&dir);
     }
+    if let Some(port) = written_ssh_port(&s.ssh_config_path()) {
+        s.ssh_port = port;
+    }
     s
+}
+
+/// The `Port` line of an instance's boxman.conf (None before its first `up`).
+fn written_ssh_port(conf: &std::path::Path) -> Option<u16> {
+    let text = std::fs::read_to_string(conf).ok()?;
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("Port "))
+        .and_then(|p| p.trim().parse().ok())
 }
 
 /// Absolute, without `.` parts (paths end up in URIs and messages).
@@ -89,6 +104,24 @@ fn absolute(p: &std::path::Path) -> std::path::PathBuf {
 mod tests {
     use super::*;
     use crate::cli::GlobalArgs;
+
+    /// `up --auto-ports` wrote port 2231 into the instance's boxman.conf.
+    #[test]
+    fn an_instances_ssh_port_comes_from_its_own_ssh_config() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ssh = tmp.path().join("d2/ssh");
+        std::fs::create_dir_all(&ssh).unwrap();
+        let conf =
+            crate::nested::ssh_config::config_text("boxman-two", 2231, &tmp.path().join("d2"))
+                .unwrap();
+        std::fs::write(ssh.join("boxman.conf"), conf).unwrap();
+        let text = format!(
+            "name: lab\nhosts:\n  a: {{instance: two, data_dir: {}/d2}}\n",
+            tmp.path().display()
+        );
+        let t = targets(&desired(&text), &settings(GlobalArgs::default()));
+        assert_eq!(t[0].instance.as_ref().unwrap().ssh_port, 2231);
+    }
     use crate::settings::Sources;
     use std::path::PathBuf;
 
@@ -148,6 +181,7 @@ mod tests {
         );
         assert_eq!(t[0].instance.as_ref().unwrap().instance, "two");
         assert_eq!(t[1].uri, "qemu+ssh://ops@hv2/system");
+        assert_eq!(t[0].instance.as_ref().unwrap().ssh_port, s.ssh_port);
         // No data_dir: the current one, even though -c points elsewhere.
         assert_eq!(
             t[2].uri,
