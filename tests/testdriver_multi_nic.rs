@@ -210,7 +210,8 @@ fn two_nics_then_a_safe_replace_of_the_nic_list_then_destroy() {
         .map(observe::connect)
         .collect::<Result<_, _>>()
         .unwrap();
-    let found = destroy::find("mn", &conns).unwrap();
+    let vm_names: Vec<String> = second.vms.iter().map(|v| v.name.clone()).collect();
+    let found = destroy::find("mn", &vm_names, &conns).unwrap();
     let gone = destroy::destroy(&ctx, &targets, &conns, &found, 2);
     assert!(gone.iter().all(|o| o.error.is_none()), "{gone:?}");
     assert!(!domain_names(&conn).iter().any(|n| n.starts_with("mn-")));
