@@ -210,6 +210,7 @@ fn request(
             digest: desired.digest.clone(),
             config: spec.config(),
         }),
+        process_env: settings.process.clone(),
         ..Default::default()
     })
 }

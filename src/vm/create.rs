@@ -38,6 +38,7 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
             conn,
             catalog,
             out,
+            &req.process_env,
             img,
             &image::PullOptions::default(),
         )?),

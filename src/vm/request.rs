@@ -47,6 +47,8 @@ pub struct Request {
     pub env_mark: Option<crate::env::mark::EnvMark>,
     /// Told each step as it finishes (`env apply` shows it per VM).
     pub on_step: Option<OnStep>,
+    /// The environment's values (image cache, downloads) from Settings.
+    pub process_env: crate::settings::ProcessEnv,
 }
 
 /// A callback for finished steps (a [`STEPS`](super::steps::STEPS) name); shared with the
