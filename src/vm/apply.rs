@@ -70,10 +70,14 @@ impl<'a> Run<'a> {
         if plan.need.disk || plan.seed.is_some() {
             self.pool(catalog)?;
         }
-        if plan.need.disk {
-            self.disk(plan, base)?;
-            after_step(self.req, "volume")?;
-        }
+        let disk_path = match plan.need.disk {
+            true => {
+                let path = self.disk(plan, base)?;
+                after_step(self.req, "volume")?;
+                Some(path)
+            }
+            false => None,
+        };
         let seed_path = match &plan.seed {
             Some((bytes, _)) => {
                 let path = self.seed(plan, bytes)?;
@@ -91,7 +95,8 @@ impl<'a> Run<'a> {
         {
             after_step(self.req, "reservation")?;
         }
-        self.define(plan, seed_path.as_deref())?;
+        plan.place(disk_path, seed_path)?;
+        self.define(plan)?;
         // The define claimed the slots; another create may have claimed one too.
         settle_slots(
             self.conn,
@@ -127,8 +132,8 @@ impl<'a> Run<'a> {
     }
 
     /// The disk volume `NAME.qcow2`: an overlay on the base image, a full
-    /// copy of it, or empty. Its path joins the template's values.
-    fn disk(&mut self, plan: &mut Plan, base: Option<&BaseVolume>) -> Result<()> {
+    /// copy of it, or empty; returns its path.
+    fn disk(&mut self, plan: &Plan, base: Option<&BaseVolume>) -> Result<String> {
         let conn = self.conn;
         let vol = format!("{}.qcow2", plan.name);
         let capacity = (plan.disk_gib * 1024 * 1024 * 1024).max(base.map_or(0, |b| b.virtual_size));
@@ -145,8 +150,7 @@ impl<'a> Run<'a> {
             None => conn.create_volume(POOL, &vol, capacity, "qcow2")?,
         };
         self.made_volume(vol, "disk");
-        plan.sets.push(("disk".into(), path));
-        Ok(())
+        Ok(path)
     }
 
     /// The seed volume, uploaded from the plan's bytes; returns its path.
@@ -177,15 +181,10 @@ impl<'a> Run<'a> {
         });
     }
 
-    /// The domain, defined from the plan (with the seed disk when there
-    /// is one).
-    fn define(&mut self, plan: &Plan, seed_path: Option<&str>) -> Result<()> {
+    /// The domain, defined from the plan's XML.
+    fn define(&mut self, plan: &Plan) -> Result<()> {
         let conn = self.conn;
-        let mut xml = plan.render()?;
-        if let Some(path) = seed_path {
-            xml = seed::add_disk(plan, &xml, path)?;
-        }
-        conn.define_domain(&xml)?;
+        conn.define_domain(&plan.xml)?;
         let name = plan.name.clone();
         self.rollback.push(format!("vm '{name}'"), move || {
             conn.destroy_domain(&name)?;

@@ -28,7 +28,7 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
     // domain, volumes or a reservation: they are ours, so clear them.
     leftovers::clear_for_create(conn, out, &checked.name, checked.unfinished)?;
     let seed_wanted = checked.seed_wanted;
-    let mut plan = plan::build(conn, out, req, checked)?;
+    let mut plan = plan::build(conn, catalog, out, req, checked)?;
     if seed_wanted {
         plan.seed = Some(seed::build(&plan, req)?);
     }

@@ -1,18 +1,20 @@
 //! The plan of one create, built from reads only: the checked request, the
-//! NICs with their MACs and addresses, the accelerator, the template
-//! values, the seed bytes. A template that does not render fails here,
-//! before anything is made. [`super::apply`] carries it out.
+//! NICs with their MACs and addresses, the accelerator, the volumes' paths,
+//! the domain XML (rendered once, here: a template that does not render
+//! fails before anything is made), the seed bytes. [`super::apply`]
+//! carries it out.
 
 use super::check::{Checked, TemplateNeeds};
+use super::create::POOL;
 use super::nics::{self, Nic};
 use super::request::Request;
-use super::{accel, identity};
+use super::{accel, identity, seed};
 use crate::cloudinit::SeedSpec;
 use crate::error::Result;
 use crate::image;
 use crate::libvirt::Libvirt;
 use crate::output::Output;
-use crate::template::Template;
+use crate::template::{Catalog, Kind, Template};
 
 pub struct Plan {
     pub name: String,
@@ -26,14 +28,27 @@ pub struct Plan {
     pub nics: Vec<Nic>,
     /// The MAC of a template interface that names no network.
     pub lone_mac: Option<String>,
-    /// The template's values; the disk path joins them once made.
+    /// The template's values, the disk path among them.
     pub sets: Vec<(String, String)>,
+    /// Where the disk and seed volumes will be (the pool's directory and
+    /// the volume's name); `None` when there is none or the pool does not
+    /// tell (then the apply renders again with the made volume's path).
+    pub disk_path: Option<String>,
+    pub seed_path: Option<String>,
+    /// The domain XML.
+    pub xml: String,
     /// The seed image's bytes and what they hold (see [`super::seed`]).
     pub seed: Option<(Vec<u8>, SeedSpec)>,
 }
 
-/// Reads only (the network checks, the accelerator, free addresses).
-pub fn build(conn: &Libvirt, out: &Output, req: &Request, checked: Checked) -> Result<Plan> {
+/// Reads only (the network checks, the accelerator, free addresses, the pool).
+pub fn build(
+    conn: &Libvirt,
+    catalog: &Catalog,
+    out: &Output,
+    req: &Request,
+    checked: Checked,
+) -> Result<Plan> {
     let need = checked.need;
     let networks = match (need.nic, req.networks.is_empty()) {
         (false, _) => Vec::new(),
@@ -61,7 +76,20 @@ pub fn build(conn: &Libvirt, out: &Output, req: &Request, checked: Checked) -> R
     }
     sets.extend(lone_mac.clone().map(|m| ("mac".to_string(), m)));
     sets.extend(req.sets.iter().cloned());
-    let plan = Plan {
+    let dir = match need.disk || checked.seed_wanted {
+        true => pool_dir(conn, catalog)?,
+        false => None,
+    };
+    let in_pool = |vol: String| dir.as_ref().map(|d| format!("{d}/{vol}"));
+    let disk_path = need
+        .disk
+        .then(|| in_pool(format!("{name}.qcow2")))
+        .flatten();
+    let seed_path = checked
+        .seed_wanted
+        .then(|| in_pool(seed::volume(&name)))
+        .flatten();
+    let mut plan = Plan {
         name,
         template: checked.template,
         need,
@@ -71,18 +99,54 @@ pub fn build(conn: &Libvirt, out: &Output, req: &Request, checked: Checked) -> R
         nics,
         lone_mac,
         sets,
+        disk_path: None,
+        seed_path: None,
+        xml: String::new(),
         seed: None,
     };
-    // Rendered now too, so template errors cost nothing.
-    plan.render()?;
+    plan.place(disk_path, seed_path)?;
     Ok(plan)
 }
 
+/// The pool's volume directory: the existing pool's, else the one its
+/// template makes.
+fn pool_dir(conn: &Libvirt, catalog: &Catalog) -> Result<Option<String>> {
+    let dir = match conn.pool_target_path(POOL)? {
+        Some(dir) => Some(dir),
+        None => {
+            let xml = catalog.get(Kind::Pool, POOL)?.render(&[])?;
+            crate::xml::find_first(&xml, &["pool", "target", "path"]).map(|p| p.text)
+        }
+    };
+    // libvirt names a volume `<dir>/<name>` in directory pools.
+    Ok(dir
+        .map(|d| d.trim().trim_end_matches('/').to_string())
+        .filter(|d| d.starts_with('/')))
+}
+
 impl Plan {
-    /// The domain XML: the template rendered with the plan's values (the
-    /// primary NIC's network and MAC among them), plus one interface per
-    /// further NIC.
-    pub fn render(&self) -> Result<String> {
+    /// Puts the disk and seed at these paths and renders the XML, unless
+    /// it already has them (the made volumes are where the plan put them).
+    pub fn place(&mut self, disk: Option<String>, seed: Option<String>) -> Result<()> {
+        if !self.xml.is_empty() && (&disk, &seed) == (&self.disk_path, &self.seed_path) {
+            return Ok(());
+        }
+        self.sets.retain(|(k, _)| k != "disk");
+        if let Some(path) = &disk {
+            self.sets.push(("disk".into(), path.clone()));
+        }
+        (self.disk_path, self.seed_path) = (disk, seed);
+        let xml = self.render()?;
+        self.xml = match &self.seed_path {
+            Some(path) => seed::add_disk(&self.template.label(), &xml, path)?,
+            None => xml,
+        };
+        Ok(())
+    }
+
+    /// The template rendered with the plan's values (the primary NIC's
+    /// network and MAC among them), plus one interface per further NIC.
+    fn render(&self) -> Result<String> {
         let more: Vec<(String, String)> = self
             .nics
             .iter()

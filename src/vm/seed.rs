@@ -58,10 +58,10 @@ pub fn upload(conn: &Libvirt, vm: &str, bytes: &[u8]) -> Result<String> {
 
 /// The domain XML with the seed volume at `path` as a read-only disk on
 /// the first free virtio target.
-pub fn add_disk(plan: &Plan, domain_xml: &str, path: &str) -> Result<String> {
+pub fn add_disk(label: &str, domain_xml: &str, path: &str) -> Result<String> {
     let target = free_target(domain_xml);
     crate::template::render::append_child(
-        &plan.template.label(),
+        label,
         domain_xml,
         &["domain", "devices"],
         &disk_xml(path, &target),
