@@ -50,7 +50,7 @@ pub struct Settings {
     /// `/tmp/boxvirt-UID`.
     pub link_dir: PathBuf,
     /// Test hook `BOXVIRT_INJECT_FAILURE` (`vm create`, `env apply`): a
-    /// step after which a failure is injected (see vm/create.rs).
+    /// step after which a failure is injected (see vm/steps.rs).
     pub inject_failure: Option<String>,
     /// What other modules need from the process environment.
     pub process: ProcessEnv,
