@@ -67,25 +67,7 @@ impl<'a> Run<'a> {
         plan: &mut Plan,
         base: Option<&BaseVolume>,
     ) -> Result<()> {
-        if plan.need.disk || plan.seed.is_some() {
-            self.pool(catalog)?;
-        }
-        let disk_path = match plan.need.disk {
-            true => {
-                let path = self.disk(plan, base)?;
-                after_step(self.req, "volume")?;
-                Some(path)
-            }
-            false => None,
-        };
-        let seed_path = match &plan.seed {
-            Some((bytes, _)) => {
-                let path = self.seed(plan, bytes)?;
-                after_step(self.req, "seed")?;
-                Some(path)
-            }
-            None => None,
-        };
+        let (disk_path, seed_path) = self.volumes(catalog, plan, base)?;
         reserve_live(self.conn, &plan.name, &plan.nics, &mut self.rollback)?;
         // A slot is claimed by the define; the step is where an address is settled.
         if plan
@@ -116,6 +98,29 @@ impl<'a> Run<'a> {
         self.conn
             .set_domain_metadata(&plan.name, &self.meta.to_xml())?;
         after_step(self.req, "metadata")
+    }
+
+    /// The pool, the disk and the seed volume; returns the volumes' paths.
+    fn volumes(
+        &mut self,
+        catalog: &Catalog,
+        plan: &Plan,
+        base: Option<&BaseVolume>,
+    ) -> Result<(Option<String>, Option<String>)> {
+        if plan.need.disk || plan.seed.is_some() {
+            self.pool(catalog)?;
+        }
+        let mut disk_path = None;
+        if plan.need.disk {
+            disk_path = Some(self.disk(plan, base)?);
+            after_step(self.req, "volume")?;
+        }
+        let mut seed_path = None;
+        if let Some((bytes, _)) = &plan.seed {
+            seed_path = Some(self.seed(plan, bytes)?);
+            after_step(self.req, "seed")?;
+        }
+        Ok((disk_path, seed_path))
     }
 
     /// The pool exists and runs (made from its template when missing).
