@@ -63,32 +63,6 @@ pub fn build(
     let nics = nics::plan(conn, out, &name, &networks, req.start, !req.no_reserve)?;
     // A template whose interface names no network still gets its MAC.
     let lone_mac = (need.nic && nics.is_empty()).then(|| identity::mac_for(&name));
-    let mut sets: Vec<(String, String)> = vec![
-        ("name".into(), name.clone()),
-        ("accel".into(), choice.domain_type.clone()),
-    ];
-    sets.extend(boot_files(conn, &need, req)?);
-    sets.extend(checked.memory.map(|m| ("memory".to_string(), m)));
-    sets.extend(checked.vcpus.map(|v| ("vcpus".to_string(), v)));
-    if let Some(first) = nics.first() {
-        sets.push(("network".into(), first.network.clone()));
-        sets.push(("mac".into(), first.mac.clone()));
-    }
-    sets.extend(lone_mac.clone().map(|m| ("mac".to_string(), m)));
-    sets.extend(req.sets.iter().cloned());
-    let dir = match need.disk || checked.seed_wanted {
-        true => pool_dir(conn, catalog)?,
-        false => None,
-    };
-    let in_pool = |vol: String| dir.as_ref().map(|d| format!("{d}/{vol}"));
-    let disk_path = need
-        .disk
-        .then(|| in_pool(format!("{name}.qcow2")))
-        .flatten();
-    let seed_path = checked
-        .seed_wanted
-        .then(|| in_pool(seed::volume(&name)))
-        .flatten();
     let mut plan = Plan {
         name,
         template: checked.template,
@@ -98,13 +72,15 @@ pub fn build(
         domain_type: choice.domain_type,
         nics,
         lone_mac,
-        sets,
+        sets: Vec::new(),
         disk_path: None,
         seed_path: None,
         xml: String::new(),
         seed: None,
     };
-    plan.place(disk_path, seed_path)?;
+    plan.sets = plan.values(conn, req, checked.memory, checked.vcpus)?;
+    let (disk, seed) = plan.volume_paths(conn, catalog, checked.seed_wanted)?;
+    plan.place(disk, seed)?;
     Ok(plan)
 }
 
@@ -125,6 +101,50 @@ fn pool_dir(conn: &Libvirt, catalog: &Catalog) -> Result<Option<String>> {
 }
 
 impl Plan {
+    /// The template's values: name, accelerator, boot files, sizes, the
+    /// primary NIC; `--set` last.
+    fn values(
+        &self,
+        conn: &Libvirt,
+        req: &Request,
+        memory: Option<String>,
+        vcpus: Option<String>,
+    ) -> Result<Vec<(String, String)>> {
+        let mut sets: Vec<(String, String)> = vec![
+            ("name".into(), self.name.clone()),
+            ("accel".into(), self.domain_type.clone()),
+        ];
+        sets.extend(boot_files(conn, &self.need, req)?);
+        sets.extend(memory.map(|m| ("memory".to_string(), m)));
+        sets.extend(vcpus.map(|v| ("vcpus".to_string(), v)));
+        if let Some(first) = self.nics.first() {
+            sets.push(("network".into(), first.network.clone()));
+            sets.push(("mac".into(), first.mac.clone()));
+        }
+        sets.extend(self.lone_mac.clone().map(|m| ("mac".to_string(), m)));
+        sets.extend(req.sets.iter().cloned());
+        Ok(sets)
+    }
+
+    /// Where the disk and seed volumes will be, when the pool tells.
+    fn volume_paths(
+        &self,
+        conn: &Libvirt,
+        catalog: &Catalog,
+        seed_wanted: bool,
+    ) -> Result<(Option<String>, Option<String>)> {
+        let Some(dir) = (self.need.disk || seed_wanted)
+            .then(|| pool_dir(conn, catalog))
+            .transpose()?
+            .flatten()
+        else {
+            return Ok((None, None));
+        };
+        let disk = self.need.disk.then(|| format!("{dir}/{}.qcow2", self.name));
+        let seed = seed_wanted.then(|| format!("{dir}/{}", seed::volume(&self.name)));
+        Ok((disk, seed))
+    }
+
     /// Puts the disk and seed at these paths and renders the XML, unless
     /// it already has them (the made volumes are where the plan put them).
     pub fn place(&mut self, disk: Option<String>, seed: Option<String>) -> Result<()> {
