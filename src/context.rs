@@ -18,6 +18,7 @@ impl Ctx {
             format: settings.output,
             quiet: settings.quiet,
             verbose: settings.verbose,
+            columns: settings.process.columns,
         };
         let catalog = Catalog::new(settings.template_dir.clone());
         // A hardened instance's credential (DATA/auth); an unreadable one

@@ -17,6 +17,8 @@ pub struct Output {
     pub format: OutputFormat,
     pub quiet: bool,
     pub verbose: u8,
+    /// `$COLUMNS` (from Settings): the table width off a terminal.
+    pub columns: Option<usize>,
 }
 
 /// Table width when stdout is not a terminal and $COLUMNS is not set: no
@@ -31,7 +33,10 @@ impl Output {
         match self.format {
             OutputFormat::Json => self.json(json),
             OutputFormat::Table => {
-                crate::outln!("{}", render(rows, table_width()));
+                crate::outln!(
+                    "{}",
+                    render(rows, width_from(terminal_columns(), self.columns))
+                );
                 Ok(())
             }
         }
@@ -104,13 +109,9 @@ pub fn render<R: Tabled>(rows: &[R], width: usize) -> String {
 
 /// The width tables must fit: the terminal's when stdout is one, else
 /// $COLUMNS, else unlimited (piped output is never wrapped).
-fn table_width() -> usize {
-    width_from(terminal_columns(), std::env::var("COLUMNS").ok().as_deref())
-}
-
-fn width_from(terminal: Option<usize>, columns: Option<&str>) -> usize {
+fn width_from(terminal: Option<usize>, columns: Option<usize>) -> usize {
     terminal
-        .or_else(|| columns.and_then(|c| c.trim().parse().ok()))
+        .or(columns)
         .filter(|w| *w > 0)
         .unwrap_or(UNLIMITED_WIDTH)
         .max(MIN_WIDTH)
@@ -248,10 +249,9 @@ mod tests {
 
     #[test]
     fn width_is_the_terminals_else_columns_else_unlimited() {
-        assert_eq!(width_from(Some(132), Some("80")), 132);
-        assert_eq!(width_from(None, Some("80")), 80);
-        assert_eq!(width_from(None, Some("wide")), UNLIMITED_WIDTH);
-        assert_eq!(width_from(None, Some("0")), UNLIMITED_WIDTH);
+        assert_eq!(width_from(Some(132), Some(80)), 132);
+        assert_eq!(width_from(None, Some(80)), 80);
+        assert_eq!(width_from(None, Some(0)), UNLIMITED_WIDTH);
         assert_eq!(width_from(None, None), UNLIMITED_WIDTH);
         assert_eq!(width_from(Some(12), None), MIN_WIDTH);
     }

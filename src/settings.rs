@@ -50,10 +50,49 @@ pub struct Settings {
     /// `/tmp/boxvirt-UID`.
     pub link_dir: PathBuf,
     /// Test hook `BOXVIRT_INJECT_FAILURE` (`vm create`, `env apply`): a
-    /// step after which a failure is injected (see vm/create.rs).
+    /// step after which a failure is injected (see vm/steps.rs).
     pub inject_failure: Option<String>,
     /// `BOXVIRT_HARDENED` (1/true/yes): `up` as with --hardened.
     pub hardened: bool,
+    /// What other modules need from the process environment.
+    pub process: ProcessEnv,
+}
+
+/// Values of the process environment (never `.env`) that other modules
+/// need, read here so no other module reads the environment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcessEnv {
+    /// `$HOME`.
+    pub home: Option<PathBuf>,
+    /// `$USER`.
+    pub user: Option<String>,
+    /// `$COLUMNS`: the table width when stdout is not a terminal.
+    pub columns: Option<usize>,
+    /// The image cache: `$BOXVIRT_CACHE_DIR`, else `$XDG_CACHE_HOME/boxvirt`,
+    /// else `$HOME/.cache/boxvirt` (see image/cache.rs).
+    pub cache_dir: Option<PathBuf>,
+    /// `$BOXVIRT_HTTP_TIMEOUT` (seconds) and `$BOXVIRT_DOWNLOAD_RETRIES`
+    /// (see image/download.rs).
+    pub http_timeout: Option<u64>,
+    pub download_retries: Option<u64>,
+}
+
+impl ProcessEnv {
+    fn resolve(env: &HashMap<String, String>) -> ProcessEnv {
+        let path = |k: &str| env.get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let number = |k: &str| env.get(k).and_then(|v| v.trim().parse().ok());
+        let cache_dir = path("BOXVIRT_CACHE_DIR")
+            .or_else(|| path("XDG_CACHE_HOME").map(|d| d.join("boxvirt")))
+            .or_else(|| path("HOME").map(|h| h.join(".cache").join("boxvirt")));
+        ProcessEnv {
+            home: env.get("HOME").map(PathBuf::from),
+            user: env.get("USER").cloned(),
+            columns: env.get("COLUMNS").and_then(|c| c.trim().parse().ok()),
+            cache_dir,
+            http_timeout: number("BOXVIRT_HTTP_TIMEOUT"),
+            download_retries: number("BOXVIRT_DOWNLOAD_RETRIES"),
+        }
+    }
 }
 
 /// The longest path a unix socket address holds (sun_path is 108 bytes,
@@ -269,6 +308,7 @@ impl Settings {
                 .filter(|v| !v.is_empty())
                 .cloned(),
             hardened: parse_bool("BOXVIRT_HARDENED", src.get("BOXVIRT_HARDENED"))?,
+            process: ProcessEnv::resolve(&src.env),
         })
     }
 
@@ -390,6 +430,20 @@ fn absolute(cwd: &Path, p: &Path) -> PathBuf {
         .collect()
 }
 
+/// `$DOCKER_HOST`, for the one Docker connection (nested/docker.rs), which
+/// is made without a Settings at hand. Like the rest, read only here.
+pub fn docker_host() -> Option<String> {
+    std::env::var("DOCKER_HOST").ok()
+}
+
+/// `$BOXVIRT_CONNECT_TIMEOUT` (seconds): how long a libvirt handshake may
+/// take (libvirt/connection.rs; connections are opened without Settings).
+pub fn connect_timeout_secs() -> Option<u64> {
+    std::env::var("BOXVIRT_CONNECT_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,6 +475,45 @@ mod tests {
         );
         assert_eq!(get(&[("BOXVIRT_INJECT_FAILURE", "")], ""), None);
         assert_eq!(get(&[], "BOXVIRT_INJECT_FAILURE=define\n"), None);
+    }
+
+    #[test]
+    fn process_values_come_from_the_environment_only() {
+        let get = |env: &[(&str, &str)], dotenv: &str| {
+            Settings::resolve(&GlobalArgs::default(), &sources(env, dotenv))
+                .unwrap()
+                .process
+        };
+        let p = get(
+            &[("HOME", "/home/u"), ("USER", "u"), ("COLUMNS", " 90 ")],
+            "BOXVIRT_HTTP_TIMEOUT=5\n",
+        );
+        assert_eq!(p.home, Some(PathBuf::from("/home/u")));
+        assert_eq!(p.user.as_deref(), Some("u"));
+        assert_eq!(p.columns, Some(90));
+        assert_eq!(p.http_timeout, None);
+        assert_eq!(p.cache_dir, Some(PathBuf::from("/home/u/.cache/boxvirt")));
+        let p = get(
+            &[
+                ("HOME", "/h"),
+                ("XDG_CACHE_HOME", "/x"),
+                ("COLUMNS", "wide"),
+            ],
+            "",
+        );
+        assert_eq!(p.cache_dir, Some(PathBuf::from("/x/boxvirt")));
+        assert_eq!(p.columns, None);
+        let p = get(&[("XDG_CACHE_HOME", "/x"), ("BOXVIRT_CACHE_DIR", "/c")], "");
+        assert_eq!(p.cache_dir, Some(PathBuf::from("/c")));
+        let p = get(
+            &[
+                ("BOXVIRT_DOWNLOAD_RETRIES", "7"),
+                ("BOXVIRT_HTTP_TIMEOUT", "9"),
+            ],
+            "",
+        );
+        assert_eq!((p.download_retries, p.http_timeout), (Some(7), Some(9)));
+        assert_eq!(get(&[], "").cache_dir, None);
     }
 
     #[test]

@@ -20,6 +20,7 @@ fn quiet() -> Output {
         format: OutputFormat::Table,
         quiet: true,
         verbose: 0,
+        columns: None,
     }
 }
 

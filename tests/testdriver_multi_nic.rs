@@ -239,6 +239,7 @@ fn a_failure_after_each_step_rolls_back_every_nics_address() {
         format: boxvirt::cli::OutputFormat::Table,
         quiet: true,
         verbose: 0,
+        columns: None,
     };
     let state = |conn: &Libvirt| {
         (

@@ -174,7 +174,7 @@ fn data(ctx: &Ctx, engine: &Engine) -> Result<()> {
         ctx.out.note(format!("no data dir {}", dir.display()));
         return Ok(());
     }
-    check_looks_like_data_dir(dir)?;
+    check_looks_like_data_dir(dir, s.process.home.as_deref())?;
     let name = s.container_name();
     match engine.container(&name)? {
         Some(c) if c.running => {
@@ -222,9 +222,8 @@ fn data(ctx: &Ctx, engine: &Engine) -> Result<()> {
 
 /// A mistyped --data-dir must not wipe a home directory: only a dir that is
 /// empty or holds one of the instance's bind-mount dirs is removed.
-fn check_looks_like_data_dir(dir: &Path) -> Result<()> {
-    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-    if dir.parent().is_none() || home.as_deref() == Some(dir) {
+fn check_looks_like_data_dir(dir: &Path, home: Option<&Path>) -> Result<()> {
+    if dir.parent().is_none() || home == Some(dir) {
         return Err(Failure::usage(format!(
             "refusing to remove {}",
             dir.display()
@@ -250,11 +249,13 @@ mod tests {
     #[test]
     fn only_data_dirs_are_removed() {
         let d = tempfile::tempdir().unwrap();
-        check_looks_like_data_dir(d.path()).unwrap();
+        check_looks_like_data_dir(d.path(), None).unwrap();
         std::fs::write(d.path().join("thesis.tex"), "x").unwrap();
-        assert!(check_looks_like_data_dir(d.path()).is_err());
+        assert!(check_looks_like_data_dir(d.path(), None).is_err());
         std::fs::create_dir(d.path().join("ssh")).unwrap();
-        check_looks_like_data_dir(d.path()).unwrap();
-        assert!(check_looks_like_data_dir(Path::new("/")).is_err());
+        check_looks_like_data_dir(d.path(), None).unwrap();
+        // Never the home directory, even when it looks like one.
+        assert!(check_looks_like_data_dir(d.path(), Some(d.path())).is_err());
+        assert!(check_looks_like_data_dir(Path::new("/"), None).is_err());
     }
 }

@@ -56,14 +56,14 @@ pub fn run(ctx: &Ctx, cmd: ImageCommand) -> Result<Exit> {
 }
 
 fn pull_image(ctx: &Ctx, what: &str, opts: &PullOptions, no_upload: bool) -> Result<Exit> {
-    preflight(what, opts)?;
+    preflight(&ctx.settings.process, what, opts)?;
     // Connect before downloading: an unreachable libvirt should not cost a download.
     let conn = if no_upload {
         None
     } else {
         Some(ctx.libvirt()?)
     };
-    let pulled = pull(&ctx.out, what, opts)?;
+    let pulled = pull(&ctx.out, &ctx.settings.process, what, opts)?;
     let volume = match &conn {
         Some(conn) => Some(base::upload(conn, &ctx.catalog, &ctx.out, &pulled)?),
         None => None,
@@ -110,7 +110,13 @@ fn import_image(
     } else {
         Some(ctx.libvirt()?)
     };
-    let done = import::import(conn.as_ref(), &ctx.catalog, &ctx.out, &checked)?;
+    let done = import::import(
+        conn.as_ref(),
+        &ctx.catalog,
+        &ctx.out,
+        &ctx.settings.process,
+        &checked,
+    )?;
     if ctx.out.is_json() {
         #[derive(Serialize)]
         struct Report<'a> {
@@ -150,7 +156,12 @@ fn build_image(ctx: &Ctx, name: &str, rebuild: bool, no_upload: bool) -> Result<
     } else {
         Some(ctx.libvirt()?)
     };
-    let built = build::build(&ctx.out, name, build::BuildOptions { rebuild })?;
+    let built = build::build(
+        &ctx.out,
+        &ctx.settings.process,
+        name,
+        build::BuildOptions { rebuild },
+    )?;
     // A disk image becomes a base volume; a kernel + initramfs pair (tiny)
     // becomes the two volumes direct-boot templates boot from.
     let (mut volume, mut kernel_volumes) = (None, None);
@@ -366,7 +377,7 @@ fn listed(image: Option<&CachedImage>, volume: Option<&VolumeSummary>) -> Listed
 }
 
 fn list(ctx: &Ctx, cache_only: bool) -> Result<Exit> {
-    let cache = Cache::from_env()?;
+    let cache = Cache::of(&ctx.settings.process)?;
     let images = cache.list()?;
     let volumes = if cache_only {
         Vec::new()
@@ -417,7 +428,7 @@ fn is_digest_prefix(s: &str) -> bool {
 }
 
 fn remove(ctx: &Ctx, what: &str, cache_only: bool) -> Result<Exit> {
-    let cache = Cache::from_env()?;
+    let cache = Cache::of(&ctx.settings.process)?;
     let digest = is_digest_prefix(what).then(|| what.to_ascii_lowercase());
     let cached: Vec<CachedImage> = cache
         .list()?

@@ -372,6 +372,7 @@ fn create_vm(ctx: &Ctx, args: VmCreateArgs) -> Result<Exit> {
         authorized_keys: keys,
         user_data,
         fail_after: ctx.settings.inject_failure.clone(),
+        process_env: ctx.settings.process.clone(),
         ..Default::default()
     };
     let conn = ctx.libvirt()?;

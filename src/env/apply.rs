@@ -4,7 +4,6 @@
 //! own steps and rollback, each on its worker's own connection. One VM's
 //! failure is its row in the summary, not the end of the others.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -151,9 +150,7 @@ fn jobs(
                 (Work::Delete, _) | (_, None) => None,
                 (_, Some(spec)) => {
                     let settings = settings_of(ctx, &targets[host]);
-                    let mut req = request(desired, spec, settings, opts)?;
-                    req.sets.extend(own_serial_log(&ctx.catalog, spec));
-                    Some(req)
+                    Some(request(desired, spec, settings, opts)?)
                 }
             };
             out.push(Job {
@@ -210,21 +207,9 @@ fn request(
             digest: desired.digest.clone(),
             config: spec.config(),
         }),
+        process_env: settings.process.clone(),
         ..Default::default()
     })
-}
-
-/// A template that logs the serial console logs to one file; VMs made at
-/// the same time cannot share it (QEMU holds it open), so each gets its
-/// own beside it: `DIR/<vm>.serial.log`.
-fn own_serial_log(catalog: &crate::template::Catalog, spec: &VmSpec) -> Option<(String, String)> {
-    let template = catalog
-        .get(crate::template::Kind::Domain, &spec.template)
-        .ok()?;
-    let log = crate::xml::find_first(&template.xml, &["domain", "devices", "serial", "log"])?;
-    let dir = Path::new(log.attr("file")?).parent()?;
-    let own = dir.join(format!("{}.serial.log", spec.name));
-    Some(("serial_log".to_string(), own.to_str()?.to_string()))
 }
 
 /// `<step>` for every VM, `<step>@<vm>` for that one only.

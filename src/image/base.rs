@@ -11,6 +11,7 @@ use crate::error::{Failure, Result};
 use crate::libvirt::{Libvirt, UPLOAD_HEAD_LEN};
 use crate::output::Output;
 use crate::progress::Transfer;
+use crate::settings::ProcessEnv;
 use crate::template::{Catalog, Kind};
 
 /// The pool base volumes live in (made from `xml-templates/pool/default.xml`).
@@ -63,10 +64,11 @@ pub fn ensure_base_volume(
     conn: &Libvirt,
     templates: &Catalog,
     out: &Output,
+    env: &ProcessEnv,
     name: &str,
     opts: &PullOptions,
 ) -> Result<BaseVolume> {
-    let pulled = pull(out, name, opts)?;
+    let pulled = pull(out, env, name, opts)?;
     upload(conn, templates, out, &pulled)
 }
 

@@ -28,6 +28,7 @@ use crate::nested::image_builder::{self, Line, RecipeRun};
 use crate::nested::Engine;
 use crate::output::Output;
 use crate::progress::Spinner;
+use crate::settings::ProcessEnv;
 
 /// What a recipe makes: (role, file name in its output directory).
 #[derive(Debug, Clone, Copy)]
@@ -171,8 +172,8 @@ fn builds_dir(cache: &Cache, name: &str) -> PathBuf {
 }
 
 /// The cached build of `name` with the current inputs, if complete. No Docker.
-pub fn cached(name: &str) -> Result<Option<Built>> {
-    let cache = Cache::from_env()?;
+pub fn cached(env: &ProcessEnv, name: &str) -> Result<Option<Built>> {
+    let cache = Cache::of(env)?;
     load(&cache, name, &current_key(name)?)
 }
 
@@ -193,9 +194,9 @@ fn load(cache: &Cache, name: &str, key: &str) -> Result<Option<Built>> {
 }
 
 /// Builds image `name` unless a build with the same inputs is cached.
-pub fn build(out: &Output, name: &str, opts: BuildOptions) -> Result<Built> {
+pub fn build(out: &Output, env: &ProcessEnv, name: &str, opts: BuildOptions) -> Result<Built> {
     let recipe = recipe(name)?;
-    let cache = Cache::from_env()?;
+    let cache = Cache::of(env)?;
     let key = current_key(name)?;
     if !opts.rebuild {
         if let Some(built) = load(&cache, name, &key)? {

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::checksum::{Algo, Digests, Expected};
 use super::qcow2::ImageInfo;
 use crate::error::{Failure, Result};
+use crate::settings::ProcessEnv;
 
 /// Where a cached image came from (the `<hex>.json` beside it).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -98,21 +99,11 @@ impl Cache {
         Cache { root: root.into() }
     }
 
-    /// The cache of this process's environment (see the module docs).
-    pub fn from_env() -> Result<Cache> {
-        let var = |k: &str| {
-            std::env::var_os(k)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        if let Some(dir) = var("BOXVIRT_CACHE_DIR") {
-            return Ok(Cache::at(dir));
-        }
-        if let Some(dir) = var("XDG_CACHE_HOME") {
-            return Ok(Cache::at(dir.join("boxvirt")));
-        }
-        match var("HOME") {
-            Some(home) => Ok(Cache::at(home.join(".cache").join("boxvirt"))),
+    /// The cache the environment names (see the module docs; resolved in
+    /// settings.rs).
+    pub fn of(env: &ProcessEnv) -> Result<Cache> {
+        match &env.cache_dir {
+            Some(dir) => Ok(Cache::at(dir)),
             None => Err(Failure::usage(
                 "no cache directory: set BOXVIRT_CACHE_DIR (or HOME or XDG_CACHE_HOME)",
             )),

@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::checksum::{Digests, Expected, Hasher};
 use crate::error::{Failure, Result};
 use crate::progress::Transfer;
+use crate::settings::ProcessEnv;
 
 const CHUNK: usize = 256 * 1024;
 /// Checksum files are small; anything bigger is not one.
@@ -29,16 +30,12 @@ enum Stop {
     Fatal(Failure),
 }
 
-fn env_u64(key: &str) -> Option<u64> {
-    std::env::var(key).ok().and_then(|v| v.trim().parse().ok())
-}
-
 impl Http {
     /// `BOXVIRT_DOWNLOAD_RETRIES` (default 3) bounds the automatic resumes
     /// within one command; `BOXVIRT_HTTP_TIMEOUT` (seconds, default 60) is
     /// how long a connection may stay silent.
-    pub fn from_env() -> Http {
-        let idle = Duration::from_secs(env_u64("BOXVIRT_HTTP_TIMEOUT").unwrap_or(60).max(1));
+    pub fn of(env: &ProcessEnv) -> Http {
+        let idle = Duration::from_secs(env.http_timeout.unwrap_or(60).max(1));
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .user_agent(concat!("boxvirt/", env!("CARGO_PKG_VERSION")))
@@ -48,7 +45,7 @@ impl Http {
             .build();
         Http {
             agent: config.into(),
-            retries: env_u64("BOXVIRT_DOWNLOAD_RETRIES").unwrap_or(3).min(100) as u32,
+            retries: env.download_retries.unwrap_or(3).min(100) as u32,
         }
     }
 

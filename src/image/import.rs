@@ -21,6 +21,7 @@ use crate::libvirt::Libvirt;
 use crate::names;
 use crate::output::Output;
 use crate::progress::Transfer;
+use crate::settings::ProcessEnv;
 use crate::template::Catalog;
 
 const CHUNK: usize = 1 << 20;
@@ -119,8 +120,8 @@ fn check_name(cache: &Cache, name: &str, sha256: &str) -> Result<()> {
 /// Hashes the file and copies it into the cache unless its digest is
 /// there already. The copy is hashed again, so a file that changed
 /// meanwhile is refused rather than cached under the wrong digest.
-pub fn to_cache(out: &Output, checked: &Checked) -> Result<Pulled> {
-    let cache = Cache::from_env()?;
+pub fn to_cache(out: &Output, env: &ProcessEnv, checked: &Checked) -> Result<Pulled> {
+    let cache = Cache::of(env)?;
     let transfer = Transfer::new(out);
     transfer.set_total(Some(checked.info.file_size));
     transfer.stage(format!("hashing {}", checked.path.display()));
@@ -190,11 +191,11 @@ fn copy_and_store(
 }
 
 /// Removes the cache entry this run made (after a failed upload).
-fn forget(pulled: &Pulled) {
+fn forget(env: &ProcessEnv, pulled: &Pulled) {
     if !pulled.downloaded {
         return;
     }
-    if let Ok(cache) = Cache::from_env() {
+    if let Ok(cache) = Cache::of(env) {
         if let Ok(Some(image)) = cache.get_sha256(&pulled.sha256) {
             let _ = cache.remove(&image);
         }
@@ -207,10 +208,11 @@ pub fn import(
     conn: Option<&Libvirt>,
     templates: &Catalog,
     out: &Output,
+    env: &ProcessEnv,
     checked: &Checked,
 ) -> Result<Imported> {
     let _signals = interrupt::Deferred::new();
-    let image = to_cache(out, checked)?;
+    let image = to_cache(out, env, checked)?;
     let Some(conn) = conn else {
         return Ok(Imported {
             image,
@@ -228,7 +230,7 @@ pub fn import(
             volume: Some(v),
         }),
         Err(e) => {
-            forget(&image);
+            forget(env, &image);
             Err(e.context(format!("importing image '{}'", checked.name)))
         }
     }

@@ -14,6 +14,7 @@ use crate::error::{Exit, Failure, Result};
 use crate::names;
 use crate::output::Output;
 use crate::progress::Transfer;
+use crate::settings::ProcessEnv;
 
 #[derive(Debug, Clone, Default)]
 pub struct PullOptions {
@@ -179,16 +180,16 @@ fn resolve(
 
 /// Everything `pull` can reject without any network: bad flags, unknown
 /// names. Commands call it before connecting to libvirt.
-pub fn preflight(what: &str, opts: &PullOptions) -> Result<()> {
-    resolve(&Cache::from_env()?, what, opts).map(|_| ())
+pub fn preflight(env: &ProcessEnv, what: &str, opts: &PullOptions) -> Result<()> {
+    resolve(&Cache::of(env)?, what, opts).map(|_| ())
 }
 
 /// Pulls `what` (a catalogue name, a URL, or the name of an image cached
 /// from a URL) into the cache; does nothing when it is already there.
-pub fn pull(out: &Output, what: &str, opts: &PullOptions) -> Result<Pulled> {
-    let cache = Cache::from_env()?;
+pub fn pull(out: &Output, env: &ProcessEnv, what: &str, opts: &PullOptions) -> Result<Pulled> {
+    let cache = Cache::of(env)?;
     let (target, flag, name) = resolve(&cache, what, opts)?;
-    let http = Http::from_env();
+    let http = Http::of(env);
     match target {
         Target::Cached(image) => Ok(Pulled::new(&name, &image, None, false, None)),
         Target::Url(url) => {

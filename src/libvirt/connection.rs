@@ -38,9 +38,7 @@ pub struct Libvirt {
 /// How long a daemon may take to answer the connection handshake. A socket
 /// can exist and accept while nothing serves it (LESSONS: stale bind mounts).
 fn connect_timeout() -> Duration {
-    std::env::var("BOXVIRT_CONNECT_TIMEOUT")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
+    crate::settings::connect_timeout_secs()
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(20))
 }

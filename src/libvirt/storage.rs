@@ -170,6 +170,17 @@ impl Libvirt {
         Ok(p)
     }
 
+    /// Where the pool keeps its volumes (`<target><path>`), if it exists.
+    pub fn pool_target_path(&self, name: &str) -> Result<Option<String>> {
+        let Some(pool) = self.pool(name)? else {
+            return Ok(None);
+        };
+        let xml = pool
+            .xml_desc(0)
+            .map_err(|e| failure(e, &format!("reading storage pool '{name}'")))?;
+        Ok(crate::xml::find_first(&xml, &["pool", "target", "path"]).map(|p| p.text))
+    }
+
     /// Creates an empty volume (`format` e.g. "qcow2") and returns its path.
     pub fn create_volume(
         &self,

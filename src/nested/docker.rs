@@ -12,8 +12,8 @@ use crate::error::{Failure, Result};
 /// Where bollard connects: `DOCKER_HOST` when it is a unix:// URI, else the
 /// default socket (bollard's own rule, repeated here for messages).
 pub fn engine_address() -> String {
-    match std::env::var("DOCKER_HOST") {
-        Ok(h) if h.starts_with("unix://") => h,
+    match crate::settings::docker_host() {
+        Some(h) if h.starts_with("unix://") => h,
         _ => "unix:///var/run/docker.sock".to_string(),
     }
 }

@@ -24,10 +24,13 @@ pub fn config_text(alias: &str, port: u16, data_dir: &Path) -> Result<String> {
 
 /// Where link-ssh puts the link: ~/.ssh/config.d/boxman/boxman-<instance>.conf.
 pub fn link_path(settings: &Settings) -> Result<PathBuf> {
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
+    let home = settings
+        .process
+        .home
+        .as_ref()
+        .filter(|h| !h.as_os_str().is_empty())
         .ok_or_else(|| Failure::failed("HOME is not set; cannot find ~/.ssh"))?;
-    Ok(PathBuf::from(home)
+    Ok(home
         .join(".ssh")
         .join("config.d")
         .join("boxman")

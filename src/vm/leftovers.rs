@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::image;
 use crate::libvirt::Libvirt;
 use crate::names;
+use crate::output::Output;
 
 /// One object that belongs to no domain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -190,6 +191,25 @@ pub fn is_template_metadata(raw: &str) -> bool {
 pub fn drop_unfinished(conn: &Libvirt, name: &str) -> Result<()> {
     conn.destroy_domain(name)?;
     conn.undefine_domain(name)
+}
+
+/// Before a create of `name`: removes what a killed earlier create of it
+/// left (an unfinished domain, volumes, a reservation); they are ours.
+pub fn clear_for_create(conn: &Libvirt, out: &Output, name: &str, unfinished: bool) -> Result<()> {
+    if unfinished {
+        drop_unfinished(conn, name)?;
+        out.note(format!(
+            "removed vm '{name}', left unfinished by an interrupted create"
+        ));
+    }
+    let cleared = remove(conn, &find(conn, Some(name))?)?;
+    if !cleared.is_empty() {
+        out.note(format!(
+            "removed leftovers of an earlier, interrupted create of vm '{name}': {}",
+            cleared.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

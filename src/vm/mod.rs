@@ -3,6 +3,9 @@
 
 pub mod accel;
 pub mod address;
+mod address_steps;
+mod apply;
+pub mod check;
 pub mod cloud_init_result;
 pub mod console;
 pub mod create;
@@ -11,10 +14,14 @@ pub mod leftovers;
 pub mod metadata;
 pub mod nic_addresses;
 pub mod nics;
+pub mod plan;
 pub mod reach;
 pub mod ready;
 pub mod rename;
+pub mod request;
 pub mod rollback;
+pub mod seed;
 pub mod slot_claim;
 pub mod slots;
 pub mod ssh_config;
+pub mod steps;

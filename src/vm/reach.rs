@@ -99,7 +99,11 @@ pub fn jump_host(settings: &Settings) -> Result<Option<Endpoint>> {
     let (user, hostport) = match authority.split_once('@') {
         Some((u, h)) => (u.to_string(), h),
         None => (
-            std::env::var("USER").unwrap_or_else(|_| "root".into()),
+            settings
+                .process
+                .user
+                .clone()
+                .unwrap_or_else(|| "root".into()),
             authority,
         ),
     };
@@ -111,7 +115,11 @@ pub fn jump_host(settings: &Settings) -> Result<Option<Endpoint>> {
         ),
         None => (hostport.to_string(), 22),
     };
-    let home = PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()));
+    let home = settings
+        .process
+        .home
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/root"));
     let keyfile =
         crate::uri::param_path(&uri, "keyfile").unwrap_or_else(|| home.join(".ssh/id_ed25519"));
     let pattern = if port == 22 {

@@ -206,6 +206,7 @@ mod tests {
             format: OutputFormat::Table,
             quiet: true,
             verbose: 0,
+            columns: None,
         }
     }
 
