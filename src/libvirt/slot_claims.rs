@@ -49,7 +49,14 @@ impl Libvirt {
             if uuid.as_ref().is_some_and(|u| skip.0.contains(u)) {
                 continue;
             }
-            let Ok(xml) = d.xml_desc(0) else { continue };
+            // The persistent definition: it holds the MACs and the marks
+            // (both written to the config), and reading it takes no job on
+            // the domain, so a create does not wait for other creates'
+            // domains to finish starting (the live XML of a running domain
+            // with a balloon needs a query job, queued behind the start).
+            let Ok(xml) = d.xml_desc(sys::VIR_DOMAIN_XML_INACTIVE) else {
+                continue;
+            };
             let Ok(name) = d.name() else { continue };
             if let Some(u) = uuid {
                 // The template's own `<boxvirt:vm>` is there from the define;
