@@ -23,6 +23,7 @@ use crate::settings::Settings;
 use crate::vm::create::{self, InstanceKey, OnStep, Request};
 use crate::vm::metadata::VmMetadata;
 use crate::vm::ready;
+use crate::vm::start_gate::StartGate;
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -64,7 +65,7 @@ pub fn apply(
     plan: &Plan,
     opts: &Options,
 ) -> Result<Vec<Outcome>> {
-    let jobs = jobs(ctx, desired, targets, plan, opts)?;
+    let mut jobs = jobs(ctx, desired, targets, plan, opts)?;
     let conns = targets
         .iter()
         .map(super::observe::connect)
@@ -77,6 +78,13 @@ pub fn apply(
     let _signals = crate::interrupt::Deferred::new();
     let names: Vec<String> = jobs.iter().map(|j| j.name.clone()).collect();
     let board = Arc::new(Board::new(&ctx.out, &names));
+    // One per host: its creates' preparations and starts take turns.
+    let gates: Vec<Arc<StartGate>> = targets.iter().map(|_| Arc::default()).collect();
+    for job in &mut jobs {
+        if let Some(req) = &mut job.request {
+            req.gate = Some(Arc::clone(&gates[job.host]));
+        }
+    }
     let results = pool::run(
         &jobs,
         opts.parallel,

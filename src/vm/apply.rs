@@ -11,6 +11,7 @@ use super::plan::Plan;
 use super::request::{Created, Request};
 use super::rollback::Rollback;
 use super::seed;
+use super::start_gate::{Pass, Phase};
 use super::steps::after_step;
 use crate::error::{Failure, Result};
 use crate::image::BaseVolume;
@@ -26,6 +27,8 @@ struct Run<'a> {
     req: &'a Request,
     rollback: Rollback<'a>,
     meta: VmMetadata,
+    /// The gate's prepare pass, given up right before the start.
+    preparing: Option<Pass<'a>>,
 }
 
 pub fn apply(
@@ -35,6 +38,7 @@ pub fn apply(
     req: &Request,
     mut plan: Plan,
     base: Option<BaseVolume>,
+    preparing: Option<Pass<'_>>,
 ) -> Result<Created> {
     // Ctrl-C from here on rolls back instead of leaving objects behind.
     let _signals = interrupt::Deferred::new();
@@ -48,6 +52,7 @@ pub fn apply(
             env: req.env_mark.clone(),
             ..Default::default()
         },
+        preparing,
     };
     match run.steps(catalog, &mut plan, base.as_ref()) {
         Ok(()) => {
@@ -89,8 +94,11 @@ impl<'a> Run<'a> {
         )?;
         self.meta.reservations = plan.nics.iter().filter_map(reservation).collect();
         after_step(self.req, "define")?;
+        self.preparing.take();
         if self.req.start {
+            let starting = self.req.gate.as_ref().map(|g| g.enter(Phase::Start));
             self.conn.start_domain(&plan.name)?;
+            drop(starting);
             after_step(self.req, "start")?;
         }
         // Last: the final metadata marks the create finished (until then a

@@ -5,6 +5,7 @@
 //! its rollback (apply.rs). NICs: vm/nics.rs. The shape follows virter's:
 //! base image -> overlay -> seed -> reserved IP.
 
+use super::start_gate::Phase;
 use super::{apply, check, leftovers, plan, seed};
 use crate::error::Result;
 use crate::image;
@@ -23,6 +24,8 @@ pub const POOL: &str = "default";
 pub const LOGIN_USER: &str = "boxvirt";
 
 pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) -> Result<Created> {
+    // Held until the start (apply lets it go): see start_gate.rs.
+    let preparing = req.gate.as_ref().map(|g| g.enter(Phase::Prepare));
     let checked = check::check(conn, catalog, req)?;
     // A killed earlier create of this name may have left an unfinished
     // domain, volumes or a reservation: they are ours, so clear them.
@@ -44,5 +47,5 @@ pub fn create(conn: &Libvirt, catalog: &Catalog, out: &Output, req: &Request) ->
         )?),
         None => None,
     };
-    apply::apply(conn, catalog, out, req, plan, base)
+    apply::apply(conn, catalog, out, req, plan, base, preparing)
 }

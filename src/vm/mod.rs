@@ -24,4 +24,5 @@ pub mod seed;
 pub mod slot_claim;
 pub mod slots;
 pub mod ssh_config;
+pub mod start_gate;
 pub mod steps;

@@ -49,6 +49,9 @@ pub struct Request {
     pub on_step: Option<OnStep>,
     /// The environment's values (image cache, downloads) from Settings.
     pub process_env: crate::settings::ProcessEnv,
+    /// Shared by creates running together on one host (`env apply`): their
+    /// preparations and their starts take turns (see start_gate.rs).
+    pub gate: Option<std::sync::Arc<super::start_gate::StartGate>>,
 }
 
 /// A callback for finished steps (a [`STEPS`](super::steps::STEPS) name); shared with the
