@@ -70,13 +70,13 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
     let name = settings.container_name();
     let base = a.base.unwrap_or_default();
     let tag = build_context::image_tag(base);
-    let assets_hash = build_context::assets_hash(&build_context::context());
+    let assets_hash = build_context::embedded_hash();
     let image = engine.image(&tag)?;
     let existing = engine.container(&name)?;
     let new_certificates =
         super::tls::prepare_up(ctx, &mut settings, existing.as_ref(), a.auto_ports)?;
 
-    if !a.rebuild && !new_certificates && !needs_build(image.as_ref(), &assets_hash) {
+    if !a.rebuild && !new_certificates && !needs_build(image.as_ref(), assets_hash) {
         if let (Some(c), Some(img)) = (&existing, &image) {
             if c.running && same_config(&settings, c, &tag, &img.id, a, &profile) {
                 // Nothing to create; still finish what an interrupted or
@@ -131,7 +131,7 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
     }
 
     let image_id = match &image {
-        Some(img) if !a.rebuild && !needs_build(Some(img), &assets_hash) => img.id.clone(),
+        Some(img) if !a.rebuild && !needs_build(Some(img), assets_hash) => img.id.clone(),
         _ => {
             if a.rebuild {
                 ctx.out.note(format!("rebuilding {tag} without cache"));

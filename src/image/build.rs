@@ -155,8 +155,8 @@ pub fn cache_key(name: &str, files: &[Asset], host_context: &str) -> String {
 pub fn current_key(name: &str) -> Result<String> {
     recipe(name)?;
     let files = recipe_inputs(&image_builder::recipe_files(), name);
-    let host = build_context::assets_hash(&build_context::context());
-    Ok(cache_key(name, &files, &host))
+    let host = build_context::embedded_hash();
+    Ok(cache_key(name, &files, host))
 }
 
 /// Options of [`build`].
@@ -279,10 +279,10 @@ impl Drop for TempDir {
 fn run_in_container(out: &Output, recipe: &Recipe, out_dir: &Path) -> Result<()> {
     let engine = Engine::connect()?;
     let tag = build_context::image_tag(BUILDER_BASE);
-    let host = build_context::assets_hash(&build_context::context());
+    let host = build_context::embedded_hash();
     // By id: the tag may be moved by another build meanwhile.
     let image_id = match engine.image(&tag)? {
-        Some(img) if !needs_build(Some(&img), &host) => img.id,
+        Some(img) if !needs_build(Some(&img), host) => img.id,
         _ => {
             out.note(format!("building {tag} first: the recipes run in it"));
             engine.build_image(BUILDER_BASE, false, out)?

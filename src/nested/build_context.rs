@@ -68,9 +68,20 @@ fn filter(all: Vec<Asset>) -> Vec<Asset> {
 /// (an upgrade, two checkouts) each keep their own image instead of
 /// rebuilding one shared tag back and forth.
 pub fn image_tag(base: Base) -> String {
+    format!(
+        "{}:{}-{}",
+        IMAGE_REPO,
+        base_name(base),
+        &embedded_hash()[..12]
+    )
+}
+
+/// The hash of this binary's embedded build context, computed once per
+/// process (the tag, `up`'s rebuild check and the image-build cache key
+/// all need it).
+pub fn embedded_hash() -> &'static str {
     static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let hash = HASH.get_or_init(|| assets_hash(&context()));
-    format!("{}:{}-{}", IMAGE_REPO, base_name(base), &hash[..12])
+    HASH.get_or_init(|| assets_hash(&context()))
 }
 
 /// Whether `tag` is one boxvirt (any version) or the compose file builds:
