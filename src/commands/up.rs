@@ -146,7 +146,8 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
         }
     };
 
-    let spec = Spec::new(&settings, &tag, &image_id, a.privileged).with_profile(profile.clone());
+    let make_spec =
+        |s: &Settings| Spec::new(s, &tag, &image_id, a.privileged).with_profile(profile.clone());
     if let Some(c) = &existing {
         let was = c
             .labels
@@ -165,24 +166,72 @@ fn up(ctx: &Ctx, engine: &Engine, a: &UpArgs) -> Result<Exit> {
         engine.stop_and_remove(&name)?;
     }
 
-    prepare_host_side(&settings, &spec)?;
-    if spec.devices.iter().all(|d| d != "/dev/kvm") && !a.privileged {
-        ctx.out
-            .warn("no /dev/kvm on this machine: guests will run with TCG (slow) emulation");
-    }
-    ctx.out.note(format!(
-        "starting {name} (ssh on 127.0.0.1:{})",
-        settings.ssh_port
-    ));
-    engine.create_and_start(&spec).map_err(|e| {
-        if a.privileged && e.message.contains("apply caps") {
-            Failure::new(e.exit, format!("{}; --privileged is not permitted on this machine, run 'boxvirt up' without it (the default capability list works)", e.message))
-        } else {
-            e
-        }
-    })?;
-
+    create_and_start(ctx, engine, &mut settings, make_spec, a)?;
     finish_up(ctx, engine, &settings, a, started)
+}
+
+/// Tries a port lost to a concurrent start gets before `up` gives up.
+const PORT_RETRIES: u32 = 5;
+
+/// Creates and starts the container. Under --auto-ports, a port that
+/// another `up` took between our check and the start (two instances coming
+/// up at once pick the same free port) is replaced by the next free one.
+fn create_and_start(
+    ctx: &Ctx,
+    engine: &Engine,
+    settings: &mut Settings,
+    make_spec: impl Fn(&Settings) -> Spec,
+    a: &UpArgs,
+) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        let spec = make_spec(settings);
+        prepare_host_side(settings, &spec)?;
+        if attempt == 0 && spec.devices.iter().all(|d| d != "/dev/kvm") && !a.privileged {
+            ctx.out
+                .warn("no /dev/kvm on this machine: guests will run with TCG (slow) emulation");
+        }
+        ctx.out.note(format!(
+            "starting {} (ssh on 127.0.0.1:{})",
+            spec.name, settings.ssh_port
+        ));
+        let err = match engine.create_and_start(&spec) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        attempt += 1;
+        match ports::lost_in_race(&err.message).filter(|_| a.auto_ports && attempt <= PORT_RETRIES)
+        {
+            Some(lost) => move_lost_port(ctx, settings, lost)?,
+            None if a.privileged && err.message.contains("apply caps") => {
+                return Err(Failure::new(err.exit, format!("{}; --privileged is not permitted on this machine, run 'boxvirt up' without it (the default capability list works)", err.message)));
+            }
+            None => return Err(err),
+        }
+    }
+}
+
+/// The ssh or TLS port another start took moves to the next free one.
+fn move_lost_port(ctx: &Ctx, settings: &mut Settings, lost: u16) -> Result<()> {
+    let free = ports::find_free(lost).ok_or_else(|| {
+        Failure::conflict(format!(
+            "port {lost} was taken by another start and no free port was found"
+        ))
+    })?;
+    let port = if lost == settings.ssh_port {
+        &mut settings.ssh_port
+    } else if lost == settings.libvirt_tls_port {
+        &mut settings.libvirt_tls_port
+    } else {
+        return Err(Failure::conflict(format!(
+            "port {lost} on 127.0.0.1 was taken while the container started; run 'boxvirt up' again"
+        )));
+    };
+    *port = free;
+    ctx.out.note(format!(
+        "port {lost} was taken by another start meanwhile; using port {free} (--auto-ports)"
+    ));
+    Ok(())
 }
 
 /// After the container started: wait until it answers, write the ssh files,

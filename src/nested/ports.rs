@@ -57,6 +57,26 @@ pub fn find_free(port: u16) -> Option<u16> {
         })
 }
 
+/// The host port Docker could not publish because another container or
+/// process took it between our check and the start ("Bind for
+/// 127.0.0.1:2222 failed: port is already allocated"): two `up
+/// --auto-ports` at once pick the same free port.
+pub fn lost_in_race(docker_message: &str) -> Option<u16> {
+    if !docker_message.contains("port is already allocated")
+        && !docker_message.contains("address already in use")
+    {
+        return None;
+    }
+    let bind = docker_message.split("Bind for ").nth(1).or_else(|| {
+        docker_message
+            .split("listen tcp4 ")
+            .nth(1)
+            .or_else(|| docker_message.split("listen tcp ").nth(1))
+    })?;
+    let addr = bind.split([' ', ',']).next()?.trim_end_matches(':');
+    addr.rsplit_once(':')?.1.parse().ok()
+}
+
 /// The process listening on `port`, found through /proc.
 pub fn holder(port: u16) -> Holder {
     let mut listeners = Vec::new();
@@ -164,6 +184,19 @@ fn owner_of_inode(inode: u64) -> Option<(u32, String)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_port_lost_to_a_concurrent_start_is_read_from_dockers_message() {
+        let m = "cannot start container boxman-libvirt-a: driver failed programming external connectivity on endpoint boxman-libvirt-a (0f3c): Bind for 127.0.0.1:2222 failed: port is already allocated";
+        assert_eq!(super::lost_in_race(m), Some(2222));
+        let m = "Error starting userland proxy: listen tcp4 127.0.0.1:16514: bind: address already in use";
+        assert_eq!(super::lost_in_race(m), Some(16514));
+        assert_eq!(super::lost_in_race("no such image"), None);
+        assert_eq!(
+            super::lost_in_race("Bind for 127.0.0.1:2222 failed: permission denied"),
+            None
+        );
+    }
+
     use super::*;
 
     const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
