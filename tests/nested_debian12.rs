@@ -3,7 +3,10 @@
 //! `vm ssh debian12-1 -- cloud-init status`, inside a real nested host in
 //! Docker. The build comes from the cache the live tier filled (keyed by its
 //! inputs; a fresh machine builds it here), the upload goes through the
-//! instance's socket, and the guest boots inside the container.
+//! instance's socket, and the guest boots inside the container. Once with
+//! the default profile and once under `up --hardened` (SASL on the socket,
+//! read-only root, seccomp, QEMU as a non-root user, limits): the real
+//! guest must come up under both.
 //!
 //! Requires (and FAILS without): a Docker engine (tests/harness/start-dockerd.sh)
 //! and the base image (tests/harness/base-image.sh).
@@ -11,6 +14,7 @@
 mod common;
 
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 
 use common::Run;
 
@@ -22,8 +26,8 @@ struct Nested {
 }
 
 impl Nested {
-    fn new() -> Nested {
-        let name = format!("deb12-{}", std::process::id());
+    fn new(label: &str) -> Nested {
+        let name = format!("{label}-{}", std::process::id());
         let work = tempfile::Builder::new()
             .prefix("boxvirt-deb12-")
             .tempdir()
@@ -81,10 +85,33 @@ impl Drop for Nested {
     }
 }
 
+/// A Debian guest under TCG takes most of the two cores while it boots:
+/// the two profiles' guests boot one after the other.
+static ONE_GUEST_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[test]
 fn nested_offline_quick_start_boots_real_debian_with_cloud_init_done() {
-    let host = Nested::new();
-    host.ok(&["up", "--auto-ports", "--no-link-ssh"]);
+    quick_start("deb12", &[], "default");
+}
+
+#[test]
+fn nested_hardened_host_boots_real_debian_with_cloud_init_done() {
+    quick_start("deb12h", &["--hardened"], "hardened");
+}
+
+/// The quick start on an instance made by `up EXTRA`, whose `status`
+/// reports the hardening profile `profile`.
+fn quick_start(label: &str, extra: &[&str], profile: &str) {
+    let _one = ONE_GUEST_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let host = Nested::new(label);
+    let mut up = vec!["up", "--auto-ports", "--no-link-ssh"];
+    up.extend_from_slice(extra);
+    host.ok(&up);
+    let status = host.ok(&["-o", "json", "status"]);
+    let st: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(st["hardening"]["profile"], profile, "{}", status.stdout);
     host.ok(&["image", "build", "debian12"]);
     host.ok(&["net", "ensure", "default"]);
     std::fs::write(
