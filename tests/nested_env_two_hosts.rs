@@ -125,6 +125,13 @@ impl Drop for Pair {
     }
 }
 
+/// A port nothing listens on now (both instances start from it).
+fn free_port() -> u16 {
+    (24000..25000)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port")
+}
+
 fn docker(args: &[&str]) -> bool {
     Command::new("docker")
         .args(args)
@@ -174,8 +181,22 @@ fn nested_env_on_two_hosts() {
 
     // Two hosts, each with the tiny guest in its pool; left already has a
     // network and a VM of its own, which the environment must not touch.
+    // Both come up at once from the same free ssh port: one of them loses
+    // it to the other between its check and its start, and must move on
+    // to the next free port (--auto-ports) instead of failing.
+    let port = free_port().to_string();
+    std::thread::scope(|s| {
+        for side in ["left", "right"] {
+            let (pair, port) = (&pair, &port);
+            s.spawn(move || pair.on(side, &["up", "--auto-ports", "--ssh-port", port]));
+        }
+    });
+    let ports: Vec<String> = ["left", "right"]
+        .iter()
+        .map(|side| pair.on(side, &["-o", "json", "status"]).json()["sshd"]["port"].to_string())
+        .collect();
+    assert_ne!(ports[0], ports[1], "two instances on one ssh port");
     for side in ["left", "right"] {
-        pair.on(side, &["up", "--auto-ports"]);
         pair.on(side, &["image", "build", "tiny"]);
     }
     pair.on("left", &["net", "ensure", "default"]);
