@@ -50,8 +50,8 @@ impl Ctx {
             // A socket path too deep for a unix address goes through a link.
             crate::nested::socket_link::ensure(&self.settings)?;
         }
-        let uri = self.settings.libvirt_uri();
+        let uri = self.settings.uri();
         self.out.detail(format!("connecting to {uri}"));
-        Libvirt::open(&uri, &self.connect_hint())
+        Libvirt::open_uri(&uri, &self.connect_hint())
     }
 }

@@ -221,14 +221,14 @@ pub fn instance_checks(ctx: &Ctx) -> Vec<Check> {
 pub fn runtime_checks(ctx: &Ctx) -> Vec<Check> {
     let s = &ctx.settings;
     if !s.uses_instance() {
-        let uri = s.libvirt_uri();
+        let uri = s.uri();
         let ids = row(
             "host-ids",
             Status::Pass,
             "not applicable: the URI is not this instance's nested host",
             "",
         );
-        let cg = if crate::libvirt::is_local_uri(&uri) {
+        let cg = if uri.is_local() {
             cgroup_row(&local_cgroup_facts())
         } else {
             row(

@@ -22,8 +22,9 @@ pub const NESTED_SSH_USER: &str = "qemu_user";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// `--connect` or `LIBVIRT_DEFAULT_URI`; `None` means "the instance".
-    pub explicit_uri: Option<String>,
+    /// `--connect` or `LIBVIRT_DEFAULT_URI`, parsed once; `None` means
+    /// "the instance".
+    pub explicit_uri: Option<Uri>,
     pub via: Via,
     pub instance: String,
     /// Always absolute (LESSONS: relative paths ended up in ssh configs).
@@ -198,6 +199,24 @@ pub fn parse_dotenv(text: &str) -> HashMap<String, String> {
     map
 }
 
+/// `--connect` > `LIBVIRT_DEFAULT_URI`, read once. `-c ""` counts as not
+/// given, as an empty variable does (libvirt would read it as "its own
+/// default URI", silently).
+fn explicit_uri(flags: &GlobalArgs, src: &Sources) -> Result<Option<Uri>> {
+    let (given, origin) = match flags.connect.as_deref().filter(|u| !u.is_empty()) {
+        Some(uri) => (uri, "--connect "),
+        None => match src.get("LIBVIRT_DEFAULT_URI") {
+            Some(uri) => (uri, "LIBVIRT_DEFAULT_URI="),
+            None => return Ok(None),
+        },
+    };
+    Uri::parse(given).map(Some).map_err(|why| {
+        Failure::usage(format!(
+            "{origin}{given:?} is not a libvirt URI ({why}); use e.g. qemu:///system or qemu+ssh://user@host/system"
+        ))
+    })
+}
+
 fn parse_port(key: &str, value: &str) -> Result<u16> {
     match value.parse::<u16>() {
         Ok(p) if p > 0 => Ok(p),
@@ -257,13 +276,7 @@ impl Settings {
         };
 
         Ok(Settings {
-            // `-c ""` counts as not given, as an empty variable does (libvirt
-            // would read it as "its own default URI", silently).
-            explicit_uri: flags
-                .connect
-                .clone()
-                .filter(|uri| !uri.is_empty())
-                .or_else(|| src.get("LIBVIRT_DEFAULT_URI").map(str::to_string)),
+            explicit_uri: explicit_uri(flags, src)?,
             via: flags.via.unwrap_or_default(),
             instance,
             data_dir,
@@ -312,13 +325,18 @@ impl Settings {
         })
     }
 
-    /// The libvirt URI every libvirt command uses.
-    pub fn libvirt_uri(&self) -> String {
+    /// The libvirt URI every libvirt command uses, as a value.
+    pub fn uri(&self) -> Uri {
         match (&self.explicit_uri, self.via) {
             (Some(uri), _) => uri.clone(),
-            (None, Via::Socket) => self.socket_uri(),
-            (None, Via::Ssh) => self.ssh_uri(),
+            (None, Via::Socket) => Uri::unix_socket(&self.socket_connect_path()),
+            (None, Via::Ssh) => self.ssh_uri_value(),
         }
+    }
+
+    /// [`Settings::uri`] as text (messages, credentials, JSON).
+    pub fn libvirt_uri(&self) -> String {
+        self.uri().to_string()
     }
 
     /// True when the URI is the nested host's (so `boxvirt up` is the fix).
@@ -364,13 +382,16 @@ impl Settings {
     /// transport checks the known_hosts file (the plain ssh transport ignores
     /// it; the libssh one stalls for seconds on large replies).
     pub fn ssh_uri(&self) -> String {
+        self.ssh_uri_value().to_string()
+    }
+
+    fn ssh_uri_value(&self) -> Uri {
         Uri::new("qemu+libssh2", "127.0.0.1", "/system")
-            .user(NESTED_SSH_USER)
-            .port(self.ssh_port)
+            .with_user(NESTED_SSH_USER)
+            .with_port(self.ssh_port)
             .path_param("keyfile", &self.ssh_key_path())
             .path_param("known_hosts", &self.known_hosts_path())
-            .param("sshauth", "privkey")
-            .to_string()
+            .with_param("sshauth", "privkey")
     }
 
     /// The instance's PKI for libvirt over TLS; also the clients' `pkipath`
@@ -383,7 +404,7 @@ impl Settings {
     /// certificate (`up --tls`).
     pub fn tls_uri(&self) -> String {
         Uri::new("qemu+tls", "127.0.0.1", "/system")
-            .port(self.libvirt_tls_port)
+            .with_port(self.libvirt_tls_port)
             .path_param("pkipath", &self.pki_dir())
             .to_string()
     }
@@ -532,16 +553,16 @@ mod tests {
             s.ssh_uri(),
             format!("qemu+libssh2://qemu_user@127.0.0.1:2222/system?keyfile={enc}/ssh/id_ed25519&known_hosts={enc}/ssh/known_hosts&sshauth=privkey")
         );
-        assert_eq!(
-            crate::uri::param_path(&s.socket_uri(), "socket").unwrap(),
-            s.socket_path()
-        );
+        assert_eq!(s.uri().param_path("socket").unwrap(), s.socket_path());
         assert_eq!(
             s.tls_uri(),
             format!("qemu+tls://127.0.0.1:16514/system?pkipath={enc}/pki")
         );
         assert_eq!(
-            crate::uri::param_path(&s.tls_uri(), "pkipath").unwrap(),
+            Uri::parse(&s.tls_uri())
+                .unwrap()
+                .param_path("pkipath")
+                .unwrap(),
             s.pki_dir()
         );
         assert_eq!(
@@ -690,6 +711,40 @@ mod tests {
             Settings::resolve(&flags, &src).unwrap().libvirt_uri(),
             "qemu:///system"
         );
+    }
+
+    #[test]
+    fn a_malformed_uri_is_a_usage_error_naming_its_source() {
+        let flags = GlobalArgs {
+            connect: Some("qemu+ssh://h:22x/system".into()),
+            ..Default::default()
+        };
+        let e = Settings::resolve(&flags, &sources(&[], "")).unwrap_err();
+        assert_eq!(e.exit, crate::error::Exit::Usage);
+        assert!(
+            e.message.starts_with(
+                "--connect \"qemu+ssh://h:22x/system\" is not a libvirt URI (bad port '22x'"
+            ),
+            "{}",
+            e.message
+        );
+        let src = sources(&[], "LIBVIRT_DEFAULT_URI=myalias");
+        let e = Settings::resolve(&GlobalArgs::default(), &src).unwrap_err();
+        assert_eq!(e.exit, crate::error::Exit::Usage);
+        assert!(
+            e.message.starts_with(
+                "LIBVIRT_DEFAULT_URI=\"myalias\" is not a libvirt URI (it has no 'scheme://')"
+            ),
+            "{}",
+            e.message
+        );
+        // The flag wins, so a bad variable under it is never read.
+        let flags = GlobalArgs {
+            connect: Some("qemu:///system".into()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&flags, &src).unwrap();
+        assert!(s.uri().is_local());
     }
 
     #[test]

@@ -2,8 +2,13 @@
 //! here. Every path that goes into a URI (socket, keyfile, known_hosts,
 //! pkipath, ...) passes through [`Uri::path_param`], so a data dir with a
 //! space, `&`, `#`, `%`, `?`, `+`, `=`, a quote or non-ASCII letters reaches
-//! libvirt intact. Reading a parameter back out of a URI string (one given
-//! with `--connect`) decodes it with [`param_path`].
+//! libvirt intact. A URI given as text (`--connect`, `LIBVIRT_DEFAULT_URI`,
+//! an environment file's host) is read once with [`Uri::parse`]; nothing
+//! else splits URI strings.
+
+mod parse;
+
+pub use parse::ParseError;
 
 use std::fmt;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -19,6 +24,8 @@ pub struct Uri {
     path: String,
     /// Raw (unencoded) values; encoded on display.
     params: Vec<(String, Vec<u8>)>,
+    /// `#...` as given (libvirt ignores it; kept so the text keeps its meaning).
+    fragment: Option<String>,
 }
 
 impl Uri {
@@ -31,7 +38,71 @@ impl Uri {
             port: None,
             path: path.to_string(),
             params: Vec::new(),
+            fragment: None,
         }
+    }
+
+    /// The whole scheme, e.g. `qemu+ssh`.
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    /// The hypervisor driver: `qemu` of `qemu+ssh`.
+    pub fn driver(&self) -> &str {
+        self.scheme.split('+').next().unwrap_or(&self.scheme)
+    }
+
+    /// The transport: `ssh` of `qemu+ssh`; None for a plain `qemu:///system`.
+    pub fn transport(&self) -> Option<&str> {
+        self.scheme.split_once('+').map(|(_, t)| t)
+    }
+
+    /// The user, decoded.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// The host without IPv6 brackets; empty for a local URI.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// The path as written, e.g. `/system`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The decoded value of the first parameter `key`.
+    pub fn param(&self, key: &str) -> Option<&[u8]> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The decoded value of parameter `key` as a path (its bytes as given).
+    pub fn param_path(&self, key: &str) -> Option<PathBuf> {
+        self.param(key)
+            .map(|v| PathBuf::from(std::ffi::OsString::from_vec(v.to_vec())))
+    }
+
+    /// Whether libvirtd runs on this machine's kernel: `qemu:///...` or
+    /// `qemu+unix:///...` with nothing between `//` and the path. The test
+    /// driver is not local (it has no hypervisor).
+    pub fn is_local(&self) -> bool {
+        matches!(self.scheme.as_str(), "qemu" | "qemu+unix")
+            && self.host.is_empty()
+            && self.user.is_none()
+            && self.port.is_none()
+    }
+
+    /// The test driver (`test:///default`, `test:///path/to/file.xml`).
+    pub fn is_test_driver(&self) -> bool {
+        self.driver() == "test"
     }
 
     /// `qemu+unix:///system?socket=SOCKET`
@@ -39,18 +110,18 @@ impl Uri {
         Uri::new("qemu+unix", "", "/system").path_param("socket", socket)
     }
 
-    pub fn user(mut self, user: &str) -> Uri {
+    pub fn with_user(mut self, user: &str) -> Uri {
         self.user = Some(user.to_string());
         self
     }
 
-    pub fn port(mut self, port: u16) -> Uri {
+    pub fn with_port(mut self, port: u16) -> Uri {
         self.port = Some(port);
         self
     }
 
     /// A plain parameter (encoded like any other value).
-    pub fn param(mut self, key: &str, value: &str) -> Uri {
+    pub fn with_param(mut self, key: &str, value: &str) -> Uri {
         self.params
             .push((key.to_string(), value.as_bytes().to_vec()));
         self
@@ -70,7 +141,11 @@ impl fmt::Display for Uri {
         if let Some(u) = &self.user {
             write!(f, "{}@", encode(u.as_bytes()))?;
         }
-        f.write_str(&self.host)?;
+        if self.host.contains(':') {
+            write!(f, "[{}]", self.host)?;
+        } else {
+            f.write_str(&self.host)?;
+        }
         if let Some(p) = self.port {
             write!(f, ":{p}")?;
         }
@@ -78,6 +153,9 @@ impl fmt::Display for Uri {
         for (i, (k, v)) in self.params.iter().enumerate() {
             let sep = if i == 0 { '?' } else { '&' };
             write!(f, "{sep}{}={}", encode(k.as_bytes()), encode(v))?;
+        }
+        if let Some(frag) = &self.fragment {
+            write!(f, "#{frag}")?;
         }
         Ok(())
     }
@@ -118,23 +196,15 @@ pub fn decode(s: &str) -> Vec<u8> {
     out
 }
 
-/// The decoded value of query parameter `key` in any URI string, as a path
-/// (libvirt splits parameters on `&` and `;`).
-pub fn param_path(uri: &str, key: &str) -> Option<PathBuf> {
-    let query = uri.split_once('?')?.1;
-    let query = query.split('#').next().unwrap_or(query);
-    query.split(['&', ';']).find_map(|kv| {
-        let (k, v) = kv.split_once('=')?;
-        (decode(k) == key.as_bytes())
-            .then(|| PathBuf::from(std::ffi::OsString::from_vec(decode(v))))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const NASTY: &str = "/tmp/sp ace&x#y%z?a+b=c'd-äö/data";
+    pub(super) const NASTY: &str = "/tmp/sp ace&x#y%z?a+b=c'd-äö/data";
+
+    fn param_path(uri: &str, key: &str) -> Option<PathBuf> {
+        Uri::parse(uri).unwrap().param_path(key)
+    }
 
     #[test]
     fn paths_are_encoded_once_and_read_back_intact() {
@@ -153,11 +223,11 @@ mod tests {
     #[test]
     fn ssh_uri_with_user_port_and_several_params() {
         let uri = Uri::new("qemu+libssh2", "127.0.0.1", "/system")
-            .user("qemu_user")
-            .port(2223)
+            .with_user("qemu_user")
+            .with_port(2223)
             .path_param("keyfile", Path::new("/d&x/id"))
             .path_param("known_hosts", Path::new("/d&x/kh"))
-            .param("sshauth", "privkey")
+            .with_param("sshauth", "privkey")
             .to_string();
         assert_eq!(
             uri,
@@ -177,5 +247,19 @@ mod tests {
         assert_eq!(decode("a%2"), b"a%2");
         assert_eq!(decode("a%zz%41"), b"a%zzA");
         assert_eq!(decode("%"), b"%");
+    }
+
+    #[test]
+    fn only_qemu_with_an_empty_authority_is_local() {
+        let local = |t: &str| Uri::parse(t).unwrap().is_local();
+        assert!(local("qemu:///system"));
+        assert!(local("qemu:///session"));
+        assert!(local("qemu+unix:///system?socket=/x/libvirt-sock"));
+        assert!(!local("qemu+ssh://u@127.0.0.1:2222/system"));
+        assert!(!local("qemu://hv/system"));
+        assert!(!local("qemu+tls://127.0.0.1/system"));
+        assert!(!local("test:///default"));
+        assert!(Uri::parse("test:///tmp/w.xml").unwrap().is_test_driver());
+        assert!(!Uri::parse("qemu:///system").unwrap().is_test_driver());
     }
 }

@@ -165,7 +165,9 @@ fn plan_list_and_show_read_marks_from_the_real_daemon() {
 fn instance_hosts_connect_through_their_data_dirs_socket() {
     let dir = tempfile::tempdir().unwrap();
     let uri = live_uri();
-    let daemon_socket = boxvirt::uri::param_path(&uri, "socket")
+    let daemon_socket = boxvirt::uri::Uri::parse(&uri)
+        .expect("the live URI parses")
+        .param_path("socket")
         .unwrap_or_else(|| std::path::PathBuf::from("/run/libvirt/libvirt-sock"));
     let run_dir = dir.path().join("labs/d1/libvirt-run");
     std::fs::create_dir_all(&run_dir).unwrap();

@@ -74,6 +74,25 @@ fn an_empty_uri_counts_as_not_given() {
     }
 }
 
+/// Text that is no URI (an alias, a bad port) stops before anything
+/// connects: a usage error naming the value and where it came from.
+#[test]
+fn a_malformed_uri_is_a_usage_error_naming_flag_or_variable() {
+    let d = tmp();
+    Boxvirt::new(d.path())
+        .uri("qemu+ssh://hv:22x/system")
+        .args(["vm", "list"])
+        .status(2)
+        .error_has("--connect \"qemu+ssh://hv:22x/system\" is not a libvirt URI (bad port '22x'")
+        .run();
+    Boxvirt::new(d.path())
+        .env("LIBVIRT_DEFAULT_URI", "myalias")
+        .args(["vm", "list"])
+        .status(2)
+        .error_has("LIBVIRT_DEFAULT_URI=\"myalias\" is not a libvirt URI (it has no 'scheme://')")
+        .run();
+}
+
 /// An empty listing is one line on stdout (or `[]`), not a header without
 /// a closing border.
 #[test]

@@ -9,6 +9,7 @@ use virt::connect::Connect;
 
 use super::errors;
 use crate::error::{Failure, Result};
+use crate::uri::Uri;
 
 static QUIET: Once = Once::new();
 static EVENT_LOOP: Once = Once::new();
@@ -29,10 +30,13 @@ fn start_event_loop() {
     });
 }
 
-/// A connection plus the URI it was opened with (for messages).
+/// A connection plus the URI it was opened with (for messages) and what
+/// that URI says about where the hypervisor runs.
 pub struct Libvirt {
     pub(super) conn: Connect,
     uri: String,
+    local: bool,
+    test_driver: bool,
 }
 
 /// How long a daemon may take to answer the connection handshake. A socket
@@ -44,9 +48,26 @@ fn connect_timeout() -> Duration {
 }
 
 impl Libvirt {
-    /// Opens `uri` read-write. `next_step` is appended to connection errors,
-    /// e.g. "run 'boxvirt up' or 'boxvirt doctor'".
+    /// Opens `uri` (text, e.g. an environment file's host) read-write.
+    /// `next_step` is appended to connection errors, e.g. "run 'boxvirt up'
+    /// or 'boxvirt doctor'". The text goes to libvirt as it is.
     pub fn open(uri: &str, next_step: &str) -> Result<Libvirt> {
+        match Uri::parse(uri) {
+            Ok(parsed) => Libvirt::open_as(uri, &parsed, next_step),
+            Err(why) => Err(Failure::connect(format!(
+                "cannot reach libvirt at {uri} (not a libvirt URI: {why}); {next_step}"
+            ))),
+        }
+    }
+
+    /// Opens a URI value (the settings' one) read-write.
+    pub fn open_uri(uri: &Uri, next_step: &str) -> Result<Libvirt> {
+        Libvirt::open_as(&uri.to_string(), uri, next_step)
+    }
+
+    /// `text` is what libvirt gets and messages show; `parsed` is its meaning.
+    fn open_as(text: &str, parsed: &Uri, next_step: &str) -> Result<Libvirt> {
+        let uri = text;
         // libvirt prints every error to stderr unless told otherwise.
         QUIET.call_once(virt::error::clear_error_callback);
         let fail = |reason: String| {
@@ -55,7 +76,7 @@ impl Libvirt {
             ))
         };
 
-        if let Some(socket) = crate::uri::param_path(uri, "socket") {
+        if let Some(socket) = parsed.param_path("socket") {
             let shown = socket.display();
             let len = socket.as_os_str().len();
             if len > crate::settings::SUN_PATH_MAX {
@@ -76,7 +97,7 @@ impl Libvirt {
             }
         }
 
-        if !is_local_uri(uri) && !uri.starts_with("test:") {
+        if !parsed.is_local() && !parsed.is_test_driver() {
             start_event_loop();
         }
         let (tx, rx) = mpsc::channel();
@@ -95,6 +116,8 @@ impl Libvirt {
             Ok(Ok(conn)) => Ok(Libvirt {
                 conn,
                 uri: uri.to_string(),
+                local: parsed.is_local(),
+                test_driver: parsed.is_test_driver(),
             }),
             Ok(Err(e)) => Err(fail(summarize(e.message()))),
             Err(_) => Err(fail(format!("no answer within {} s", wait.as_secs()))),
@@ -128,16 +151,13 @@ impl Libvirt {
     /// including the nested host's bind-mounted one), so local /dev/kvm and
     /// /proc checks describe it.
     pub fn is_local(&self) -> bool {
-        is_local_uri(&self.uri)
+        self.local
     }
-}
 
-pub fn is_local_uri(uri: &str) -> bool {
-    let scheme_end = uri.find("://").unwrap_or(0);
-    let scheme = &uri[..scheme_end];
-    let rest = &uri[(scheme_end + 3).min(uri.len())..];
-    let host_empty = rest.starts_with('/');
-    (scheme == "qemu" || scheme == "qemu+unix") && host_empty
+    /// The test driver: its file URIs give each connection a world of its own.
+    pub fn is_test_driver(&self) -> bool {
+        self.test_driver
+    }
 }
 
 /// libvirt's connection errors are long; keep the part a user can act on.
@@ -165,11 +185,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn local_uris_are_recognised() {
-        assert!(is_local_uri("qemu:///system"));
-        assert!(is_local_uri("qemu+unix:///system?socket=/x/libvirt-sock"));
-        assert!(!is_local_uri("qemu+ssh://u@127.0.0.1:2222/system"));
-        assert!(!is_local_uri("test:///default"));
+    fn text_that_is_no_uri_is_named_before_libvirt_sees_it() {
+        let e = Libvirt::open("myalias", "check the file").err().unwrap();
+        assert_eq!(e.exit, crate::error::Exit::Connect);
+        assert!(
+            e.message.starts_with("cannot reach libvirt at myalias (not a libvirt URI: it has no 'scheme://'); check the file"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn the_test_driver_is_neither_local_nor_remote() {
+        let t = Libvirt::open("test:///default", "").unwrap();
+        assert!(t.is_test_driver());
+        assert!(!t.is_local());
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod slot_claims;
 mod storage;
 mod volume_upload;
 
-pub use connection::{is_local_uri, Libvirt};
+pub use connection::Libvirt;
 pub use console::Console;
 pub use domains::{DomainDetails, DomainState, DomainSummary, METADATA_URI};
 pub use host::{DomainCaps, HostCaps};

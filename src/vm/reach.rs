@@ -88,40 +88,28 @@ pub fn jump_host(settings: &Settings) -> Result<Option<Endpoint>> {
             },
         }));
     }
-    let uri = settings.libvirt_uri();
-    let Some(rest) = ["qemu+ssh://", "qemu+libssh://", "qemu+libssh2://"]
-        .iter()
-        .find_map(|p| uri.strip_prefix(p))
-    else {
+    let uri = settings.uri();
+    if !matches!(uri.transport(), Some("ssh" | "libssh" | "libssh2")) {
         return Ok(None);
+    }
+    let user = match uri.user() {
+        Some(u) => u.to_string(),
+        None => settings
+            .process
+            .user
+            .clone()
+            .unwrap_or_else(|| "root".into()),
     };
-    let authority = rest.split('/').next().unwrap_or("");
-    let (user, hostport) = match authority.split_once('@') {
-        Some((u, h)) => (u.to_string(), h),
-        None => (
-            settings
-                .process
-                .user
-                .clone()
-                .unwrap_or_else(|| "root".into()),
-            authority,
-        ),
-    };
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) => (
-            h.to_string(),
-            p.parse::<u16>()
-                .map_err(|_| Failure::usage(format!("bad port in {uri}")))?,
-        ),
-        None => (hostport.to_string(), 22),
-    };
+    let host = uri.host().to_string();
+    let port = uri.port().unwrap_or(22);
     let home = settings
         .process
         .home
         .clone()
         .unwrap_or_else(|| PathBuf::from("/root"));
-    let keyfile =
-        crate::uri::param_path(&uri, "keyfile").unwrap_or_else(|| home.join(".ssh/id_ed25519"));
+    let keyfile = uri
+        .param_path("keyfile")
+        .unwrap_or_else(|| home.join(".ssh/id_ed25519"));
     let pattern = if port == 22 {
         host.clone()
     } else {
@@ -202,11 +190,35 @@ mod tests {
             ("lab1", 2200, "ops", "/k &y")
         );
         let flags = crate::cli::GlobalArgs {
-            connect: Some("qemu:///system".into()),
+            connect: Some("qemu+libssh2://[fd00::7]/system".into()),
             ..Default::default()
         };
-        assert!(jump_host(&Settings::resolve(&flags, &src).unwrap())
+        let src = crate::settings::Sources {
+            env: [("USER".to_string(), "me".to_string())].into(),
+            ..src
+        };
+        let j = jump_host(&Settings::resolve(&flags, &src).unwrap())
             .unwrap()
-            .is_none());
+            .unwrap();
+        assert_eq!(
+            (j.host.as_str(), j.port, j.user.as_str()),
+            ("fd00::7", 22, "me")
+        );
+        match j.host_key {
+            HostKey::KnownHosts { pattern, .. } => assert_eq!(pattern, "fd00::7"),
+            other => panic!("{other:?}"),
+        }
+        for local in ["qemu:///system", "qemu+tls://hv/system", "test:///default"] {
+            let flags = crate::cli::GlobalArgs {
+                connect: Some(local.into()),
+                ..Default::default()
+            };
+            assert!(
+                jump_host(&Settings::resolve(&flags, &src).unwrap())
+                    .unwrap()
+                    .is_none(),
+                "{local}"
+            );
+        }
     }
 }
