@@ -728,12 +728,12 @@ mod tests {
             "{}",
             e.message
         );
-        let src = sources(&[], "LIBVIRT_DEFAULT_URI=myalias");
+        let src = sources(&[], "LIBVIRT_DEFAULT_URI=/run/libvirt/libvirt-sock");
         let e = Settings::resolve(&GlobalArgs::default(), &src).unwrap_err();
         assert_eq!(e.exit, crate::error::Exit::Usage);
         assert!(
             e.message.starts_with(
-                "LIBVIRT_DEFAULT_URI=\"myalias\" is not a libvirt URI (it has no 'scheme://')"
+                "LIBVIRT_DEFAULT_URI=\"/run/libvirt/libvirt-sock\" is not a libvirt URI (it has no 'scheme://'"
             ),
             "{}",
             e.message

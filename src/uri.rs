@@ -24,8 +24,11 @@ pub struct Uri {
     path: String,
     /// Raw (unencoded) values; encoded on display.
     params: Vec<(String, Vec<u8>)>,
-    /// `#...` as given (libvirt ignores it; kept so the text keeps its meaning).
-    fragment: Option<String>,
+    /// The text a user gave (`--connect`, LIBVIRT_DEFAULT_URI, a hosts
+    /// entry): libvirt gets it exactly as written, so its own quirks
+    /// (`?no_verify`, `;` between parameters, a `#fragment`, an alias)
+    /// keep their meaning. A URI boxvirt builds has none and is encoded.
+    given: Option<String>,
 }
 
 impl Uri {
@@ -38,7 +41,7 @@ impl Uri {
             port: None,
             path: path.to_string(),
             params: Vec::new(),
-            fragment: None,
+            given: None,
         }
     }
 
@@ -100,6 +103,12 @@ impl Uri {
             && self.port.is_none()
     }
 
+    /// A libvirt.conf `uri_aliases` name (e.g. `hv1`): libvirt resolves
+    /// it; boxvirt knows nothing of what it stands for.
+    pub fn is_alias(&self) -> bool {
+        self.scheme.is_empty()
+    }
+
     /// The test driver (`test:///default`, `test:///path/to/file.xml`).
     pub fn is_test_driver(&self) -> bool {
         self.driver() == "test"
@@ -111,17 +120,20 @@ impl Uri {
     }
 
     pub fn with_user(mut self, user: &str) -> Uri {
+        self.given = None;
         self.user = Some(user.to_string());
         self
     }
 
     pub fn with_port(mut self, port: u16) -> Uri {
+        self.given = None;
         self.port = Some(port);
         self
     }
 
     /// A plain parameter (encoded like any other value).
     pub fn with_param(mut self, key: &str, value: &str) -> Uri {
+        self.given = None;
         self.params
             .push((key.to_string(), value.as_bytes().to_vec()));
         self
@@ -129,6 +141,7 @@ impl Uri {
 
     /// A path parameter: its bytes as they are on disk (not only UTF-8).
     pub fn path_param(mut self, key: &str, path: &Path) -> Uri {
+        self.given = None;
         self.params
             .push((key.to_string(), path.as_os_str().as_bytes().to_vec()));
         self
@@ -137,6 +150,9 @@ impl Uri {
 
 impl fmt::Display for Uri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(text) = &self.given {
+            return f.write_str(text);
+        }
         write!(f, "{}://", self.scheme)?;
         if let Some(u) = &self.user {
             write!(f, "{}@", encode(u.as_bytes()))?;
@@ -153,9 +169,6 @@ impl fmt::Display for Uri {
         for (i, (k, v)) in self.params.iter().enumerate() {
             let sep = if i == 0 { '?' } else { '&' };
             write!(f, "{sep}{}={}", encode(k.as_bytes()), encode(v))?;
-        }
-        if let Some(frag) = &self.fragment {
-            write!(f, "#{frag}")?;
         }
         Ok(())
     }

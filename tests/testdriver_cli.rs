@@ -86,10 +86,10 @@ fn a_malformed_uri_is_a_usage_error_naming_flag_or_variable() {
         .error_has("--connect \"qemu+ssh://hv:22x/system\" is not a libvirt URI (bad port '22x'")
         .run();
     Boxvirt::new(d.path())
-        .env("LIBVIRT_DEFAULT_URI", "myalias")
+        .env("LIBVIRT_DEFAULT_URI", "/run/libvirt/libvirt-sock")
         .args(["vm", "list"])
         .status(2)
-        .error_has("LIBVIRT_DEFAULT_URI=\"myalias\" is not a libvirt URI (it has no 'scheme://')")
+        .error_has("LIBVIRT_DEFAULT_URI=\"/run/libvirt/libvirt-sock\" is not a libvirt URI (it has no 'scheme://' and is not a uri_aliases name")
         .run();
 }
 

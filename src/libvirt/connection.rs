@@ -186,10 +186,12 @@ mod tests {
 
     #[test]
     fn text_that_is_no_uri_is_named_before_libvirt_sees_it() {
-        let e = Libvirt::open("myalias", "check the file").err().unwrap();
+        let e = Libvirt::open("/run/libvirt sock", "check the file")
+            .err()
+            .unwrap();
         assert_eq!(e.exit, crate::error::Exit::Connect);
         assert!(
-            e.message.starts_with("cannot reach libvirt at myalias (not a libvirt URI: it has no 'scheme://'); check the file"),
+            e.message.starts_with("cannot reach libvirt at /run/libvirt sock (not a libvirt URI: it has no 'scheme://' and is not a uri_aliases name from libvirt.conf); check the file"),
             "{}",
             e.message
         );

@@ -28,14 +28,11 @@ impl Uri {
     /// `=` has the empty value, `=value` without a name is dropped), an IPv6
     /// host is written in brackets. The path is kept as written.
     pub fn parse(text: &str) -> Parsed<Uri> {
-        let (scheme, rest) = text
-            .split_once("://")
-            .ok_or_else(|| bad("it has no 'scheme://'"))?;
-        check_scheme(scheme)?;
-        let (rest, fragment) = match rest.split_once('#') {
-            Some((r, f)) => (r, Some(f.to_string())),
-            None => (rest, None),
+        let Some((scheme, rest)) = text.split_once("://") else {
+            return alias(text);
         };
+        check_scheme(scheme)?;
+        let rest = rest.split_once('#').map_or(rest, |(r, _)| r);
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let (user, hostport) = match authority.rsplit_once('@') {
@@ -50,9 +47,26 @@ impl Uri {
             port,
             path: path.to_string(),
             params: parse_query(query)?,
-            fragment,
+            given: Some(text.to_string()),
         })
     }
+}
+
+/// A name from libvirt.conf's `uri_aliases` (libvirt allows letters,
+/// digits, `_`, `-` and `.`), passed to libvirt as it is.
+fn alias(text: &str) -> Parsed<Uri> {
+    let is_name = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    if !is_name {
+        return Err(bad(
+            "it has no 'scheme://' and is not a uri_aliases name from libvirt.conf",
+        ));
+    }
+    let mut uri = Uri::new("", "", "");
+    uri.given = Some(text.to_string());
+    Ok(uri)
 }
 
 /// RFC 3986: a letter, then letters, digits, `+`, `-`, `.`.
@@ -184,13 +198,20 @@ mod tests {
         let u = round_trip("qemu:///system?no_verify&&=x&a=");
         assert_eq!(u.param("no_verify"), Some(&b""[..]));
         assert_eq!(u.param("a"), Some(&b""[..]));
-        assert_eq!(u.to_string(), "qemu:///system?no_verify=&a=");
+        // ... and libvirt gets the text as written.
+        assert_eq!(u.to_string(), "qemu:///system?no_verify&&=x&a=");
+        // A URI boxvirt builds from one read is encoded.
+        assert_eq!(
+            u.with_param("b", "x y").to_string(),
+            "qemu:///system?no_verify=&a=&b=x%20y"
+        );
     }
 
     #[test]
     fn malformed_uris_are_refused_with_the_reason() {
         let why = |t: &str| Uri::parse(t).unwrap_err().to_string();
-        assert!(why("qemu").contains("scheme://"));
+        assert!(why("qemu/x").contains("scheme://"));
+        assert!(why("").contains("uri_aliases"));
         assert!(why("/var/run/libvirt/libvirt-sock").contains("scheme://"));
         assert!(why("://host/system").contains("not a scheme"));
         assert!(why("1qemu:///system").contains("not a scheme"));
@@ -204,5 +225,12 @@ mod tests {
         assert!(why("qemu+ssh://[::1/system").contains("without ']'"));
         assert!(why("qemu+ssh://[::1]x/system").contains("after ']'"));
         assert!(why("qemu+ssh://%FF@h/system").contains("user is not UTF-8"));
+    }
+
+    #[test]
+    fn a_libvirt_conf_alias_is_passed_on_as_it_is() {
+        let u = Uri::parse("hv1.lab").unwrap();
+        assert!(u.is_alias() && !u.is_local() && !u.is_test_driver());
+        assert_eq!((u.transport(), u.to_string()), (None, "hv1.lab".into()));
     }
 }
