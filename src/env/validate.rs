@@ -60,6 +60,12 @@ fn check_host(src: &Source, name: &str, host: &HostSpec) -> Result<()> {
             &yaml_path!["hosts", name, "uri"],
             format!("host '{name}' has an empty uri"),
         )),
+        (None, Some(uri)) => crate::uri::Uri::parse(uri).map(|_| ()).map_err(|why| {
+            src.error_at(
+                &yaml_path!["hosts", name, "uri"],
+                format!("host '{name}': \"{uri}\" is not a libvirt URI ({why}); use e.g. qemu+ssh://user@host/system"),
+            )
+        }),
         _ => Ok(()),
     }
 }
@@ -263,6 +269,11 @@ mod tests {
         assert!(
             message("name: lab\nhosts:\n  a: {uri: \"test:///default\", data_dir: d}\n")
                 .contains("data_dir goes with instance")
+        );
+        assert!(
+            message("name: lab\nhosts:\n  a: {uri: \"qemu+ssh://h:22x/system\"}\n").starts_with(
+                "lab.yaml:3:12: host 'a': \"qemu+ssh://h:22x/system\" is not a libvirt URI (bad port '22x'"
+            )
         );
         assert!(message("name: lab\nhosts:\n  a: {instance: \"x y\"}\n")
             .starts_with("lab.yaml:3:17: invalid instance name"));
