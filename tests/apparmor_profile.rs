@@ -81,6 +81,25 @@ fn the_profile_defines_exactly_the_name_docker_is_given() {
 }
 
 #[test]
+fn up_loads_it_with_the_real_parser_or_says_why_not_on_one_line() {
+    let d = tempfile::tempdir().unwrap();
+    let got = apparmor::prepare_with(d.path(), true, Some(parser()));
+    if apparmor::kernel_has_apparmor() {
+        // A kernel with AppArmor (as root): really loaded.
+        assert_eq!(got.unwrap().as_deref(), Some(NAME));
+    } else {
+        // This machine: the kernel refuses; `up --hardened` would exit 1.
+        let e = got.unwrap_err();
+        assert_eq!(e.exit, boxvirt::error::Exit::Failed);
+        assert!(
+            e.message.contains("cannot load the AppArmor profile"),
+            "{e}"
+        );
+        assert!(!e.message.contains('\n'), "{e}");
+    }
+}
+
+#[test]
 fn a_broken_rule_is_caught_by_the_same_check() {
     // The check above can fail: one bad rule in the same text fails it.
     let d = tempfile::tempdir().unwrap();

@@ -73,8 +73,16 @@ pub fn row_part(kernel: bool, security_opt: &[String]) -> (bool, String) {
 /// `up --hardened`'s AppArmor step: where the kernel has AppArmor, the
 /// profile is written and loaded (or replaced) and its name returned for
 /// the container's security options; where it has none, None.
-pub fn prepare(data_dir: &Path) -> Result<Option<String>> {
-    prepare_with(data_dir, kernel_has_apparmor(), find_parser())
+pub fn prepare(data_dir: &Path, uid: u32, gid: u32) -> Result<Option<String>> {
+    let name = prepare_with(data_dir, kernel_has_apparmor(), find_parser())?;
+    if name.is_some() {
+        // Yours, like the rest of the data dir (`clean` removes it).
+        let file = file(data_dir);
+        for p in [file.parent().unwrap_or(data_dir), &file] {
+            let _ = std::os::unix::fs::chown(p, Some(uid), Some(gid));
+        }
+    }
+    Ok(name)
 }
 
 /// [`prepare`] with the kernel's answer and the parser found passed in.
@@ -131,14 +139,19 @@ fn load(parser: &Path, file: &Path) -> Result<()> {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // The parser's last line says why (earlier ones are warnings).
-    let why = stderr
+    // All of it on one line: the reason is not always the last line.
+    let lines: Vec<&str> = stderr
         .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("no message");
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let why = if lines.is_empty() {
+        format!("exit status {}", out.status)
+    } else {
+        lines.join(" / ")
+    };
     Err(Failure::failed(format!(
-        "cannot load the AppArmor profile {NAME} ({} -r -W {}): {why} (loading needs root)",
+        "cannot load the AppArmor profile {NAME} ({} -r -W {}): {why}; loading needs root (CAP_MAC_ADMIN)",
         parser.display(),
         file.display()
     )))
