@@ -25,6 +25,7 @@ PACKAGES=(
   ovmf
   cloud-image-utils   # cloud-localds: the seed of the guest bench's virt-install contender
   docker.io shellcheck hyperfine procps curl
+  apparmor            # apparmor_parser: tests/apparmor_profile.rs compiles the nested host's profile
 )
 
 main() {

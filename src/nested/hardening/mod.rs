@@ -5,7 +5,7 @@
 //! - `credentials`: the SASL user's password and libvirt auth.conf (2)
 //! - `rootfs`: read-only root with tmpfs mounts, narrower /proc (4, 5)
 //! - `seccomp`: the embedded seccomp profile (5)
-//! - `apparmor`: whether the kernel has AppArmor at all (5)
+//! - `apparmor`: the embedded AppArmor profile, loaded where the kernel has AppArmor (5)
 //! - `limits`: memory / CPUs / pids of the container, and what fits (6)
 //! - `fit`: `vm create` / `doctor` against the container's memory (6)
 //! - `report`: one row per guideline (1-8)
@@ -44,6 +44,10 @@ pub struct Profile {
     /// sets it in libvirtd's sasldb.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
+    /// The AppArmor profile (hardened, on a kernel with AppArmor), loaded
+    /// by `prepare_host_side`; None elsewhere, which keeps fingerprints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apparmor: Option<String>,
 }
 
 impl Profile {
@@ -59,9 +63,11 @@ impl Profile {
             return;
         }
         host.cap_add = Some(caps::HARDENED.iter().map(|c| c.to_string()).collect());
-        // No "apparmor=..." at all: where the kernel has none it means
-        // nothing (report row 5 says so).
-        host.security_opt = Some(vec![seccomp::security_opt()]);
+        // "apparmor=..." only where the kernel has AppArmor: elsewhere it
+        // would mean nothing (report row 5 says so).
+        let mut opts = vec![seccomp::security_opt()];
+        opts.extend(self.apparmor.as_deref().map(apparmor::security_opt));
+        host.security_opt = Some(opts);
         rootfs::apply(host);
     }
 }
@@ -86,11 +92,13 @@ pub fn for_up(
         hardened,
         limits: Limits::resolve(memory, cpus, pids, hardened)?,
         credential: None,
+        apparmor: None,
     })
 }
 
 /// Host-side files of the profile, before the container is created: the
-/// SASL credential under --hardened (its hash goes into the profile).
+/// AppArmor profile loaded (kernels with AppArmor) and the SASL credential
+/// under --hardened (its hash goes into the profile).
 /// Credential files that exist are checked (owner, mode) in either profile.
 pub fn prepare_host_side(
     settings: &crate::settings::Settings,
@@ -98,6 +106,8 @@ pub fn prepare_host_side(
 ) -> crate::error::Result<()> {
     use sha2::{Digest, Sha256};
     if profile.hardened {
+        profile.apparmor =
+            apparmor::prepare(&settings.data_dir, settings.host_uid, settings.host_gid)?;
         let password =
             credentials::ensure(&settings.data_dir, settings.host_uid, settings.host_gid)?;
         profile.credential = Some(hex::encode(Sha256::digest(password.as_bytes())));

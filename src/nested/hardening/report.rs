@@ -245,22 +245,22 @@ fn read_only_root(c: &ContainerFacts) -> Row {
 
 fn profiles(o: &Observed, c: &ContainerFacts) -> Row {
     let confined = seccomp::is_confined(&c.security_opt);
-    let apparmor = if o.apparmor {
-        "AppArmor: unconfined (no boxvirt AppArmor profile yet)"
-    } else {
-        "AppArmor: not possible here: the kernel has no AppArmor"
-    };
+    let (apparmor_ok, apparmor) = apparmor::row_part(o.apparmor, &c.security_opt);
     let proc = if c.systempaths_unconfined {
         "all of /proc writable (systempaths=unconfined)"
     } else {
         "/proc masked as Docker does, only /proc/sys/net writable"
     };
     let (state, detail) = if confined && !c.systempaths_unconfined {
-        let state = if o.apparmor { NOT_APPLIED } else { APPLIED };
-        (
-            state,
-            format!("seccomp: boxvirt's profile (Docker's default); {proc}; {apparmor}"),
-        )
+        let detail = format!("seccomp: boxvirt's profile (Docker's default); {proc}; {apparmor}");
+        if apparmor_ok {
+            (APPLIED, detail)
+        } else {
+            (
+                NOT_APPLIED,
+                format!("{detail}; run 'boxvirt up --hardened' again"),
+            )
+        }
     } else if !o.apparmor && !confined {
         (
             NOT_APPLIED,
@@ -377,7 +377,40 @@ mod tests {
                 assert_eq!(r.state, APPLIED, "{r:?}");
             }
         }
-        assert!(rows[4].detail.contains("the kernel has no AppArmor"));
+        assert!(rows[4]
+            .detail
+            .contains("AppArmor: not possible here: the kernel has no AppArmor"));
+    }
+
+    #[test]
+    fn with_apparmor_in_the_kernel_row_5_wants_boxvirts_profile() {
+        let mut o = hardened();
+        o.apparmor = true;
+        // A hardened container without the profile (Docker's default applies).
+        let r = &rows(&o)[4];
+        assert_eq!(r.state, NOT_APPLIED, "{r:?}");
+        assert!(r.detail.contains("docker-default"), "{r:?}");
+        assert!(r.detail.contains("up --hardened"), "{r:?}");
+        // With it.
+        if let Some(c) = o.container.as_mut() {
+            c.security_opt.push(apparmor::security_opt(apparmor::NAME));
+        }
+        let r = &rows(&o)[4];
+        assert_eq!(r.state, APPLIED, "{r:?}");
+        assert!(
+            r.detail.contains("AppArmor: profile boxvirt-nested-host"),
+            "{r:?}"
+        );
+        assert!(!r.detail.contains("not possible"), "{r:?}");
+        // The same container where the kernel has none: the reason stays.
+        o.apparmor = false;
+        let r = &rows(&o)[4];
+        assert_eq!(r.state, APPLIED, "{r:?}");
+        assert!(
+            r.detail
+                .contains("AppArmor: not possible here: the kernel has no AppArmor"),
+            "{r:?}"
+        );
     }
 
     #[test]

@@ -6,10 +6,10 @@
 pub fn describe(was_hardened: bool, hardened: bool) -> Option<String> {
     match (was_hardened, hardened) {
         (false, true) => Some(
-            "switching to the hardened profile (domains, networks and images are kept): the socket now wants SASL credentials (DATA/auth/auth.conf; 'boxvirt uri' shows LIBVIRT_AUTH_FILE for virsh), the root filesystem becomes read-only, only NET_ADMIN is added, seccomp is confined, memory/CPUs/pids are limited".into(),
+            "switching to the hardened profile (domains, networks and images are kept): the socket now wants SASL credentials (DATA/auth/auth.conf; 'boxvirt uri' shows LIBVIRT_AUTH_FILE for virsh), the root filesystem becomes read-only, only NET_ADMIN is added, seccomp is confined (and AppArmor, where the kernel has it), memory/CPUs/pids are limited".into(),
         ),
         (true, false) => Some(
-            "switching back to the default profile (domains, networks and images are kept): the socket no longer asks for credentials (group access only), the root filesystem is writable, the default capability list and seccomp=unconfined return, limits are only those passed".into(),
+            "switching back to the default profile (domains, networks and images are kept): the socket no longer asks for credentials (group access only), the root filesystem is writable, the default capability list, seccomp=unconfined and apparmor=unconfined return, limits are only those passed".into(),
         ),
         _ => None,
     }
