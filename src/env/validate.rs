@@ -66,7 +66,6 @@ fn check_host(src: &Source, name: &str, host: &HostSpec) -> Result<()> {
                 format!("host '{name}': \"{uri}\" is not a libvirt URI ({why}); use e.g. qemu+ssh://user@host/system"),
             )
         }),
-        _ => Ok(()),
     }
 }
 
