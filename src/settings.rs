@@ -76,6 +76,8 @@ pub struct ProcessEnv {
     /// (see image/download.rs).
     pub http_timeout: Option<u64>,
     pub download_retries: Option<u64>,
+    /// `$PATH` (where apparmor_parser is looked for).
+    pub path: Option<std::ffi::OsString>,
 }
 
 impl ProcessEnv {
@@ -92,6 +94,7 @@ impl ProcessEnv {
             cache_dir,
             http_timeout: number("BOXVIRT_HTTP_TIMEOUT"),
             download_retries: number("BOXVIRT_DOWNLOAD_RETRIES"),
+            path: env.get("PATH").map(Into::into),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::process::Command;
 use boxvirt::nested::hardening::apparmor::{self, NAME, PROFILE};
 
 fn parser() -> PathBuf {
-    apparmor::find_parser().expect(
+    apparmor::find_parser(&std::env::var_os("PATH").unwrap_or_default()).expect(
         "apparmor_parser is missing: run tests/harness/install-deps.sh (package 'apparmor')",
     )
 }

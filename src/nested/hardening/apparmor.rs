@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::atomic_file;
 use crate::error::{Failure, Result};
+use crate::settings::Settings;
 
 const ENABLED: &str = "/sys/module/apparmor/parameters/enabled";
 
@@ -73,8 +74,10 @@ pub fn row_part(kernel: bool, security_opt: &[String]) -> (bool, String) {
 /// `up --hardened`'s AppArmor step: where the kernel has AppArmor, the
 /// profile is written and loaded (or replaced) and its name returned for
 /// the container's security options; where it has none, None.
-pub fn prepare(data_dir: &Path, uid: u32, gid: u32) -> Result<Option<String>> {
-    let name = prepare_with(data_dir, kernel_has_apparmor(), find_parser())?;
+pub fn prepare(settings: &Settings, uid: u32, gid: u32) -> Result<Option<String>> {
+    let data_dir = settings.data_dir.as_path();
+    let parser = find_parser(settings.process.path.as_deref().unwrap_or_default());
+    let name = prepare_with(data_dir, kernel_has_apparmor(), parser)?;
     if name.is_some() {
         // Yours, like the rest of the data dir (`clean` removes it).
         let file = file(data_dir);
@@ -159,9 +162,8 @@ fn load(parser: &Path, file: &Path) -> Result<()> {
 
 /// apparmor_parser on PATH, or in /usr/sbin or /sbin (often not on a
 /// non-root user's PATH).
-pub fn find_parser() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
+pub fn find_parser(path: &std::ffi::OsStr) -> Option<PathBuf> {
+    std::env::split_paths(path)
         .chain(["/usr/sbin".into(), "/sbin".into()])
         .map(|d| d.join(PARSER))
         .find(|p| p.is_file())

@@ -106,8 +106,7 @@ pub fn prepare_host_side(
 ) -> crate::error::Result<()> {
     use sha2::{Digest, Sha256};
     if profile.hardened {
-        profile.apparmor =
-            apparmor::prepare(&settings.data_dir, settings.host_uid, settings.host_gid)?;
+        profile.apparmor = apparmor::prepare(settings, settings.host_uid, settings.host_gid)?;
         let password =
             credentials::ensure(&settings.data_dir, settings.host_uid, settings.host_gid)?;
         profile.credential = Some(hex::encode(Sha256::digest(password.as_bytes())));
