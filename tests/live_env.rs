@@ -55,8 +55,7 @@ fn config(memory: u64) -> BTreeMap<String, String> {
 fn plan_list_and_show_read_marks_from_the_real_daemon() {
     let dir = tempfile::tempdir().unwrap();
     let uri = live_uri();
-    let conn = Libvirt::open(&uri, "start it with tests/harness/live-libvirtd.sh start")
-        .unwrap_or_else(|f| panic!("live libvirtd not reachable: {}", f.message));
+    let conn = common::live_conn();
     let env = format!("envlive{}", std::process::id());
     let mark = EnvMark {
         env: env.clone(),

@@ -46,30 +46,11 @@ fn env_file(env: &str, pre: &str, subnet: u32, memory: u64, extra: bool) -> Stri
     s
 }
 
-/// `kind name action state` of each object of a JSON report.
-fn objects(report: &serde_json::Value) -> Vec<String> {
-    report["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| {
-            format!(
-                "{} {} {} {}",
-                o["kind"].as_str().unwrap(),
-                o["name"].as_str().unwrap(),
-                o["action"].as_str().unwrap(),
-                o["state"].as_str().unwrap()
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn apply_in_parallel_converges_refuses_silent_replaces_and_destroy_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let uri = live_uri();
-    let conn = Libvirt::open(&uri, "start it with tests/harness/live-libvirtd.sh start")
-        .unwrap_or_else(|f| panic!("live libvirtd not reachable: {}", f.message));
+    let conn = common::live_conn();
     upload_tiny(&uri);
     let pid = std::process::id();
     let env = format!("ea{pid}");
@@ -241,8 +222,7 @@ fn in_ns(cwd: &Path, program: &Path, args: &[&str]) -> Run {
 fn apply_wait_makes_every_vm_ready_and_env_ssh_config_reaches_each() {
     let dir = tempfile::tempdir().unwrap();
     let uri = live_uri();
-    let conn = Libvirt::open(&uri, "start it with tests/harness/live-libvirtd.sh start")
-        .unwrap_or_else(|f| panic!("live libvirtd not reachable: {}", f.message));
+    let conn = common::live_conn();
     upload_tiny(&uri);
     let pid = std::process::id();
     let env = format!("ew{pid}");

@@ -44,8 +44,7 @@ fn leftovers_of(conn: &Libvirt, prefix: &str) -> Vec<String> {
 fn env_destroy_removes_the_leftovers_of_its_vms_and_only_those() {
     let dir = tempfile::tempdir().unwrap();
     let uri = live_uri();
-    let conn = Libvirt::open(&uri, "start it with tests/harness/live-libvirtd.sh start")
-        .unwrap_or_else(|f| panic!("live libvirtd not reachable: {}", f.message));
+    let conn = common::live_conn();
     upload_tiny(&uri);
     let pid = std::process::id();
     let env = format!("lo{pid}");

@@ -102,41 +102,23 @@ fn two_nics_on_two_boxvirt_networks_get_their_addresses_and_delete_frees_both_sl
         .map(|n| conn.network_xml(n).unwrap())
         .collect();
 
+    // `vm create --template tiny --name VM`, a `--network` per network, then `more`.
+    let create = |networks: &[&str], more: &[&str]| {
+        let mut args = vec!["vm", "create", "--template", "tiny", "--name", &vm];
+        for n in networks {
+            args.extend(["--network", n]);
+        }
+        args.extend_from_slice(more);
+        live(&tpl, &args)
+    };
+
     // Bad input first: nothing of the VM may be left by it.
-    let twice = live(
-        &tpl,
-        &[
-            "vm",
-            "create",
-            "--template",
-            "tiny",
-            "--name",
-            &vm,
-            "--network",
-            &net_a,
-            "--network",
-            &net_a,
-        ],
-    );
+    let twice = create(&[&net_a, &net_a], &[]);
     assert_eq!(twice.code, 2, "{}", twice.stderr);
     assert!(twice
         .one_line_error()
         .contains(&format!("network '{net_a}' is given twice")));
-    let unknown = live(
-        &tpl,
-        &[
-            "vm",
-            "create",
-            "--template",
-            "tiny",
-            "--name",
-            &vm,
-            "--network",
-            &net_a,
-            "--network",
-            "mnic-nosuch",
-        ],
-    );
+    let unknown = create(&[&net_a, "mnic-nosuch"], &[]);
     assert_eq!(unknown.code, 3, "{}", unknown.stderr);
     assert!(unknown
         .one_line_error()
@@ -145,27 +127,9 @@ fn two_nics_on_two_boxvirt_networks_get_their_addresses_and_delete_frees_both_sl
     assert!(!volume_names(&conn).iter().any(|v| v.starts_with(&vm)));
 
     let serial = format!("serial_log=/var/log/libvirt/qemu/{vm}.serial.log");
-    let created = live(
-        &tpl,
-        &[
-            "-o",
-            "json",
-            "vm",
-            "create",
-            "--template",
-            "tiny",
-            "--name",
-            &vm,
-            "--network",
-            &net_a,
-            "--network",
-            &net_b,
-            "--set",
-            &serial,
-            "--wait",
-            "--timeout",
-            "240",
-        ],
+    let created = create(
+        &[&net_a, &net_b],
+        &["-o", "json", "--set", &serial, "--wait", "--timeout", "240"],
     );
     assert_eq!(created.code, 0, "{}", created.stderr);
     let v: serde_json::Value = serde_json::from_str(&created.stdout).unwrap();

@@ -15,27 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-const BIN: &str = env!("CARGO_BIN_EXE_boxvirt");
-/// The nested-host image this boxvirt builds (its tag carries the assets'
-/// hash).
-fn image_tag() -> String {
-    boxvirt::nested::build_context::image_tag(boxvirt::cli::Base::Debian)
-}
-const BASE_IMAGE: &str = "debian:bookworm-slim";
+mod common;
 
-#[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
-    }
-}
+use common::nested::{docker, image_tag, run, Out, BIN};
 
 /// One instance: a temp working dir (cwd of every command) with `home/`
 /// and `run/` (HOME, XDG_RUNTIME_DIR), and the `--data-dir` argument as
@@ -186,43 +168,10 @@ impl Drop for Inst {
 }
 
 fn finish(child: Child) -> Out {
-    let out = child.wait_with_output().unwrap();
-    let out = Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let started = Instant::now();
+    let out = Out::of(child.wait_with_output().unwrap(), started);
     eprintln!("[background] -> {}\n{}", out.code, out.stderr);
     out
-}
-
-fn run(mut cmd: Command) -> Out {
-    let started = Instant::now();
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let out = Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!(
-        "[{:>5.1} s] {cmd:?} -> {}\n{}",
-        started.elapsed().as_secs_f64(),
-        out.code,
-        out.stderr
-    );
-    out
-}
-
-fn docker(args: &[&str]) -> bool {
-    Command::new("docker")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
 }
 
 /// A free port from the kernel (the --auto-ports flag covers a later race).
@@ -232,15 +181,7 @@ fn free_port() -> u16 {
 }
 
 fn require_engine_and_base_image() {
-    assert!(
-        docker(&["info"]),
-        "no Docker engine answers on /var/run/docker.sock: run tests/harness/start-dockerd.sh first"
-    );
-    assert!(
-        docker(&["image", "inspect", BASE_IMAGE]) || docker(&["image", "inspect", &image_tag()]),
-        "neither {BASE_IMAGE} nor {} is present: run tests/harness/base-image.sh first",
-        image_tag()
-    );
+    common::nested::require_engine_and_base_image();
     ensure_image();
 }
 

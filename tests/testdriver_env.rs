@@ -358,24 +358,6 @@ fn env_list_and_show_read_the_vms_metadata_from_any_directory() {
 // each run is checked by its own summary; tests/live_env_apply.rs does the
 // round trip on a real libvirtd) ----
 
-/// `kind name action state` of each object of an apply/destroy JSON report.
-fn objects(report: &serde_json::Value) -> Vec<String> {
-    report["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| {
-            format!(
-                "{} {} {} {}",
-                o["kind"].as_str().unwrap(),
-                o["name"].as_str().unwrap(),
-                o["action"].as_str().unwrap(),
-                o["state"].as_str().unwrap()
-            )
-        })
-        .collect()
-}
-
 const THREE_NODES: &str = "name: lab\nnetworks:\n  default: {template: default}\n  iso: {template: isolated, cidr: 10.10.0.0/24}\ndefaults: {template: tiny}\nvms:\n  - {name: node, count: 3, networks: [iso]}\n  - {name: web, networks: [default]}\n";
 
 #[test]

@@ -395,6 +395,36 @@ pub fn upload_tiny(uri: &str) {
     assert!(run.stdout.contains("kernel image 'tiny'"), "{}", run.stdout);
 }
 
+/// The live libvirtd (tests/harness/live-libvirtd.sh), opened through
+/// boxvirt's libvirt layer; fails (never skips) when it does not answer.
+pub fn live_conn() -> boxvirt::libvirt::Libvirt {
+    boxvirt::libvirt::Libvirt::open(
+        &live_uri(),
+        "start it with tests/harness/live-libvirtd.sh start",
+    )
+    .unwrap_or_else(|f| panic!("live libvirtd not reachable: {}", f.message))
+}
+
+/// `kind name action state` of each object of an `env apply` or `env
+/// destroy` JSON report.
+pub fn objects(report: &serde_json::Value) -> Vec<String> {
+    report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let field = |k: &str| o[k].as_str().unwrap().to_string();
+            [
+                field("kind"),
+                field("name"),
+                field("action"),
+                field("state"),
+            ]
+            .join(" ")
+        })
+        .collect()
+}
+
 /// Names of the volumes in pool `default`.
 pub fn volume_names(conn: &boxvirt::libvirt::Libvirt) -> Vec<String> {
     conn.list_volumes("default")

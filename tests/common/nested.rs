@@ -1,6 +1,7 @@
 //! The nested host in tests (tier 4): one instance with its own name, dir,
 //! HOME and port, driven through the real binary; the docker CLI for checks
-//! from outside. Used by nested_e2e.rs and nested_hardened.rs.
+//! from outside. Used by nested_e2e.rs, nested_hardened.rs and
+//! nested_paths.rs.
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -38,6 +39,16 @@ pub struct Out {
 }
 
 impl Out {
+    /// A finished process's output, and the time since `started`.
+    pub fn of(out: std::process::Output, started: Instant) -> Out {
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            took: started.elapsed(),
+        }
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
@@ -195,12 +206,7 @@ pub fn run(mut cmd: Command) -> Out {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let out = Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        took: started.elapsed(),
-    };
+    let out = Out::of(out, started);
     eprintln!(
         "[{:>5.1} s] {cmd:?} -> {}",
         out.took.as_secs_f64(),
