@@ -74,7 +74,7 @@ fn an_empty_uri_counts_as_not_given() {
     }
 }
 
-/// Text that is no URI (an alias, a bad port) stops before anything
+/// Text that is no URI (a path, a bad port) stops before anything
 /// connects: a usage error naming the value and where it came from.
 #[test]
 fn a_malformed_uri_is_a_usage_error_naming_flag_or_variable() {
@@ -90,6 +90,45 @@ fn a_malformed_uri_is_a_usage_error_naming_flag_or_variable() {
         .args(["vm", "list"])
         .status(2)
         .error_has("LIBVIRT_DEFAULT_URI=\"/run/libvirt/libvirt-sock\" is not a libvirt URI (it has no 'scheme://' and is not a uri_aliases name")
+        .run();
+}
+
+/// A libvirt.conf alias reaches libvirt as it is: defined, it connects
+/// (as a non-root user whose libvirt.conf lives in XDG_CONFIG_HOME);
+/// undefined, the error says where aliases come from.
+#[test]
+fn a_libvirt_conf_alias_is_resolved_by_libvirt() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tmp();
+    let conf = d.path().join("config/libvirt");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(
+        conf.join("libvirt.conf"),
+        "uri_aliases = [ \"lab-alias=test:///default\" ]\n",
+    )
+    .unwrap();
+    for dir in [d.path(), &d.path().join("config"), &conf] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let (uid, gid) = common::nested::test_user();
+    let (reuid, regid) = (format!("--reuid={uid}"), format!("--regid={gid}"));
+    let as_user = ["setpriv", reuid.as_str(), regid.as_str(), "--clear-groups"];
+    let config_home = d.path().join("config");
+    let run = Boxvirt::new(d.path())
+        .wrapped_in(as_user)
+        .env("XDG_CONFIG_HOME", config_home.to_str().unwrap())
+        .env("HOME", d.path().to_str().unwrap())
+        .uri("lab-alias")
+        .args(["-o", "json", "vm", "list"])
+        .run();
+    assert_eq!(row_named(&run.stdout, "test")["state"], "running");
+    Boxvirt::new(d.path())
+        .uri("no-such-alias")
+        .args(["vm", "list"])
+        .status(5)
+        .error_has(
+            "'no-such-alias' is not a URI, so libvirt looks it up in libvirt.conf's uri_aliases",
+        )
         .run();
 }
 

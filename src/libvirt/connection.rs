@@ -119,6 +119,10 @@ impl Libvirt {
                 local: parsed.is_local(),
                 test_driver: parsed.is_test_driver(),
             }),
+            Ok(Err(e)) if parsed.is_alias() => Err(fail(format!(
+                "{}; '{uri}' is not a URI, so libvirt looks it up in libvirt.conf's uri_aliases: define it there or pass a whole URI such as qemu+ssh://user@host/system",
+                summarize(e.message())
+            ))),
             Ok(Err(e)) => Err(fail(summarize(e.message()))),
             Err(_) => Err(fail(format!("no answer within {} s", wait.as_secs()))),
         }
