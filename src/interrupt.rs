@@ -38,6 +38,12 @@ impl Deferred {
         }
         CAUGHT.store(0, Ordering::SeqCst);
         for sig in SIGNALS {
+            // A signal ignored when we started stays ignored: `nohup
+            // boxvirt env apply` must not be undone by the SIGHUP of a
+            // closing terminal.
+            if disposition(sig) == libc::SIG_IGN {
+                continue;
+            }
             // SAFETY: a zeroed sigaction is a valid starting value; the
             // handler only touches an atomic and calls write(2).
             unsafe {
@@ -75,6 +81,16 @@ impl Drop for Deferred {
     }
 }
 
+/// The current handler of `sig` (SIG_DFL, SIG_IGN or a function).
+fn disposition(sig: libc::c_int) -> libc::sighandler_t {
+    // SAFETY: a null new action only reads the current one.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut old);
+        old.sa_sigaction
+    }
+}
+
 /// An error naming the signal if one arrived since the guard was made.
 pub fn check(after_step: &str) -> Result<()> {
     match CAUGHT.load(Ordering::SeqCst) {
@@ -99,10 +115,26 @@ fn signal_name(sig: libc::c_int) -> &'static str {
 mod tests {
     use super::*;
 
+    /// Sets SIGHUP's handler to `to`.
+    fn set_sighup(to: libc::sighandler_t) {
+        // SAFETY: SIG_DFL and SIG_IGN are valid dispositions.
+        unsafe {
+            libc::signal(libc::SIGHUP, to);
+        }
+    }
+
+    /// One test: the dispositions are the process's, shared by all threads.
     #[test]
-    fn a_deferred_signal_is_reported_by_check_and_the_guard_restores_the_default() {
+    fn a_deferred_signal_is_reported_by_check_and_an_ignored_one_stays_ignored() {
+        let original = disposition(libc::SIGHUP);
+        set_sighup(libc::SIG_DFL);
         {
             let _guard = Deferred::new();
+            assert_ne!(
+                disposition(libc::SIGHUP),
+                libc::SIG_DFL,
+                "the guard installs its handler"
+            );
             assert!(check("volume").is_ok());
             // SAFETY: raising a signal whose handler is installed above.
             unsafe {
@@ -115,12 +147,20 @@ mod tests {
                 err.message
             );
         }
-        // SAFETY: reads the current disposition only.
-        let current = unsafe {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            libc::sigaction(libc::SIGHUP, std::ptr::null(), &mut old);
-            old.sa_sigaction
-        };
-        assert_eq!(current, libc::SIG_DFL);
+        assert_eq!(disposition(libc::SIGHUP), libc::SIG_DFL, "restored");
+
+        // As under nohup: ignored before, ignored throughout, ignored after.
+        set_sighup(libc::SIG_IGN);
+        {
+            let _guard = Deferred::new();
+            assert_eq!(disposition(libc::SIGHUP), libc::SIG_IGN);
+            // SAFETY: SIGHUP is ignored.
+            unsafe {
+                libc::raise(libc::SIGHUP);
+            }
+            assert!(check("seed").is_ok());
+        }
+        assert_eq!(disposition(libc::SIGHUP), libc::SIG_IGN);
+        set_sighup(original);
     }
 }
