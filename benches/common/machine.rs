@@ -26,16 +26,20 @@ fn version(v: u32) -> String {
     format!("{}.{}.{}", v / 1_000_000, (v / 1000) % 1000, v % 1000)
 }
 
-fn command_line(program: &str, args: &[&str]) -> String {
+/// The trimmed stdout of a command that succeeded, else "?".
+pub fn command_line(program: &str, args: &[&str]) -> String {
     Command::new(program)
         .args(args)
         .output()
         .ok()
+        .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "?".into())
 }
 
-fn boxvirt_commit() -> String {
+/// The boxvirt commit measured, with a note when what goes into the
+/// binary or the image has local changes.
+pub fn boxvirt_commit() -> String {
     let dir = env!("CARGO_MANIFEST_DIR");
     let commit = command_line("git", &["-C", dir, "rev-parse", "--short", "HEAD"]);
     if commit.is_empty() || commit == "?" {
@@ -51,6 +55,7 @@ fn boxvirt_commit() -> String {
             "--",
             "src",
             "xml-templates",
+            "docker",
             "build.rs",
             "Cargo.lock",
         ],
@@ -58,7 +63,7 @@ fn boxvirt_commit() -> String {
     if dirty.is_empty() {
         commit
     } else {
-        format!("{commit} + local changes in src/")
+        format!("{commit} + local changes")
     }
 }
 

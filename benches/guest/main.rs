@@ -23,14 +23,18 @@
 
 mod build_time;
 mod cleanup;
+#[path = "../common/mod.rs"]
+mod common;
 mod contenders;
 mod noise;
 mod process;
 mod report;
 
+pub use common::stop::check_stop;
+use common::stop::install_signal_handlers;
+
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use cleanup::Made;
 use contenders::{Contender, Sample};
@@ -132,33 +136,6 @@ fn on_path(tool: &str) -> bool {
 }
 
 // --- interruption -----------------------------------------------------------
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-/// Ctrl-C / SIGTERM end the run after the current step; cleanup still runs.
-fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic.
-        unsafe {
-            libc::signal(
-                sig,
-                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            )
-        };
-    }
-}
-
-pub fn check_stop() -> Result<(), String> {
-    if STOP.load(Ordering::SeqCst) {
-        Err("interrupted".into())
-    } else {
-        Ok(())
-    }
-}
 
 // --- the run ------------------------------------------------------------------
 

@@ -2,8 +2,8 @@
 //! the `guest-results` markers (the rest of the file is kept).
 
 use std::path::Path;
-use std::process::Command;
 
+use crate::common::machine::{boxvirt_commit, command_line};
 use crate::contenders::{Contender, Sample};
 use crate::noise::Busy;
 use crate::Results;
@@ -24,39 +24,6 @@ pub struct Machine {
     end: Option<Busy>,
 }
 
-fn stdout_of(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "?".into())
-}
-
-fn commit() -> String {
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let head = stdout_of("git", &["-C", dir, "rev-parse", "--short", "HEAD"]);
-    let dirty = stdout_of(
-        "git",
-        &[
-            "-C",
-            dir,
-            "status",
-            "--porcelain",
-            "--",
-            "src",
-            "xml-templates",
-            "docker",
-        ],
-    );
-    if dirty.is_empty() {
-        head
-    } else {
-        format!("{head} + local changes")
-    }
-}
-
 impl Machine {
     pub fn probe(libvirt: &boxvirt::libvirt::Libvirt) -> Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -70,8 +37,8 @@ impl Machine {
             .versions()
             .unwrap_or_else(|_| ("?".into(), "?".into()));
         Machine {
-            date: stdout_of("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-            commit: commit(),
+            date: command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            commit: boxvirt_commit(),
             cores: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(0),
@@ -82,7 +49,7 @@ impl Machine {
                 .to_string(),
             versions: format!(
                 "libvirt {lib}, QEMU {hyp}, virt-install {}",
-                stdout_of("virt-install", &["--version"])
+                command_line("virt-install", &["--version"])
             ),
             accel: kvm_note(),
             start: Busy::now(),
