@@ -18,6 +18,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use common::nested::{docker, free_port};
 use common::{row_named, Run};
 
 const IMAGE: &str = "boxvirt/nested-host:debian";
@@ -125,23 +126,6 @@ impl Drop for Pair {
     }
 }
 
-/// A port nothing listens on now (both instances start from it).
-fn free_port() -> u16 {
-    (24000..25000)
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .expect("a free port")
-}
-
-fn docker(args: &[&str]) -> bool {
-    Command::new("docker")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
 /// The actions of one host in `env plan -o json`: (object, name, action).
 fn host_actions(plan: &serde_json::Value, host: &str) -> Vec<(String, String, String)> {
     let h = plan["hosts"]
@@ -184,7 +168,7 @@ fn nested_env_on_two_hosts() {
     // Both come up at once from the same free ssh port: one of them loses
     // it to the other between its check and its start, and must move on
     // to the next free port (--auto-ports) instead of failing.
-    let port = free_port().to_string();
+    let port = free_port(24000).to_string();
     std::thread::scope(|s| {
         for side in ["left", "right"] {
             let (pair, port) = (&pair, &port);

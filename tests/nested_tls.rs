@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use boxvirt::nested::tls_certs::{client_dn, Ca};
+use common::nested::docker;
 use common::{Boxvirt, Run};
 
 const INSTANCE: &str = "tls-e2e";
@@ -68,16 +69,6 @@ impl Drop for Instance {
     fn drop(&mut self) {
         docker(&["rm", "-f", CONTAINER]);
     }
-}
-
-fn docker(args: &[&str]) -> bool {
-    Command::new("docker")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
 }
 
 fn docker_out(args: &[&str]) -> String {
