@@ -38,10 +38,11 @@ impl Deferred {
         }
         CAUGHT.store(0, Ordering::SeqCst);
         for sig in SIGNALS {
-            // A signal ignored when we started stays ignored: `nohup
-            // boxvirt env apply` must not be undone by the SIGHUP of a
-            // closing terminal.
-            if disposition(sig) == libc::SIG_IGN {
+            // SIGHUP ignored when we started stays ignored: `nohup boxvirt
+            // env apply` must not be undone by a closing terminal. SIGINT
+            // and SIGTERM always roll back (a background job inherits an
+            // ignored SIGINT, yet `kill -INT` should still undo cleanly).
+            if sig == libc::SIGHUP && disposition(sig) == libc::SIG_IGN {
                 continue;
             }
             // SAFETY: a zeroed sigaction is a valid starting value; the
