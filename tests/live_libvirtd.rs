@@ -275,6 +275,12 @@ fn injected_failures_leave_no_domain_volume_seed_or_reservation_on_the_real_daem
             if signal { "sig" } else { "err" },
             std::process::id()
         );
+        // Should a create go through after all, a failed assertion must
+        // not leave it running.
+        let _guard = VmGuard {
+            uri: uri.clone(),
+            name: name.clone(),
+        };
         let run = create_blank(
             d.path(),
             &name,
