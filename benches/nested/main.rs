@@ -21,6 +21,8 @@
 //! BOXVIRT_BENCH_WRITE=0 (do not update BENCHMARKS.md).
 //! A bench, not a test: nothing asserts on timings.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +30,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use virt::connect::Connect;
+
+use common::measure::ms;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Row {
@@ -203,10 +207,6 @@ impl Samples {
             .map(|(_, d)| *d)
             .collect()
     }
-}
-
-pub fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 fn run() -> Result<(), String> {

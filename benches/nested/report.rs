@@ -2,10 +2,11 @@
 //! BENCHMARKS.md between the `nested` markers).
 
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
-use crate::{ms, Row, Samples, ROWS};
+use crate::common::machine::{boxvirt_commit, command_line};
+use crate::common::measure::{median, ms};
+use crate::common::section::{self, verdict};
+use crate::{Row, Samples, ROWS};
 
 const BEGIN: &str = "<!-- nested:begin -->";
 const END: &str = "<!-- nested:end -->";
@@ -24,54 +25,18 @@ pub struct Machine {
     load: String,
 }
 
-fn output(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
 impl Machine {
     pub fn probe() -> Machine {
-        let dir = env!("CARGO_MANIFEST_DIR");
-        let dirty = !output(
-            "git",
-            &["-C", dir, "status", "--porcelain", "src", "docker"],
-        )
-        .is_empty();
         Machine {
-            date: output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-            commit: format!(
-                "{}{}",
-                output("git", &["-C", dir, "rev-parse", "--short", "HEAD"]),
-                if dirty { " + local changes" } else { "" }
-            ),
+            date: command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            commit: boxvirt_commit(),
             cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            kernel: output("uname", &["-r"]),
-            docker: output("docker", &["version", "--format", "{{.Server.Version}}"]),
+            kernel: command_line("uname", &["-r"]),
+            docker: command_line("docker", &["version", "--format", "{{.Server.Version}}"]),
             load: std::fs::read_to_string("/proc/loadavg")
                 .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
                 .unwrap_or_default(),
         }
-    }
-}
-
-fn median(values: &[Duration]) -> Duration {
-    let mut v = values.to_vec();
-    v.sort();
-    match v.len() {
-        0 => Duration::ZERO,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2,
-    }
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "NOT met"
     }
 }
 
@@ -137,13 +102,7 @@ pub fn markdown(m: &Machine, rounds: usize, s: &Samples) -> String {
     out
 }
 
-/// Replaces the text between the markers in `path`, keeping the rest
-/// (appends the markers when they are missing).
+/// Replaces this bench's section of `path`.
 pub fn write_section(path: &Path, section: &str) -> Result<(), String> {
-    let old = std::fs::read_to_string(path).unwrap_or_default();
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(b), Some(e)) if b < e => format!("{}{BEGIN}\n{section}{}", &old[..b], &old[e..]),
-        _ => format!("{old}\n{BEGIN}\n{section}{END}\n"),
-    };
-    std::fs::write(path, new).map_err(|e| format!("{}: {e}", path.display()))
+    section::write(path, BEGIN, END, section)
 }
