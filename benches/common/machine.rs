@@ -67,15 +67,20 @@ pub fn boxvirt_commit() -> String {
     }
 }
 
+/// The CPU's model name from /proc/cpuinfo, "?" when unknown.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
 impl Machine {
     pub fn read(conn: &Connect, daemon: Option<&Daemon>) -> Machine {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu = cpuinfo
-            .lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_else(|| "?".into());
+        let cpu = cpu_model();
         let read = |p: &str| {
             std::fs::read_to_string(p)
                 .unwrap_or_default()

@@ -14,6 +14,18 @@ pub fn write(path: &Path, begin: &str, end: &str, section: &str) -> Result<(), S
     std::fs::write(path, new).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// Writes a bench's `text` between its markers in BENCHMARKS.md, unless
+/// BOXVIRT_BENCH_WRITE=0 (then the printed text is all).
+pub fn publish(bench: &str, begin: &str, end: &str, text: &str) -> Result<(), String> {
+    if std::env::var("BOXVIRT_BENCH_WRITE").as_deref() == Ok("0") {
+        return Ok(());
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
+    write(&path, begin, end, text)?;
+    eprintln!("{bench}: results written to {}", path.display());
+    Ok(())
+}
+
 /// a ÷ b (NaN when b is zero).
 pub fn ratio(a: std::time::Duration, b: std::time::Duration) -> f64 {
     if b.is_zero() {

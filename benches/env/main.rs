@@ -352,11 +352,7 @@ fn run() -> Result<(), String> {
     let load_after = common::machine::Machine::read(&conn, None).load;
     let text = report::markdown(&cfg, &machine, &load_after, &samples);
     println!("{text}");
-    if std::env::var("BOXVIRT_BENCH_WRITE").as_deref() != Ok("0") {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
-        report::write_section(&path, &text)?;
-        eprintln!("env: results written to {}", path.display());
-    }
+    report::publish(&text)?;
     Ok(())
 }
 

@@ -2,7 +2,6 @@
 //! BENCHMARKS.md between the `env-results` markers): per K, the median wall
 //! of each contender and the ratios the issue asks about, then the aims.
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::common::machine::Machine;
@@ -162,6 +161,7 @@ fn busy_or_quiet(load: &str, cores: usize) -> &'static str {
     }
 }
 
-pub fn write_section(path: &Path, section: &str) -> Result<(), String> {
-    crate::common::section::write(path, BEGIN, END, section)
+/// This bench's section of BENCHMARKS.md (see common::section::publish).
+pub fn publish(text: &str) -> Result<(), String> {
+    crate::common::section::publish("env", BEGIN, END, text)
 }

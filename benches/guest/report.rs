@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::common::machine::{boxvirt_commit, command_line};
+use crate::common::machine::{boxvirt_commit, command_line, cpu_model};
 use crate::contenders::{Contender, Sample};
 use crate::noise::Busy;
 use crate::Results;
@@ -26,13 +26,7 @@ pub struct Machine {
 
 impl Machine {
     pub fn probe(libvirt: &boxvirt::libvirt::Libvirt) -> Machine {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu = cpuinfo
-            .lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_else(|| "?".into());
+        let cpu = cpu_model();
         let (lib, hyp) = libvirt
             .versions()
             .unwrap_or_else(|_| ("?".into(), "?".into()));
@@ -280,13 +274,7 @@ fn noise(r: &Results, line: &mut impl FnMut(String)) {
     ));
 }
 
-/// Replaces the text between the markers in `path`, keeping the rest
-/// (appends the markers when they are missing).
-pub fn write_section(path: &Path, section: &str) -> Result<(), String> {
-    let old = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(b), Some(e)) if b < e => format!("{}{BEGIN}\n{section}{}", &old[..b], &old[e..]),
-        _ => format!("{old}\n{BEGIN}\n{section}{END}\n"),
-    };
-    std::fs::write(path, new).map_err(|e| format!("{}: {e}", path.display()))
+/// This bench's section of BENCHMARKS.md (see common::section::publish).
+pub fn publish(text: &str) -> Result<(), String> {
+    crate::common::section::publish("guest", BEGIN, END, text)
 }

@@ -542,11 +542,7 @@ fn run() -> Result<(), String> {
     };
     let text = results.markdown();
     println!("{text}");
-    if std::env::var("BOXVIRT_BENCH_WRITE").as_deref() != Ok("0") {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
-        report::write_section(&path, &text)?;
-        eprintln!("lifecycle: results written to {}", path.display());
-    }
+    report::publish(&text)?;
     Ok(())
 }
 

@@ -1,7 +1,6 @@
 //! The results as a Markdown section (printed, and written into
 //! BENCHMARKS.md between the `results` markers), with the machine it ran on.
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::common::machine::Machine;
@@ -237,6 +236,7 @@ impl Results {
     }
 }
 
-pub fn write_section(path: &Path, section: &str) -> Result<(), String> {
-    crate::common::section::write(path, BEGIN, END, section)
+/// This bench's section of BENCHMARKS.md (see common::section::publish).
+pub fn publish(text: &str) -> Result<(), String> {
+    crate::common::section::publish("lifecycle", BEGIN, END, text)
 }

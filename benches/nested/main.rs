@@ -25,7 +25,7 @@
 mod common;
 mod report;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -237,11 +237,7 @@ fn run() -> Result<(), String> {
     result?;
     let text = report::markdown(&machine, rounds, &samples);
     println!("{text}");
-    if std::env::var("BOXVIRT_BENCH_WRITE").as_deref() != Ok("0") {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
-        report::write_section(&path, &text)?;
-        eprintln!("nested: results written to {}", path.display());
-    }
+    report::publish(&text)?;
     Ok(())
 }
 

@@ -1,11 +1,9 @@
 //! The results as a Markdown section (printed, and written into
 //! BENCHMARKS.md between the `nested` markers).
 
-use std::path::Path;
-
 use crate::common::machine::{boxvirt_commit, command_line};
 use crate::common::measure::{median, ms};
-use crate::common::section::{self, verdict};
+use crate::common::section::verdict;
 use crate::{Row, Samples, ROWS};
 
 const BEGIN: &str = "<!-- nested:begin -->";
@@ -102,7 +100,7 @@ pub fn markdown(m: &Machine, rounds: usize, s: &Samples) -> String {
     out
 }
 
-/// Replaces this bench's section of `path`.
-pub fn write_section(path: &Path, section: &str) -> Result<(), String> {
-    section::write(path, BEGIN, END, section)
+/// This bench's section of BENCHMARKS.md (see common::section::publish).
+pub fn publish(text: &str) -> Result<(), String> {
+    crate::common::section::publish("nested", BEGIN, END, text)
 }
