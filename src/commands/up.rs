@@ -243,8 +243,8 @@ fn finish_up(
     a: &UpArgs,
     started: Instant,
 ) -> Result<Exit> {
-    let versions = wait_ready(ctx, engine, settings, a.timeout)?;
-    ensure_default_network(ctx, settings)?;
+    let (conn, versions) = wait_ready(ctx, engine, settings, a.timeout)?;
+    ensure_default_network(ctx, &conn)?;
     write_ssh_files(ctx, settings, a.no_link_ssh)?;
     summary(ctx, settings, &versions, started.elapsed())?;
     Ok(Exit::Ok)
@@ -253,10 +253,10 @@ fn finish_up(
 /// The instance's network `default`, made by boxvirt (not by the
 /// container's entrypoint, see BOXVIRT_NET_DEFAULT) so that it has boxvirt's
 /// block of address slots from the start: creates and deletes on it never
-/// touch the network. A lookup when it exists (every `up` after the first).
-fn ensure_default_network(ctx: &Ctx, settings: &Settings) -> Result<()> {
-    let conn = Libvirt::open(&settings.socket_uri(), "run 'boxvirt doctor'")?;
-    let (changes, size) = crate::commands::net::ensure(ctx, &conn, "default", None)?;
+/// touch the network. A lookup when it exists (every `up` after the first),
+/// on the connection the wait for libvirt opened.
+fn ensure_default_network(ctx: &Ctx, conn: &Libvirt) -> Result<()> {
+    let (changes, size) = crate::commands::net::ensure(ctx, conn, "default", None)?;
     if !changes.is_empty() {
         let said: Vec<&str> = changes.iter().map(|c| c.describe()).collect();
         let block = size
@@ -352,13 +352,14 @@ enum Seen {
 }
 
 /// Waits for libvirt through the socket, then for sshd; a timeout names the
-/// stage and what was seen. Returns (libvirt version, hypervisor version).
+/// stage and what was seen. Returns the connection that answered and
+/// (libvirt version, hypervisor version).
 fn wait_ready(
     ctx: &Ctx,
     engine: &Engine,
     settings: &Settings,
     timeout: u64,
-) -> Result<(String, String)> {
+) -> Result<(Libvirt, (String, String))> {
     let deadline = Instant::now() + Duration::from_secs(timeout);
     let name = settings.container_name();
     let progress = crate::progress::Spinner::new(&ctx.out);
@@ -378,13 +379,13 @@ fn wait_ready(
     let mut alive = AliveCheck {
         last: Some(Instant::now()),
     };
-    let versions = loop {
+    let (conn, versions) = loop {
         alive
             .check(engine, &name)
             .inspect_err(|_| progress.finish())?;
         let seen = if std::fs::metadata(&socket).is_ok() {
-            match Libvirt::open(&uri, "").and_then(|l| l.versions()) {
-                Ok(v) => break v,
+            match Libvirt::open(&uri, "").and_then(|l| l.versions().map(|v| (l, v))) {
+                Ok(answered) => break answered,
                 Err(e) => Seen::NoAnswer(reason_of(&e.message)),
             }
         } else {
@@ -433,7 +434,7 @@ fn wait_ready(
     }
     super::tls::wait_answer(&progress, settings, deadline).inspect_err(|_| progress.finish())?;
     progress.finish();
-    Ok(versions)
+    Ok((conn, versions))
 }
 
 /// How often the wait looks at the socket and sshd. Both checks are local
