@@ -218,9 +218,9 @@ pub fn instance_checks(ctx: &Ctx) -> Vec<Check> {
 /// when creating VMs": looked up inside the instance's container; for
 /// another URI, the ids do not apply and cgroups are checked on this
 /// machine (local URI) or not at all (remote).
-pub fn runtime_checks(ctx: &Ctx) -> Vec<Check> {
+pub fn runtime_checks(ctx: &Ctx, inspected: Option<&Inspected>) -> Vec<Check> {
     let s = &ctx.settings;
-    if !s.uses_instance() {
+    let Some(inspected) = inspected.filter(|_| s.uses_instance()) else {
         let uri = s.uri();
         let ids = row(
             "host-ids",
@@ -239,7 +239,7 @@ pub fn runtime_checks(ctx: &Ctx) -> Vec<Check> {
             )
         };
         return vec![ids, cg];
-    }
+    };
     let name = s.container_name();
     let both = |status: Status, detail: String, fix: String| {
         vec![
@@ -247,8 +247,8 @@ pub fn runtime_checks(ctx: &Ctx) -> Vec<Check> {
             row("cgroup-controllers", status, detail, fix),
         ]
     };
-    let engine = match Engine::connect().and_then(|e| Ok((e.container(&name)?, e))) {
-        Ok((Some(c), e)) if c.running => e,
+    let engine = match inspected {
+        Ok((e, Some(c))) if c.running => e,
         Ok(_) => {
             return both(
                 Status::Fail,
@@ -265,7 +265,7 @@ pub fn runtime_checks(ctx: &Ctx) -> Vec<Check> {
         }
     };
     vec![
-        host_ids_row(&engine, &name, s.host_uid, s.host_gid),
+        host_ids_row(engine, &name, s.host_uid, s.host_gid),
         match engine.exec(&name, &["sh", "-c", cgroup::PROBE]) {
             Ok((_, out)) => cgroup_row(&cgroup::Facts::parse(&out)),
             Err(e) => row(
@@ -535,15 +535,12 @@ const HARDENING_IDS: [&str; 8] = [
 
 /// One row per hardening guideline, as `status` shows them. Not applied is
 /// a warning only on a hardened instance (the default profile is a choice).
-fn hardening_checks(ctx: &Ctx) -> Vec<Check> {
+fn hardening_checks(ctx: &Ctx, inspected: &Inspected) -> Vec<Check> {
     use crate::nested::hardening::report::{self, Observed, NOT_APPLIED};
     let s = &ctx.settings;
-    let info = Engine::connect()
-        .and_then(|e| e.container(&s.container_name()))
-        .ok()
-        .flatten();
+    let info = inspected.as_ref().ok().and_then(|(_, c)| c.as_ref());
     let observed = Observed::gather(
-        info.as_ref().map(|c| (c.hardening.clone(), &c.labels)),
+        info.map(|c| (c.hardening.clone(), &c.labels)),
         &s.socket_path(),
         &s.data_dir,
         s.host_gid,
@@ -591,15 +588,26 @@ fn memory_fit_check(ctx: &Ctx, conn: &Libvirt) -> Option<Check> {
     })
 }
 
+/// The instance's container as Docker sees it: looked up once, for every
+/// row that needs it.
+type Inspected = crate::error::Result<(Engine, Option<crate::nested::ContainerInfo>)>;
+
+fn inspect(ctx: &Ctx) -> Inspected {
+    let engine = Engine::connect()?;
+    let info = engine.container(&ctx.settings.container_name())?;
+    Ok((engine, info))
+}
+
 pub fn report(ctx: &Ctx) -> Report {
     let uri = ctx.settings.libvirt_uri();
     let mut checks = host_checks();
+    let inspected = ctx.settings.uses_instance().then(|| inspect(ctx));
     if ctx.settings.uses_instance() {
         checks.extend(instance_checks(ctx));
     }
-    checks.extend(runtime_checks(ctx));
-    if ctx.settings.uses_instance() {
-        checks.extend(hardening_checks(ctx));
+    checks.extend(runtime_checks(ctx, inspected.as_ref()));
+    if let Some(inspected) = &inspected {
+        checks.extend(hardening_checks(ctx, inspected));
     }
     match ctx.libvirt() {
         Ok(conn) => {
